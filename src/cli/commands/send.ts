@@ -1,0 +1,95 @@
+import { Command } from 'commander';
+import { PreforkError } from '../../errors.js';
+import { addTask } from '../../queue/add-task.js';
+import { checkTaskName } from '../../queue/known-tasks.js';
+import { TaskWaiter } from '../../queue/task-waiter.js';
+import { toTaskView } from '../../queue/task-view.js';
+import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { exitCodes } from '../exit-codes.js';
+import { integer, parsePayload } from '../parse.js';
+import { addDatabaseOptions } from './common.js';
+
+interface SendFlags extends DatabaseFlags {
+  wait?: boolean;
+  timeout?: number;
+  json?: boolean;
+  maxAttempts?: number;
+  priority?: number;
+  delay?: number;
+  queue?: string;
+  key?: string;
+}
+
+export function sendCommand(): Command {
+  const command = new Command('send')
+    .description('queue a task; with --wait, wait for it and print its result')
+    .argument('<task>', 'task name, e.g. report.build')
+    .argument('[payload]', 'JSON payload, or - to read it from stdin', '{}')
+    .option('--wait', 'wait until the task finishes and print its result')
+    .option('--timeout <ms>', 'with --wait: give up after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
+    .option('--json', 'print JSON: the id, or with --wait the whole task (id, task, status, result, error, attempts, workerPid, …)')
+    .option('--max-attempts <n>', 'attempts before the task fails for good', integer('--max-attempts', 1, 1000))
+    .option('--priority <n>', 'higher runs first (0 to 1000)', integer('--priority', 0, 1000))
+    .option('--delay <ms>', 'do not run before this many milliseconds from now', integer('--delay', 0, 2_147_483_647))
+    .option('--queue <name>', 'named queue', 'default')
+    .option('--key <key>', 'unique key: while a task with this key is queued or running, return its id instead');
+  addDatabaseOptions(command);
+  command.addHelpText(
+    'after',
+    `
+Exit codes: 0 sent (or succeeded), 1 the task failed, 2 bad input or unknown task, 3 database unreachable, 124 --timeout passed.
+
+Examples:
+  $ prefork send prefork.echo '{"hi":1}' --wait
+  $ prefork send report.build '{"userId":7}' --wait --timeout 30000 --json
+  $ echo '{"userId":7}' | prefork send report.build -`,
+  );
+  return command.action(async (name: string, payloadText: string, flags: SendFlags) => {
+    const payload = parsePayload(payloadText === '-' ? await readStdin() : payloadText);
+    const database = resolveDatabase(flags);
+    const client = await openDatabase(database, 'prefork send');
+    try {
+      const check = await checkTaskName(client, database.schema, name);
+      if (!check.ok) {
+        throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
+      }
+      const waiter = flags.wait ? await TaskWaiter.listen(client, database.schema) : null;
+      const added = await addTask(client, database.schema, name, payload, {
+        maxAttempts: flags.maxAttempts,
+        priority: flags.priority,
+        delayMs: flags.delay,
+        queue: flags.queue,
+        key: flags.key,
+      });
+      if (!waiter) {
+        process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
+        return;
+      }
+      const { row, final } = await waiter.wait(added.id, { timeoutMs: flags.timeout });
+      if (!row) throw new PreforkError('TASK_GONE', `task ${added.id} disappeared from the queue`, { exitCode: exitCodes.taskFailed });
+      const view = toTaskView(row);
+      if (flags.json) process.stdout.write(`${JSON.stringify(view)}\n`);
+      if (!final) {
+        process.stderr.write(`prefork: task ${row.id} is still ${row.state} after ${flags.timeout} ms\n`);
+        process.exitCode = exitCodes.timeout;
+        return;
+      }
+      if (row.state === 'succeeded') {
+        if (!flags.json) process.stdout.write(`${JSON.stringify(row.result)}\n`);
+        return;
+      }
+      const error = view.error;
+      const attempts = `${row.attempts} attempt${row.attempts === 1 ? '' : 's'}`;
+      process.stderr.write(`prefork: task ${row.id} (${row.name}) ${row.state.replace('_', ' ')} after ${attempts}: ${error ? `${error.name}: ${error.message}` : 'no error recorded'}\n`);
+      process.exitCode = exitCodes.taskFailed;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { PreforkError } from '../../errors.js';
+import { createLogger } from '../../logger.js';
+import { Supervisor } from '../../primary/supervisor.js';
+import { supervisorDefaults } from '../../primary/supervisor-options.js';
+import { handleStopSignals } from '../../signals.js';
+import { resolveDatabase, type DatabaseFlags } from '../database.js';
+import { exitCodes } from '../exit-codes.js';
+import { integer, logLevel } from '../parse.js';
+import { addDatabaseOptions } from './common.js';
+
+interface StartFlags extends DatabaseFlags {
+  workers?: number;
+  concurrency: number;
+  tasks?: string;
+  logLevel: string;
+  shutdownTimeout: number;
+  maxAttempts: number;
+}
+
+export function startCommand(): Command {
+  const command = new Command('start')
+    .description('run a supervisor in the foreground: a primary process that forks workers and feeds them tasks')
+    .option('-w, --workers <n>', 'worker processes (default: available parallelism)', integer('--workers', 1, 1024))
+    .option('-c, --concurrency <n>', 'tasks one worker runs at once', integer('--concurrency', 1, 1000), supervisorDefaults.concurrency)
+    .option('-t, --tasks <path>', 'ES module whose default export maps task names to handlers')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', logLevel, supervisorDefaults.logLevel)
+    .option('--shutdown-timeout <ms>', 'on stop, how long running tasks may take before they are aborted', integer('--shutdown-timeout', 0, 86_400_000), supervisorDefaults.shutdownTimeoutMs)
+    .option('--max-attempts <n>', 'attempts per task when neither the task nor the send says', integer('--max-attempts', 1, 1000), supervisorDefaults.defaultMaxAttempts);
+  addDatabaseOptions(command);
+  command.addHelpText(
+    'after',
+    `
+Examples:
+  $ prefork start --workers 4 --tasks ./tasks.js
+  $ DATABASE_URL=postgres://app@db/app prefork start -w 2 -c 4 --tasks ./dist/tasks.js`,
+  );
+  return command.action(async (flags: StartFlags) => {
+    const database = resolveDatabase(flags);
+    const tasksPath = flags.tasks ? resolve(flags.tasks) : undefined;
+    if (tasksPath && !existsSync(tasksPath)) {
+      throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
+    }
+    const log = createLogger({ level: flags.logLevel, base: { role: 'primary' } });
+    const supervisor = new Supervisor(
+      {
+        ...supervisorDefaults,
+        databaseUrl: database.url,
+        schema: database.schema,
+        workers: flags.workers ?? availableParallelism(),
+        concurrency: flags.concurrency,
+        tasksPath,
+        logLevel: flags.logLevel,
+        shutdownTimeoutMs: flags.shutdownTimeout,
+        defaultMaxAttempts: flags.maxAttempts,
+      },
+      log,
+    );
+    handleStopSignals(supervisor, log, () => process.exit(exitCodes.forced));
+    const stopped = new Promise<void>((done) => supervisor.once('stopped', done));
+    try {
+      await supervisor.start();
+    } catch (error) {
+      log.fatal({ event: 'supervisor_start_failed', err: error }, (error as Error).message);
+      throw error;
+    }
+    await stopped;
+  });
+}

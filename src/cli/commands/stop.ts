@@ -1,0 +1,65 @@
+import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Command } from 'commander';
+import { channelsFor } from '../../db/identifiers.js';
+import { PreforkError } from '../../errors.js';
+import { isProcessAlive } from '../../primary/same-host.js';
+import { supervisorDefaults } from '../../primary/supervisor-options.js';
+import { liveSupervisors } from '../../queue/supervisors.js';
+import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { exitCodes } from '../exit-codes.js';
+import { integer } from '../parse.js';
+import { addDatabaseOptions } from './common.js';
+
+interface StopFlags extends DatabaseFlags {
+  timeout?: number;
+  wait: boolean;
+  supervisor?: string;
+}
+
+export function stopCommand(): Command {
+  const command = new Command('stop')
+    .description('ask the running supervisors to stop gracefully and wait until they have')
+    .option('--supervisor <id>', 'stop only this supervisor (see status)')
+    .option('--timeout <ms>', 'give up waiting after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
+    .option('--no-wait', 'ask, but do not wait');
+  addDatabaseOptions(command);
+  return command.action(async (flags: StopFlags) => {
+    const database = resolveDatabase(flags);
+    const client = await openDatabase(database, 'prefork stop');
+    try {
+      const leaseMs = supervisorDefaults.leaseMs;
+      const targets = (await liveSupervisors(client, database.schema, leaseMs)).filter((s) => !flags.supervisor || s.id === flags.supervisor);
+      if (targets.length === 0) {
+        throw new PreforkError('NO_SUPERVISOR', flags.supervisor ? `no running supervisor has id ${flags.supervisor}` : 'no supervisor is running on this database', {
+          exitCode: exitCodes.unavailable,
+        });
+      }
+      await client.query('select pg_notify($1, $2)', [channelsFor(database.schema).control, JSON.stringify({ command: 'stop', target: flags.supervisor ?? '*' })]);
+      process.stderr.write(`prefork: asked ${targets.length} supervisor${targets.length === 1 ? '' : 's'} to stop\n`);
+      if (!flags.wait) return;
+      const deadline = flags.timeout === undefined ? Infinity : Date.now() + flags.timeout;
+      const ids = new Set(targets.map((t) => t.id));
+      const here = hostname();
+      for (;;) {
+        const live = (await liveSupervisors(client, database.schema, leaseMs)).filter(
+          (s) => ids.has(s.id) && !(s.host === here && !isProcessAlive(s.pid)),
+        );
+        if (live.length === 0) break;
+        if (Date.now() >= deadline) {
+          process.stderr.write(`prefork: ${live.length} supervisor${live.length === 1 ? ' is' : 's are'} still stopping after ${flags.timeout} ms\n`);
+          process.exitCode = exitCodes.timeout;
+          return;
+        }
+        await delay(100);
+      }
+      // The row says stopped once the workers are gone; on this host, also wait for the primary to exit.
+      const local = targets.filter((t) => t.host === here);
+      const exitBy = Math.min(deadline, Date.now() + 10_000);
+      while (local.some((t) => isProcessAlive(t.pid)) && Date.now() < exitBy) await delay(50);
+      process.stderr.write('prefork: stopped\n');
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+}

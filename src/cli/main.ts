@@ -1,0 +1,62 @@
+/** The `prefork` command line. Every failure is one line on stderr and a documented exit code. */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { PreforkError } from '../errors.js';
+import { exitCodes } from './exit-codes.js';
+import { sendCommand } from './commands/send.js';
+import { startCommand } from './commands/start.js';
+import { statusCommand } from './commands/status.js';
+import { stopCommand } from './commands/stop.js';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('prefork')
+    .description('A worker supervisor: a primary forks worker processes, tasks are queued in PostgreSQL, each task runs on its own database connection.')
+    .version(version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 ok, 1 task failed, 2 usage or invalid input, 3 database or supervisor unreachable, 124 timed out.
+
+Quick start:
+  $ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+  $ prefork start --workers 4 --tasks ./tasks.js        # terminal 1
+  $ prefork send prefork.echo '{"hi":1}' --wait          # terminal 2`,
+    );
+  for (const command of [startCommand(), sendCommand(), statusCommand(), stopCommand()]) {
+    program.addCommand(command);
+  }
+  // Commander's own errors (unknown option, bad value) become exit 2; --help and --version exit 0.
+  const configure = (c: Command) => {
+    c.exitOverride();
+    c.configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.startsWith('error:') ? `prefork: ${s}` : s) });
+    c.commands.forEach(configure);
+  };
+  configure(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : exitCodes.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return exitCodes.ok;
+      if (error.code === 'commander.invalidArgument' && !error.message.startsWith('error:')) {
+        // An InvalidArgumentError thrown from an action (not while parsing) has not been printed yet.
+        process.stderr.write(`prefork: error: ${error.message}\n`);
+      }
+      return exitCodes.usage;
+    }
+    if (error instanceof PreforkError) {
+      process.stderr.write(`prefork: error: ${error.message}\n`);
+      return error.exitCode;
+    }
+    process.stderr.write(`prefork: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return exitCodes.taskFailed;
+  }
+}

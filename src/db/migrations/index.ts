@@ -1,0 +1,10 @@
+import initial from './000001-initial.js';
+
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+/** Append only: a migration that has shipped is never edited. */
+export const migrations: readonly Migration[] = [{ id: 1, name: 'initial', sql: initial }];

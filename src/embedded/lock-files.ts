@@ -1,0 +1,43 @@
+import { readFile, readlink, realpath, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { isProcessAlive } from './process-alive.js';
+
+/**
+ * Removes PostgreSQL's lock files (`postmaster.pid` in the data dir, `.s.PGSQL.<port>.lock` in the socket dir)
+ * when they were left by a server that is gone. PostgreSQL only ignores a lock file whose pid is dead; a pid
+ * reused by another process (or one it may not signal, when it runs as another user) blocks its start.
+ * A lock file held by a live postgres of this data dir is an error: the cluster is in use.
+ */
+export async function removeStaleLockFiles(dataDir: string, socketDir: string, port: number): Promise<void> {
+  for (const file of [path.join(dataDir, 'postmaster.pid'), path.join(socketDir, `.s.PGSQL.${port}.lock`)]) {
+    await removeIfStale(file, dataDir);
+  }
+}
+
+async function removeIfStale(file: string, dataDir: string): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
+  // Negative pids mark a single-user backend; the process is what matters either way.
+  const holder = Math.abs(pid);
+  if (isProcessAlive(holder) && (await isPostgresOf(holder, dataDir)) !== false) {
+    throw new Error(`PostgreSQL is already running on ${dataDir} (pid ${holder}); stop it first`);
+  }
+  await rm(file, { force: true });
+}
+
+/** Whether `pid` is a postgres working in `dataDir`; undefined when this platform cannot tell (no /proc). */
+async function isPostgresOf(pid: number, dataDir: string): Promise<boolean | undefined> {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const [exe, cwd, wanted] = await Promise.all([
+      readlink(`/proc/${pid}/exe`),
+      realpath(`/proc/${pid}/cwd`),
+      realpath(dataDir),
+    ]);
+    return path.basename(exe).startsWith('postgres') && cwd === wanted;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ESRCH' ? false : undefined;
+  }
+}

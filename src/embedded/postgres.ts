@@ -1,0 +1,166 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chown, open } from 'node:fs/promises';
+import path from 'node:path';
+import { locateBinaries } from './binaries.js';
+import { initCluster, prepareDataDir } from './init-cluster.js';
+import { removeStaleLockFiles } from './lock-files.js';
+import { validateOptions } from './options.js';
+import { guardAgainstParentDeath } from './parent-death.js';
+import { type RunAs, unprivilegedUser } from './run-as.js';
+import { chooseSocketDir, type SocketDir } from './socket-dir.js';
+import { spawnOptions } from './spawn-options.js';
+import { type ServerExit, waitUntilAccepting } from './wait-ready.js';
+
+export { createDatabase } from './create-database.js';
+
+export interface EmbeddedPostgresLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface EmbeddedPostgresOptions {
+  /** Created and initdb'd if empty; reused if it already holds a cluster. */
+  dataDir: string;
+  /** Extra server settings, passed as `-c name=value`, e.g. `{ max_connections: '20' }`. */
+  settings?: Record<string, string>;
+  /** Also listen on 127.0.0.1 at this TCP port. Default: Unix socket only (named after port 5432). */
+  port?: number;
+  log?: EmbeddedPostgresLogger;
+}
+
+export interface EmbeddedPostgres extends AsyncDisposable {
+  /** Over the Unix socket: postgres://postgres@localhost:PORT/postgres?host=%2Fsocket%2Fdir */
+  readonly connectionString: string;
+  readonly dataDir: string;
+  readonly socketDir: string;
+  readonly port: number;
+  /** The postmaster's pid. */
+  readonly pid: number;
+  /** Fast shutdown (SIGINT), waiting for the server to exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const DEFAULT_PORT = 5432;
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 30_000;
+const LOG_FILE = 'postgres.log';
+
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const validated = validateOptions(options);
+  const startedAt = performance.now();
+  const port = validated.port ?? DEFAULT_PORT;
+  const dataDir = path.resolve(validated.dataDir);
+  const runAs = await unprivilegedUser();
+  const binaries = await locateBinaries(runAs);
+  const serverDataPath = await prepareDataDir(dataDir, runAs);
+  const initialised = await initCluster(dataDir, serverDataPath, binaries, runAs);
+  const socket = await chooseSocketDir(dataDir, serverDataPath, port, runAs);
+  const connectionString = `postgres://postgres@localhost:${port}/postgres?host=${encodeURIComponent(socket.clientDir)}`;
+  const settings: Record<string, string> = {
+    listen_addresses: validated.port === undefined ? '' : '127.0.0.1',
+    max_connections: '100',
+    ...validated.settings,
+  };
+  const args = ['-D', serverDataPath, '-k', socket.serverDir, '-p', String(port)];
+  for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
+
+  let server: LaunchedServer;
+  try {
+    await removeStaleLockFiles(dataDir, socket.clientDir, port);
+    server = await launch(binaries.postgres, args, dataDir, runAs);
+    await waitUntilAccepting(connectionString, server.exited, server.logFile, START_TIMEOUT_MS).catch(
+      async (error: unknown) => {
+        server.child.kill('SIGQUIT');
+        await server.exited;
+        server.disarm();
+        throw error;
+      },
+    );
+  } catch (error) {
+    await socket.release();
+    throw error;
+  }
+  const pid = server.child.pid ?? 0;
+  const ms = Math.round(performance.now() - startedAt);
+  options.log?.info({ dataDir, socketDir: socket.clientDir, port, pid, initialised, ms }, 'embedded_postgres_started');
+  return handle({ server, socket, connectionString, dataDir, port, pid, log: options.log });
+}
+
+interface LaunchedServer {
+  readonly child: ChildProcess;
+  readonly exited: Promise<ServerExit>;
+  readonly logFile: string;
+  /** Ends the parent-death guard (the watchdog, where one runs). */
+  readonly disarm: () => void;
+}
+
+/** Spawns postgres with its output going to a log file in the data dir (truncated on each start). */
+async function launch(postgres: string, args: string[], dataDir: string, runAs: RunAs | undefined): Promise<LaunchedServer> {
+  const logFile = path.join(dataDir, LOG_FILE);
+  const log = await open(logFile, 'w');
+  let child: ChildProcess;
+  try {
+    if (runAs) await chown(logFile, runAs.uid, runAs.gid);
+    const guarded = await guardAgainstParentDeath(postgres, args);
+    child = spawn(guarded.command, guarded.args, { ...spawnOptions(dataDir, runAs), stdio: ['ignore', log.fd, log.fd] });
+    const exited = new Promise<ServerExit>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    });
+    const disarm = child.pid === undefined ? () => {} : guarded.guard(child.pid);
+    return { child, exited, logFile, disarm };
+  } finally {
+    await log.close();
+  }
+}
+
+function handle(state: {
+  server: LaunchedServer;
+  socket: SocketDir;
+  connectionString: string;
+  dataDir: string;
+  port: number;
+  pid: number;
+  log: EmbeddedPostgresLogger | undefined;
+}): EmbeddedPostgres {
+  const { server, socket, dataDir, pid, log } = state;
+  let stopping: Promise<void> | undefined;
+  let exit: ServerExit | undefined;
+  void server.exited.then((value) => {
+    exit = value;
+    if (!stopping) log?.warn({ dataDir, pid, code: value.code, signal: value.signal }, 'embedded_postgres_exited');
+  });
+  // The server alone does not keep this process alive; stop() holds it until the server is gone.
+  server.child.unref();
+
+  async function stopServer(): Promise<void> {
+    server.child.ref();
+    if (exit === undefined) {
+      server.child.kill('SIGINT');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
+      });
+      if ((await Promise.race([server.exited, timedOut])) === 'timeout') {
+        log?.warn({ dataDir, pid, timeoutMs: STOP_TIMEOUT_MS }, 'embedded_postgres_stop_timeout');
+        server.child.kill('SIGQUIT');
+        await server.exited;
+      }
+      clearTimeout(timer);
+    }
+    server.disarm();
+    await socket.release();
+    log?.info({ dataDir, pid }, 'embedded_postgres_stopped');
+  }
+
+  const stop = () => (stopping ??= stopServer());
+  return {
+    connectionString: state.connectionString,
+    dataDir,
+    socketDir: socket.clientDir,
+    port: state.port,
+    pid,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}

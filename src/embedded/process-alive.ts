@@ -1,0 +1,26 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Whether a process with this pid is running. EPERM means it exists but belongs to someone else. A zombie
+ * (dead, not yet reaped: an orphan waits for init to reap it) counts as gone; Linux shows that in /proc.
+ */
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Format: "pid (comm) state ...", and comm may itself contain ") ".
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false;
+  }
+}

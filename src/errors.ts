@@ -1,0 +1,79 @@
+/**
+ * Errors that cross a boundary (IPC, the database, the CLI) are plain objects; classes exist only where a
+ * caller branches on them.
+ */
+
+/** The form an error takes on the wire and in the database. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string | undefined;
+  stack?: string | undefined;
+  /** false when the error asked not to be retried. */
+  retryable?: boolean | undefined;
+}
+
+/** An error with a stable `code`; `exitCode` is what the CLI exits with when it reaches the top. */
+export class PreforkError extends Error {
+  readonly code: string;
+  readonly exitCode: number;
+  constructor(code: string, message: string, options: { cause?: unknown; exitCode?: number } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PreforkError';
+    this.code = code;
+    this.exitCode = options.exitCode ?? 1;
+  }
+}
+
+/**
+ * Thrown (or returned as a cause) by a task that must not be retried whatever its attempt budget.
+ * Any error with `retryable === false` is treated the same way.
+ */
+export class NonRetryableError extends Error {
+  readonly retryable = false;
+  readonly code: string;
+  constructor(message: string, options: { cause?: unknown; code?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'NonRetryableError';
+    this.code = options.code ?? 'NON_RETRYABLE';
+  }
+}
+
+/** Turns anything thrown into an Error, keeping the original as `cause` when it was not one. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === 'object' && value !== null && 'message' in value) {
+    const e = new Error(String((value as { message: unknown }).message), { cause: value });
+    const name = (value as { name?: unknown }).name;
+    if (typeof name === 'string') e.name = name;
+    return e;
+  }
+  return new Error(typeof value === 'string' ? value : `non-error thrown: ${safeString(value)}`, { cause: value });
+}
+
+export function serializeError(value: unknown): SerializedError {
+  const error = coerceError(value);
+  const code = (error as { code?: unknown }).code;
+  const retryable = (error as { retryable?: unknown }).retryable;
+  return {
+    name: error.name || 'Error',
+    message: error.message,
+    code: typeof code === 'string' ? code : undefined,
+    stack: error.stack,
+    retryable: retryable === false ? false : undefined,
+  };
+}
+
+/** The part of a serialized error shown to users: no stack. */
+export function publicError(error: SerializedError | null | undefined): { name: string; message: string; code: string | null } | null {
+  if (!error) return null;
+  return { name: error.name, message: error.message, code: error.code ?? null };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

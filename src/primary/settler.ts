@@ -1,0 +1,67 @@
+/**
+ * Records task outcomes in batches: while one batch is being written, the next accumulates, so the
+ * number of round trips falls as the load rises (group commit). An outcome stays in memory until the
+ * database accepted it; on a database error the batch is retried.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Queryable } from '../db/queryable.js';
+import { maxSettleBatch, settleTasks, type Settlement } from '../queue/settle-tasks.js';
+
+export class Settler {
+  #pending: Settlement[] = [];
+  #flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly schema: string,
+    private readonly supervisorId: string,
+    private readonly log: Logger,
+    private readonly onSettled: (ids: string[]) => void = () => {},
+  ) {}
+
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  add(settlement: Settlement): void {
+    this.#pending.push(settlement);
+    this.#flushing ??= this.#flush().finally(() => {
+      this.#flushing = null;
+    });
+  }
+
+  /** Resolves when everything added so far is in the database, or false when `timeoutMs` passed first. */
+  async drain(timeoutMs = Infinity): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#flushing) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      if (left === Infinity) await this.#flushing;
+      else await Promise.race([this.#flushing, delay(left)]);
+    }
+    return true;
+  }
+
+  async #flush(): Promise<void> {
+    let failures = 0;
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, maxSettleBatch);
+      try {
+        const settled = await settleTasks(this.db, this.schema, this.supervisorId, batch);
+        failures = 0;
+        if (settled.length < batch.length) {
+          const lost = batch.filter((s) => !settled.includes(s.id)).map((s) => s.id);
+          this.log.warn({ event: 'settle_fenced', taskIds: lost }, 'outcomes not recorded: the tasks are no longer held by this supervisor');
+        }
+        this.onSettled(settled);
+      } catch (error) {
+        failures += 1;
+        this.#pending.unshift(...batch);
+        const wait = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
+        this.log.warn({ event: 'settle_failed', err: error, retryInMs: wait, pending: this.#pending.length }, 'could not record task outcomes; retrying');
+        await delay(wait);
+      }
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import type { SessionSettings } from '../db/task-connection.js';
+
+export interface SupervisorOptions {
+  databaseUrl: string;
+  /** PostgreSQL schema holding the queue (default `prefork`). */
+  schema: string;
+  workers: number;
+  /** Tasks one worker process runs at once. */
+  concurrency: number;
+  /** Path of the task module, or undefined for the built-in tasks only. */
+  tasksPath?: string | undefined;
+  logLevel: string;
+  /** How long a graceful stop waits for running tasks before it aborts them. */
+  shutdownTimeoutMs: number;
+  /** Between supervisor heartbeats (lease renewals and status snapshots). */
+  heartbeatMs: number;
+  /** A supervisor whose heartbeat is older than this is presumed dead and its tasks are reclaimed. */
+  leaseMs: number;
+  /** Slow safety poll for due tasks when no notification arrives. */
+  pollIntervalMs: number;
+  defaultMaxAttempts: number;
+  /** A worker must be ready within this (task module import plus start-up hooks). */
+  startupTimeoutMs: number;
+  session: SessionSettings;
+}
+
+export const supervisorDefaults = {
+  schema: 'prefork',
+  concurrency: 1,
+  logLevel: 'info',
+  shutdownTimeoutMs: 30_000,
+  heartbeatMs: 1_000,
+  leaseMs: 15_000,
+  pollIntervalMs: 10_000,
+  defaultMaxAttempts: 3,
+  startupTimeoutMs: 30_000,
+  session: {
+    statementTimeoutMs: 0,
+    lockTimeoutMs: 0,
+    idleInTransactionTimeoutMs: 60_000,
+    connectTimeoutMs: 10_000,
+  },
+} satisfies Partial<SupervisorOptions>;

@@ -1,0 +1,476 @@
+/**
+ * The supervisor: the primary process's wiring. It owns the queue connections, forks the workers, claims
+ * tasks for them, records their outcomes, redelivers a crashed worker's tasks, and stops gracefully.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { redactConnectionString } from '../db/connection-string.js';
+import { channelsFor } from '../db/identifiers.js';
+import { migrate } from '../db/migrate.js';
+import { PreforkError, type SerializedError } from '../errors.js';
+import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessage } from '../protocol.js';
+import { rememberTaskNames } from '../queue/known-tasks.js';
+import { recoverOrphans } from '../queue/recover-orphans.js';
+import { releaseTasks } from '../queue/release-tasks.js';
+import type { Settlement } from '../queue/settle-tasks.js';
+import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
+import { Dispatcher } from './dispatcher.js';
+import { Listener } from './listener.js';
+import { backoffDelay } from './retry-policy.js';
+import { deadSupervisorsOnHost } from './same-host.js';
+import { Settler } from './settler.js';
+import type { SupervisorOptions } from './supervisor-options.js';
+import { until } from './wait.js';
+import type { InFlightTask, WorkerHandle } from './worker-handle.js';
+import { WorkerPool } from './worker-pool.js';
+
+export interface SupervisorEvents {
+  /** Start-up failed or the supervisor cannot go on: the process should exit non-zero. */
+  fatal: [error: PreforkError];
+  /** A stop (graceful or forced) finished. */
+  stopped: [];
+}
+
+type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncDisposable {
+  readonly id = randomUUID();
+  readonly host = hostname();
+  readonly startedAt = new Date();
+  readonly #options: SupervisorOptions;
+  readonly #log: Logger;
+  readonly #db: pg.Pool;
+  readonly #channels;
+  readonly #pool: WorkerPool;
+  readonly #dispatcher: Dispatcher;
+  readonly #settler: Settler;
+  readonly #listener: Listener;
+  #phase: Phase = 'new';
+  #taskInfo = new Map<string, TaskInfo>();
+  #everReady = false;
+  #startupFailures = 0;
+  #respawnsPending = 0;
+  #timers: NodeJS.Timeout[] = [];
+  #snapshotTimer: NodeJS.Timeout | undefined;
+  #startPromise: Promise<void> | undefined;
+  #stopPromise: Promise<void> | undefined;
+  #startupError: ((error: PreforkError) => void) | undefined;
+  /** Tasks whose signal was aborted because the supervisor is stopping: released, not failed. */
+  readonly #abortedForStop = new Set<string>();
+  readonly #background = new Set<Promise<unknown>>();
+
+  constructor(options: SupervisorOptions, log: Logger) {
+    super();
+    this.#options = options;
+    this.#log = log.child({ supervisorId: this.id });
+    this.#channels = channelsFor(options.schema);
+    this.#db = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: 4,
+      application_name: 'prefork supervisor',
+      connectionTimeoutMillis: options.session.connectTimeoutMs || undefined,
+    });
+    this.#db.on('error', (error) => this.#log.warn({ event: 'queue_connection_error', err: error }, 'queue connection failed'));
+    this.#listener = new Listener(options.databaseUrl, [this.#channels.wake, this.#channels.control], this.#log);
+    this.#settler = new Settler(this.#db, options.schema, this.id, this.#log);
+    this.#pool = new WorkerPool({
+      concurrency: options.concurrency,
+      log: this.#log,
+      workerConfig: {
+        tasksUrl: options.tasksPath ? pathToFileURL(options.tasksPath).href : null,
+        databaseUrl: options.databaseUrl,
+        schema: options.schema,
+        logLevel: options.logLevel,
+        startupTimeoutMs: options.startupTimeoutMs,
+        session: options.session,
+        heartbeatMs: options.heartbeatMs,
+      },
+    });
+    this.#dispatcher = new Dispatcher({
+      db: this.#db,
+      schema: options.schema,
+      supervisorId: this.id,
+      log: this.#log,
+      workers: () => this.#pool.handles,
+      taskNames: () => [...this.#taskInfo.keys()],
+      maxAttemptsByName: () => this.#maxAttemptsByName(),
+      defaultMaxAttempts: options.defaultMaxAttempts,
+      pollIntervalMs: options.pollIntervalMs,
+    });
+    this.#wire();
+  }
+
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** Connects, migrates, registers, forks the workers and waits until every one is ready. Idempotent. */
+  start(): Promise<void> {
+    this.#startPromise ??= this.#start();
+    return this.#startPromise;
+  }
+
+  /** Graceful stop: no new claims, running tasks finish (or are aborted after the shutdown timeout). Idempotent. */
+  stop(): Promise<void> {
+    this.#stopPromise ??= this.#stop(false);
+    return this.#stopPromise;
+  }
+
+  /** Immediate stop: workers are killed and their tasks go back to the queue uncounted. */
+  async forceStop(): Promise<void> {
+    this.#log.warn({ event: 'supervisor_force_stop' }, 'forcing stop');
+    await this.#abandonInFlight(this.#pool.handles, 'forced stop');
+    this.#stopPromise ??= this.#stop(true);
+    return this.#stopPromise;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  // ---- start ----------------------------------------------------------------------------------------------
+
+  async #start(): Promise<void> {
+    this.#phase = 'starting';
+    const o = this.#options;
+    this.#log.info(
+      { event: 'supervisor_starting', database: redactConnectionString(o.databaseUrl), schema: o.schema, workers: o.workers, concurrency: o.concurrency, tasks: o.tasksPath ?? null },
+      'starting',
+    );
+    try {
+      await this.#prepareDatabase();
+      await this.#listener.start();
+      await this.#forkInitialWorkers();
+    } catch (error) {
+      await this.#teardown('stopped').catch(() => {});
+      this.#phase = 'stopped';
+      throw toStartError(error);
+    }
+    await rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]);
+    await this.#recover();
+    this.#phase = 'running';
+    await this.#publish();
+    this.#every(o.heartbeatMs, () => this.#publish());
+    this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
+    this.#dispatcher.resume();
+    this.#log.info({ event: 'supervisor_ready', workers: this.#pool.size }, 'all workers ready');
+  }
+
+  async #prepareDatabase(): Promise<void> {
+    const client = await this.#db.connect();
+    try {
+      const { applied } = await migrate(client, this.#options.schema);
+      if (applied.length > 0) this.#log.info({ event: 'migrations_applied', applied }, 'database schema migrated');
+    } finally {
+      client.release();
+    }
+    await registerSupervisor(this.#db, this.#options.schema, { id: this.id, host: this.host, pid: process.pid });
+    await pruneSupervisors(this.#db, this.#options.schema, 24 * 3_600_000);
+  }
+
+  /** Resolves when all initial workers are ready; rejects on the first start-up failure. */
+  async #forkInitialWorkers(): Promise<void> {
+    const ready = new Promise<void>((resolve, reject) => {
+      this.#startupError = reject;
+      const onReady = () => {
+        if (this.#pool.handles.filter((h) => h.state === 'ready').length >= this.#options.workers) {
+          this.#pool.off('ready', onReady);
+          resolve();
+        }
+      };
+      this.#pool.on('ready', onReady);
+    });
+    for (let i = 0; i < this.#options.workers; i++) this.#pool.fork();
+    try {
+      await ready;
+    } finally {
+      this.#startupError = undefined;
+    }
+  }
+
+  // ---- events ---------------------------------------------------------------------------------------------
+
+  #wire(): void {
+    this.#pool.on('ready', (handle) => this.#onWorkerReady(handle));
+    this.#pool.on('startupFailed', (handle, error) => this.#onStartupFailed(handle, error));
+    this.#pool.on('exit', (handle, info) => this.#onWorkerExit(handle, info));
+    const handlers = this.#taskMessageHandlers();
+    this.#pool.on('message', (handle, message) => dispatchMessage(handlers(handle), message));
+    this.#listener.on('notification', (channel, payload) => {
+      if (channel === this.#channels.wake) this.#dispatcher.wake();
+      else if (channel === this.#channels.control) this.#onControl(payload);
+    });
+    this.#listener.on('reconnected', () => this.#dispatcher.wake());
+  }
+
+  #onWorkerReady(handle: WorkerHandle): void {
+    this.#everReady = true;
+    this.#startupFailures = 0;
+    for (const info of handle.tasks) if (!this.#taskInfo.has(info.name)) this.#taskInfo.set(info.name, info);
+    this.#log.info({ event: 'worker_ready', workerId: handle.id, workerPid: handle.pid }, 'worker ready');
+    this.#publishSoon();
+    this.#dispatcher.wake();
+  }
+
+  #onStartupFailed(handle: WorkerHandle, error: SerializedError): void {
+    this.#log.error({ event: 'worker_startup_failed', workerId: handle.id, workerPid: handle.pid, error }, `worker could not start: ${error.message}`);
+    this.#startupFailures += 1;
+    if (!this.#everReady && this.#startupError) {
+      this.#startupError(new PreforkError(error.code ?? 'WORKER_STARTUP_FAILED', `a worker could not start: ${error.message}`, { exitCode: 1 }));
+    }
+    // The worker exits by itself; make sure it does.
+    setTimeout(() => this.#pool.kill(handle), 2_000).unref();
+  }
+
+  #onWorkerExit(handle: WorkerHandle, info: { code: number | null; signal: string | null; planned: boolean }): void {
+    const crashed = !info.planned;
+    const inFlight = [...handle.inFlight.values()];
+    handle.inFlight.clear();
+    this.#log[crashed ? 'warn' : 'info'](
+      { event: crashed ? 'worker_crashed' : 'worker_exited', workerId: handle.id, workerPid: handle.pid, code: info.code, signal: info.signal, inFlight: inFlight.length },
+      crashed ? 'worker exited unexpectedly' : 'worker exited',
+    );
+    for (const f of inFlight) {
+      const error: SerializedError = {
+        name: 'WorkerCrashed',
+        code: 'WORKER_CRASHED',
+        message: `worker ${handle.id} (pid ${handle.pid}) exited ${info.signal ? `on ${info.signal}` : `with code ${info.code}`} while running the task`,
+      };
+      this.#settleFailure(f, handle, error, 0);
+    }
+    this.#publishSoon();
+    if (this.#phase === 'running' && (crashed || handle.state === 'exited') && this.#pool.size + this.#respawnsPending < this.#options.workers) {
+      this.#respawn();
+    }
+  }
+
+  #respawn(): void {
+    // A worker that crashed while running tasks is replaced at once; one that cannot start backs off.
+    const wait = this.#startupFailures === 0 ? 0 : Math.min(30_000, 250 * 2 ** (this.#startupFailures - 1));
+    this.#respawnsPending += 1;
+    if (wait > 0) this.#log.warn({ event: 'worker_respawn_backoff', delayMs: wait, failures: this.#startupFailures }, 'workers keep failing to start; backing off');
+    setTimeout(() => {
+      this.#respawnsPending -= 1;
+      if (this.#phase === 'running' && this.#pool.size < this.#options.workers) this.#pool.fork();
+    }, wait).unref();
+  }
+
+  #taskMessageHandlers(): (handle: WorkerHandle) => MessageHandlers<WorkerMessage> {
+    const ignore = () => {};
+    return (handle) => ({
+      ready: ignore,
+      startup_failed: ignore,
+      heartbeat: ignore,
+      db_backend: (m) => {
+        const f = handle.inFlight.get(m.taskId);
+        if (f) f.backendPid = m.backendPid;
+      },
+      task_succeeded: (m) => {
+        const f = this.#take(handle, m.taskId);
+        if (!f) return;
+        handle.tasksDone += 1;
+        this.#settler.add({ id: f.task.id, state: 'succeeded', result: m.result, workerPid: handle.pid });
+        this.#dispatcher.wake();
+      },
+      task_failed: (m) => {
+        const f = this.#take(handle, m.taskId);
+        if (!f) return;
+        if (this.#abortedForStop.delete(f.task.id)) {
+          this.#track(this.#release([f.task.id], 'aborted by the stop'));
+          return;
+        }
+        handle.failures += 1;
+        const info = this.#taskInfo.get(f.task.name);
+        this.#settleFailure(f, handle, m.error, backoffDelay(info?.backoff, f.task.attempt));
+        this.#dispatcher.wake();
+      },
+    });
+  }
+
+  #take(handle: WorkerHandle, taskId: string): InFlightTask | undefined {
+    const f = handle.inFlight.get(taskId);
+    handle.inFlight.delete(taskId);
+    return f;
+  }
+
+  #settleFailure(f: InFlightTask, handle: WorkerHandle, error: SerializedError, delayMs: number): void {
+    const retry = error.retryable !== false && f.task.attempt < f.task.maxAttempts;
+    const settlement: Settlement = { id: f.task.id, state: retry ? 'queued' : 'failed', error, delayMs, workerPid: handle.pid };
+    this.#log[retry ? 'info' : 'warn'](
+      { event: retry ? 'task_retry_scheduled' : 'task_failed', taskId: f.task.id, task: f.task.name, attempt: f.task.attempt, maxAttempts: f.task.maxAttempts, workerPid: handle.pid, retryInMs: retry ? delayMs : undefined, error: { name: error.name, message: error.message, code: error.code } },
+      retry ? 'task failed; retry scheduled' : 'task failed',
+    );
+    this.#settler.add(settlement);
+  }
+
+  #onControl(payload: string): void {
+    let command: { command?: unknown; target?: unknown };
+    try {
+      command = JSON.parse(payload) as typeof command;
+    } catch {
+      return;
+    }
+    if (command.target !== '*' && command.target !== this.id) return;
+    if (command.command === 'stop') {
+      this.#log.info({ event: 'stop_requested' }, 'stop requested through the database');
+      void this.stop();
+    }
+  }
+
+  // ---- status and leases ----------------------------------------------------------------------------------
+
+  #maxAttemptsByName(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, info] of this.#taskInfo) if (info.maxAttempts !== undefined) out[name] = info.maxAttempts;
+    return out;
+  }
+
+  snapshot() {
+    const now = Date.now();
+    return {
+      id: this.id,
+      host: this.host,
+      pid: process.pid,
+      state: this.#phase,
+      startedAt: this.startedAt.toISOString(),
+      concurrency: this.#options.concurrency,
+      workersWanted: this.#options.workers,
+      workers: this.#pool.handles.map((h) => h.snapshot(now)),
+      pendingOutcomes: this.#settler.pending,
+    };
+  }
+
+  async #publish(state: SupervisorState = this.#phase === 'stopping' ? 'stopping' : 'running'): Promise<void> {
+    try {
+      const ok = await heartbeat(this.#db, this.#options.schema, this.id, { state, tasks: [...this.#taskInfo.keys()], snapshot: this.snapshot() });
+      if (!ok) this.#log.error({ event: 'lease_lost' }, 'this supervisor was declared lost by another; its unfinished outcomes will be fenced out');
+    } catch (error) {
+      this.#log.warn({ event: 'heartbeat_failed', err: error }, 'could not renew the lease');
+    }
+  }
+
+  #publishSoon(): void {
+    if (this.#snapshotTimer || (this.#phase !== 'running' && this.#phase !== 'stopping')) return;
+    this.#snapshotTimer = setTimeout(() => {
+      this.#snapshotTimer = undefined;
+      void this.#publish();
+    }, 50);
+  }
+
+  async #recover(): Promise<void> {
+    try {
+      const dead = await deadSupervisorsOnHost(this.#db, this.#options.schema, this.host, this.id);
+      const { requeued, failed } = await recoverOrphans(this.#db, this.#options.schema, {
+        supervisorId: this.id,
+        leaseMs: this.#options.leaseMs,
+        deadSupervisorIds: dead,
+        maxAttemptsByName: this.#maxAttemptsByName(),
+        defaultMaxAttempts: this.#options.defaultMaxAttempts,
+      });
+      if (requeued + failed > 0) {
+        this.#log.warn({ event: 'orphans_recovered', requeued, failed, deadSupervisors: dead }, 'recovered tasks of a lost supervisor');
+        this.#dispatcher.wake();
+      }
+    } catch (error) {
+      this.#log.warn({ event: 'recover_failed', err: error }, 'could not look for orphaned tasks');
+    }
+  }
+
+  #every(ms: number, fn: () => Promise<void>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void fn().finally(() => {
+        busy = false;
+      });
+    }, ms);
+    this.#timers.push(timer);
+  }
+
+  // ---- stop -----------------------------------------------------------------------------------------------
+
+  async #stop(forced: boolean): Promise<void> {
+    await this.#startPromise?.catch(() => {});
+    if (this.#phase === 'stopped') return;
+    this.#phase = 'stopping';
+    this.#dispatcher.pause();
+    const inFlight = () => this.#pool.handles.reduce((n, h) => n + h.inFlight.size, 0);
+    this.#log.info({ event: 'supervisor_stopping', inFlight: inFlight(), forced }, 'stopping: no new tasks, waiting for running ones');
+    void this.#publish('stopping');
+    if (!forced && !(await until(() => inFlight() === 0, this.#options.shutdownTimeoutMs))) {
+      this.#log.warn({ event: 'shutdown_timeout', inFlight: inFlight() }, 'shutdown timeout passed: aborting running tasks');
+      for (const h of this.#pool.handles) {
+        for (const id of h.inFlight.keys()) {
+          this.#abortedForStop.add(id);
+          h.send({ type: 'abort', taskId: id, reason: 'the supervisor is stopping' });
+        }
+      }
+      if (!(await until(() => inFlight() === 0, Math.min(5_000, this.#options.shutdownTimeoutMs)))) {
+        await this.#abandonInFlight(this.#pool.handles.filter((h) => h.inFlight.size > 0), 'shutdown timeout');
+      }
+    }
+    await this.#teardown('stopped');
+    this.#phase = 'stopped';
+    this.#log.info({ event: 'supervisor_stopped' }, 'stopped');
+    this.emit('stopped');
+  }
+
+  /** Kills the workers and returns their running tasks to the queue without counting the attempt. */
+  async #abandonInFlight(handles: WorkerHandle[], reason: string): Promise<void> {
+    const ids: string[] = [];
+    for (const h of handles) {
+      ids.push(...h.inFlight.keys());
+      h.inFlight.clear();
+      h.state = 'stopping';
+      this.#pool.kill(h);
+    }
+    await this.#release(ids, reason);
+  }
+
+  async #release(ids: string[], reason: string): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await releaseTasks(this.#db, this.#options.schema, this.id, ids);
+      this.#log.warn({ event: 'tasks_released', taskIds: ids, reason }, 'running tasks returned to the queue');
+    } catch (error) {
+      this.#log.error({ event: 'release_failed', err: error, taskIds: ids }, 'could not return tasks to the queue; another supervisor will reclaim them when this lease expires');
+    }
+  }
+
+  #track(promise: Promise<unknown>): void {
+    this.#background.add(promise);
+    void promise.finally(() => this.#background.delete(promise));
+  }
+
+  async #teardown(finalState: SupervisorState): Promise<void> {
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    clearTimeout(this.#snapshotTimer);
+    this.#snapshotTimer = undefined;
+    this.#dispatcher.pause();
+    if (!(await this.#settler.drain(10_000))) {
+      this.#log.error({ event: 'outcomes_unrecorded', pending: this.#settler.pending }, 'could not record some outcomes before stopping; those tasks will run again after the lease expires');
+    }
+    for (const h of this.#pool.handles) this.#pool.retire(h);
+    if (!(await until(() => this.#pool.size === 0, 10_000))) {
+      for (const h of this.#pool.handles) this.#pool.kill(h);
+      await until(() => this.#pool.size === 0, 5_000);
+    }
+    await Promise.allSettled([...this.#background]);
+    await this.#listener.close();
+    if (this.#phase !== 'starting' || this.#everReady) await this.#publish(finalState);
+    else await heartbeat(this.#db, this.#options.schema, this.id, { state: finalState, tasks: [], snapshot: {} }).catch(() => {});
+    await this.#db.end().catch(() => {});
+  }
+}
+
+function toStartError(error: unknown): PreforkError {
+  if (error instanceof PreforkError) return error;
+  const e = error as { code?: string; message?: string };
+  return new PreforkError('DATABASE_UNREACHABLE', `could not use the database: ${e?.message ?? String(error)}`, { cause: error, exitCode: 3 });
+}

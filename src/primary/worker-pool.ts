@@ -1,0 +1,107 @@
+/**
+ * Forks and watches the worker processes. It knows processes, not tasks: what a worker says and how it
+ * ends are events for the supervisor. A worker is given work only after its application-level `ready`.
+ */
+import cluster from 'node:cluster';
+import { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { SerializedError } from '../errors.js';
+import { dispatchMessage, isWorkerMessage, type MessageHandlers, type WorkerMessage } from '../protocol.js';
+import { encodeWorkerConfig, workerConfigEnv, type WorkerConfig } from '../worker/worker-config.js';
+import { WorkerHandle } from './worker-handle.js';
+
+const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url));
+
+export interface WorkerPoolEvents {
+  ready: [handle: WorkerHandle];
+  startupFailed: [handle: WorkerHandle, error: SerializedError];
+  /** A worker exited. `planned` is false for a crash: the supervisor redelivers its tasks. */
+  exit: [handle: WorkerHandle, info: { code: number | null; signal: string | null; planned: boolean }];
+  message: [handle: WorkerHandle, message: WorkerMessage];
+}
+
+export interface WorkerPoolOptions {
+  concurrency: number;
+  workerConfig: WorkerConfig;
+  log: Logger;
+}
+
+export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
+  readonly #workers = new Map<number, WorkerHandle>();
+  readonly #options: WorkerPoolOptions;
+
+  constructor(options: WorkerPoolOptions) {
+    super();
+    this.#options = options;
+    cluster.setupPrimary({ exec: workerMain, args: [] });
+  }
+
+  get handles(): WorkerHandle[] {
+    return [...this.#workers.values()];
+  }
+
+  get size(): number {
+    return this.#workers.size;
+  }
+
+  fork(): WorkerHandle {
+    const worker = cluster.fork({ [workerConfigEnv]: encodeWorkerConfig(this.#options.workerConfig) });
+    const handle = new WorkerHandle(worker, this.#options.concurrency);
+    this.#workers.set(handle.id, handle);
+    this.#options.log.info({ event: 'worker_forked', workerId: handle.id, workerPid: handle.pid }, 'worker forked');
+    const handlers = this.#handlersFor(handle);
+    worker.on('message', (message: unknown) => {
+      if (isWorkerMessage(message)) dispatchMessage(handlers, message);
+    });
+    worker.on('error', (error) => {
+      this.#options.log.warn({ event: 'worker_ipc_error', workerId: handle.id, err: error }, 'worker IPC error');
+    });
+    worker.on('exit', (code, signal) => {
+      const planned = handle.state === 'stopping' || worker.exitedAfterDisconnect === true;
+      handle.state = 'exited';
+      this.#workers.delete(handle.id);
+      this.emit('exit', handle, { code, signal, planned });
+    });
+    return handle;
+  }
+
+  /** Planned stop: the worker finishes what it runs, then exits. */
+  retire(handle: WorkerHandle): void {
+    if (handle.state === 'exited') return;
+    handle.state = 'stopping';
+    if (!handle.send({ type: 'shutdown' })) handle.worker.process.kill('SIGKILL');
+  }
+
+  kill(handle: WorkerHandle, signal: NodeJS.Signals = 'SIGKILL'): void {
+    try {
+      handle.worker.process.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Lifecycle messages are handled here; task messages go to the supervisor. */
+  #handlersFor(handle: WorkerHandle): MessageHandlers<WorkerMessage> {
+    const forward = (message: WorkerMessage) => this.emit('message', handle, message);
+    return {
+      ready: (m) => {
+        if (handle.state !== 'starting') return;
+        handle.state = 'ready';
+        handle.tasks = m.tasks;
+        this.emit('ready', handle);
+      },
+      startup_failed: (m) => {
+        handle.state = 'stopping';
+        this.emit('startupFailed', handle, m.error);
+      },
+      heartbeat: (m) => {
+        handle.rss = m.rss;
+        handle.loopLagMs = m.loopLagMs;
+      },
+      db_backend: forward,
+      task_succeeded: forward,
+      task_failed: forward,
+    };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The IPC protocol between the primary and its workers: one discriminated union each way.
+ * Messages are plain JSON (cluster's default serialization); errors travel as SerializedError.
+ */
+import type { SerializedError } from './errors.js';
+import type { BackoffOptions } from './task.js';
+
+/** What the worker needs to run one attempt of a task. */
+export interface TaskEnvelope {
+  id: string;
+  name: string;
+  payload: unknown;
+  attempt: number;
+  maxAttempts: number;
+}
+
+/** What a worker tells the primary about each task it can run. */
+export interface TaskInfo {
+  name: string;
+  maxAttempts?: number | undefined;
+  backoff?: BackoffOptions | undefined;
+}
+
+// ---- primary -> worker ----------------------------------------------------------------------------------
+export interface RunMessage {
+  type: 'run';
+  task: TaskEnvelope;
+}
+/** Abort the task's signal (cancel, soft time limit, shutdown deadline). */
+export interface AbortMessage {
+  type: 'abort';
+  taskId: string;
+  reason: string;
+}
+/** Finish what is in flight, release resources and exit. */
+export interface ShutdownMessage {
+  type: 'shutdown';
+}
+export type PrimaryMessage = RunMessage | AbortMessage | ShutdownMessage;
+
+// ---- worker -> primary ----------------------------------------------------------------------------------
+/** Start-up hooks ran and the task module loaded: the worker may receive tasks. */
+export interface ReadyMessage {
+  type: 'ready';
+  pid: number;
+  tasks: TaskInfo[];
+}
+/** The worker could not start (task module failed to load, a start-up hook threw or timed out). */
+export interface StartupFailedMessage {
+  type: 'startup_failed';
+  error: SerializedError;
+}
+/** The task opened its database connection; the primary needs the backend pid to cancel its query. */
+export interface DbBackendMessage {
+  type: 'db_backend';
+  taskId: string;
+  backendPid: number | null;
+}
+export interface TaskSucceededMessage {
+  type: 'task_succeeded';
+  taskId: string;
+  result: unknown;
+}
+export interface TaskFailedMessage {
+  type: 'task_failed';
+  taskId: string;
+  error: SerializedError;
+}
+export interface HeartbeatMessage {
+  type: 'heartbeat';
+  rss: number;
+  loopLagMs: number;
+}
+export type WorkerMessage =
+  | ReadyMessage
+  | StartupFailedMessage
+  | DbBackendMessage
+  | TaskSucceededMessage
+  | TaskFailedMessage
+  | HeartbeatMessage;
+
+const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
+  'ready',
+  'startup_failed',
+  'db_backend',
+  'task_succeeded',
+  'task_failed',
+  'heartbeat',
+]);
+const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'shutdown']);
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  return isTyped(value) && workerMessageTypes.has(value.type);
+}
+
+export function isPrimaryMessage(value: unknown): value is PrimaryMessage {
+  return isTyped(value) && primaryMessageTypes.has(value.type);
+}
+
+function isTyped(value: unknown): value is { type: string } {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+/** A handler table keyed by message type: dispatch without an if-chain on strings. */
+export type MessageHandlers<M extends { type: string }> = {
+  [K in M['type']]: (message: Extract<M, { type: K }>) => void;
+};
+
+export function dispatchMessage<M extends { type: string }>(handlers: MessageHandlers<M>, message: M): void {
+  const handler = handlers[message.type as M['type']] as (m: M) => void;
+  handler(message);
+}

@@ -1,0 +1,64 @@
+import type { Queryable } from '../db/queryable.js';
+import { channelsFor, quoteIdent } from '../db/identifiers.js';
+import type { SerializedError } from '../errors.js';
+import type { TaskState } from './task-row.js';
+
+/** The outcome of one attempt, as the primary decided it. */
+export interface Settlement {
+  id: string;
+  /** `queued` sends the task back for another attempt after `delayMs`. */
+  state: Extract<TaskState, 'queued' | 'succeeded' | 'failed' | 'timed_out'>;
+  result?: unknown;
+  error?: SerializedError | null | undefined;
+  delayMs?: number | undefined;
+  workerPid?: number | null | undefined;
+}
+
+/** Ids per NOTIFY: a payload must stay under 8,000 bytes. */
+export const maxSettleBatch = 300;
+
+/**
+ * Records many outcomes in one statement, fenced on the claiming supervisor: a supervisor that lost its
+ * claim cannot overwrite what another recorded. Notifies `done` with the ids that reached a final state
+ * and `wake` when a task went back to the queue due now. Returns the ids actually settled.
+ */
+export async function settleTasks(db: Queryable, schema: string, supervisorId: string, batch: readonly Settlement[]): Promise<string[]> {
+  if (batch.length === 0) return [];
+  const q = quoteIdent(schema);
+  const channels = channelsFor(schema);
+  const input = batch.map((s) => ({
+    id: s.id,
+    state: s.state,
+    result: s.result === undefined ? null : s.result,
+    error: s.error ?? null,
+    delay_ms: s.delayMs ?? 0,
+    worker_pid: s.workerPid ?? null,
+  }));
+  const { rows } = await db.query<{ settled: string[] | null }>(
+    `with input as (
+       select * from jsonb_to_recordset($1::jsonb)
+         as i(id bigint, state text, result jsonb, error jsonb, delay_ms float8, worker_pid integer)
+     ),
+     settled as (
+       update ${q}.tasks t
+          set state = i.state,
+              result = case when i.state = 'succeeded' then i.result else null end,
+              error = coalesce(i.error, t.error),
+              errors = case when i.error is null then t.errors else t.errors || jsonb_build_array(i.error) end,
+              run_at = case when i.state = 'queued' then now() + i.delay_ms * interval '1 millisecond' else t.run_at end,
+              finished_at = case when i.state = 'queued' then null else now() end,
+              supervisor_id = case when i.state = 'queued' then null else t.supervisor_id end,
+              worker_pid = coalesce(i.worker_pid, t.worker_pid)
+         from input i
+        where t.id = i.id and t.state = 'running' and t.supervisor_id = $2
+       returning t.id, t.state, i.delay_ms
+     ),
+     done as (select string_agg(id::text, ',') as ids from settled where state <> 'queued'),
+     notify_done as (select pg_notify($3, ids) from done where ids is not null),
+     notify_wake as (select pg_notify($4, '') from (select 1 from settled where state = 'queued' and delay_ms <= 0 limit 1) s)
+     select array(select id::text from settled) as settled,
+            (select count(*) from notify_done) + (select count(*) from notify_wake) as notified`,
+    [JSON.stringify(input), supervisorId, channels.done, channels.wake],
+  );
+  return rows[0]?.settled ?? [];
+}

@@ -1,0 +1,61 @@
+import type { Queryable } from '../db/queryable.js';
+import { quoteIdent } from '../db/identifiers.js';
+
+export type SupervisorState = 'running' | 'stopping' | 'stopped' | 'lost';
+
+export interface SupervisorRow {
+  id: string;
+  host: string;
+  pid: number;
+  state: SupervisorState;
+  started_at: Date;
+  heartbeat_at: Date;
+  stopped_at: Date | null;
+  tasks: string[];
+  snapshot: unknown;
+}
+
+export async function registerSupervisor(
+  db: Queryable,
+  schema: string,
+  s: { id: string; host: string; pid: number },
+): Promise<void> {
+  await db.query(`insert into ${quoteIdent(schema)}.supervisors (id, host, pid) values ($1, $2, $3)`, [s.id, s.host, s.pid]);
+}
+
+/** Renews the lease and publishes what `status` shows. */
+export async function heartbeat(
+  db: Queryable,
+  schema: string,
+  id: string,
+  update: { state: SupervisorState; tasks: readonly string[]; snapshot: unknown },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `update ${quoteIdent(schema)}.supervisors
+        set heartbeat_at = now(), state = $2, tasks = $3::text[], snapshot = $4::jsonb,
+            stopped_at = case when $2 = 'stopped' then now() else null end
+      where id = $1 and state <> 'lost'`,
+    [id, update.state, update.tasks, JSON.stringify(update.snapshot)],
+  );
+  return rowCount === 1;
+}
+
+/** Supervisors that hold a live lease. */
+export async function liveSupervisors(db: Queryable, schema: string, leaseMs: number): Promise<SupervisorRow[]> {
+  const { rows } = await db.query<SupervisorRow>(
+    `select * from ${quoteIdent(schema)}.supervisors
+      where state in ('running', 'stopping') and heartbeat_at > now() - $1 * interval '1 millisecond'
+      order by started_at`,
+    [leaseMs],
+  );
+  return rows;
+}
+
+/** Forgets supervisors that stopped or were lost long ago. */
+export async function pruneSupervisors(db: Queryable, schema: string, olderThanMs: number): Promise<void> {
+  await db.query(
+    `delete from ${quoteIdent(schema)}.supervisors
+      where state in ('stopped', 'lost') and coalesce(stopped_at, heartbeat_at) < now() - $1 * interval '1 millisecond'`,
+    [olderThanMs],
+  );
+}

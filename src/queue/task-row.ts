@@ -1,0 +1,28 @@
+import type { SerializedError } from '../errors.js';
+
+export const taskStates = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled'] as const;
+export type TaskState = (typeof taskStates)[number];
+
+/** States a task never leaves. */
+export const finalStates: ReadonlySet<TaskState> = new Set(['succeeded', 'failed', 'timed_out', 'cancelled']);
+
+export interface TaskRow {
+  id: string;
+  name: string;
+  queue: string;
+  payload: unknown;
+  state: TaskState;
+  priority: number;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number | null;
+  key: string | null;
+  result: unknown;
+  error: SerializedError | null;
+  errors: SerializedError[];
+  supervisor_id: string | null;
+  worker_pid: number | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}

@@ -1,0 +1,30 @@
+/**
+ * Signals, in one place. The first SIGTERM/SIGINT starts a graceful stop; a second one forces it.
+ * SIGHUP is left to the default until rolling restarts exist.
+ */
+import type { Logger } from 'pino';
+
+export interface Stoppable {
+  stop(): Promise<void>;
+  forceStop(): Promise<void>;
+}
+
+export function handleStopSignals(target: Stoppable, log: Logger, onForced: (signal: NodeJS.Signals) => void): () => void {
+  let received = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    received += 1;
+    if (received === 1) {
+      log.info({ event: 'signal_received', signal }, `${signal}: stopping gracefully (send it again to force)`);
+      void target.stop();
+      return;
+    }
+    log.warn({ event: 'signal_received', signal, forced: true }, `${signal} again: forcing the stop`);
+    void target.forceStop().finally(() => onForced(signal));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}

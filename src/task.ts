@@ -1,0 +1,59 @@
+/** What task authors write: handlers, their options, and the context each attempt receives. */
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+
+export interface TaskContext {
+  /** The task's id in the queue (a bigint, as a string). */
+  taskId: string;
+  name: string;
+  /** This attempt's number, from 1. */
+  attempt: number;
+  maxAttempts: number;
+  /** Aborted when the task is cancelled, passes its soft time limit, or the supervisor stops. */
+  signal: AbortSignal;
+  /** A child logger carrying taskId, task name, attempt and worker. */
+  log: Logger;
+  /**
+   * Kysely over this attempt's own connection: opened on the first query, closed when the task settles.
+   * Never shared with another task, never pooled.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  db: Kysely<any>;
+  /** The same connection as a raw `pg` client, opened on demand. */
+  connection(): Promise<pg.Client>;
+  workerId: number;
+}
+
+export type TaskHandler<P = unknown, R = unknown> = (payload: P, ctx: TaskContext) => R | Promise<R>;
+
+export interface TaskOptions {
+  /** Attempts before the task fails for good (crashes count). */
+  maxAttempts?: number;
+  /** Delay between attempts after an error. */
+  backoff?: BackoffOptions;
+}
+
+export type BackoffOptions =
+  | { type: 'exponential'; baseMs?: number; maxMs?: number }
+  | { type: 'fixed'; delayMs: number }
+  | { type: 'none' };
+
+const definitionBrand = Symbol.for('prefork.taskDefinition');
+
+export interface TaskDefinition<P = unknown, R = unknown> extends TaskOptions {
+  readonly [definitionBrand]: true;
+  run: TaskHandler<P, R>;
+}
+
+/** A task with typed payload and result and its own options. */
+export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & { run: TaskHandler<P, R> }): TaskDefinition<P, R> {
+  return { ...definition, [definitionBrand]: true };
+}
+
+export function isTaskDefinition(value: unknown): value is TaskDefinition {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[definitionBrand] === true;
+}
+
+/** A task module's default export: task names mapped to handlers or definitions. */
+export type TaskList = Record<string, TaskHandler<never, unknown> | TaskDefinition<never, unknown>>;

@@ -1,0 +1,66 @@
+/** One attempt of one task, on its own connection, from start to the message that reports it. */
+import type { Logger } from 'pino';
+import { TaskConnection, type SessionSettings } from '../db/task-connection.js';
+import { PreforkError, serializeError } from '../errors.js';
+import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
+import type { TaskContext } from '../task.js';
+import type { TaskRegistry } from './task-registry.js';
+
+export interface RunTaskDeps {
+  registry: TaskRegistry;
+  workerId: number;
+  databaseUrl: string;
+  schema: string;
+  session: SessionSettings;
+  log: Logger;
+  send: (message: WorkerMessage) => void;
+}
+
+export async function runTask(task: TaskEnvelope, controller: AbortController, deps: RunTaskDeps): Promise<void> {
+  const log = deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt });
+  const connection = new TaskConnection({
+    ...deps.session,
+    connectionString: deps.databaseUrl,
+    applicationName: `prefork:${deps.schema} w${deps.workerId} t${task.id}`,
+    onConnect: (backendPid) => deps.send({ type: 'db_backend', taskId: task.id, backendPid }),
+  });
+  let outcome: WorkerMessage;
+  try {
+    const definition = deps.registry.get(task.name);
+    if (!definition) {
+      throw new PreforkError('UNKNOWN_TASK', `this worker has no task named "${task.name}"`);
+    }
+    const ctx: TaskContext = {
+      taskId: task.id,
+      name: task.name,
+      attempt: task.attempt,
+      maxAttempts: task.maxAttempts,
+      signal: controller.signal,
+      log,
+      db: connection.db,
+      connection: () => connection.client(),
+      workerId: deps.workerId,
+    };
+    const value = await definition.run(task.payload as never, ctx);
+    outcome = { type: 'task_succeeded', taskId: task.id, result: toJsonValue(value) };
+  } catch (error) {
+    outcome = { type: 'task_failed', taskId: task.id, error: serializeError(error) };
+  } finally {
+    // The connection closes before the outcome is reported: when a sender sees the result, the task's
+    // backend is already gone.
+    await connection.close();
+  }
+  deps.send(outcome);
+}
+
+/** Results travel as JSON: undefined becomes null, and what JSON cannot carry fails the task clearly. */
+function toJsonValue(value: unknown): unknown {
+  if (value === undefined) return null;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new PreforkError('RESULT_NOT_SERIALIZABLE', `the task's result cannot be stored as JSON: ${(error as Error).message}`);
+  }
+  return text === undefined ? null : value;
+}

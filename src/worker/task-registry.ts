@@ -1,0 +1,53 @@
+import { PreforkError } from '../errors.js';
+import type { TaskInfo } from '../protocol.js';
+import { defineTask, isTaskDefinition, type TaskDefinition, type TaskList } from '../task.js';
+import { builtinTasks } from './builtin-tasks.js';
+
+const namePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:\-/]{0,199}$/;
+
+/** The tasks one worker can run: the built-ins plus the task module's default export. */
+export class TaskRegistry {
+  readonly #tasks = new Map<string, TaskDefinition>();
+
+  constructor() {
+    this.add(builtinTasks, 'built-in');
+  }
+
+  /** Adds a task list; every entry must be a function or a defineTask(...) definition. */
+  add(list: unknown, source: string): void {
+    if (typeof list !== 'object' || list === null) {
+      throw new PreforkError('INVALID_TASK_MODULE', `${source}: the default export must be an object mapping task names to handlers`);
+    }
+    for (const [name, value] of Object.entries(list as TaskList)) {
+      if (!namePattern.test(name)) throw new PreforkError('INVALID_TASK_MODULE', `${source}: invalid task name "${name}"`);
+      if (this.#tasks.has(name) && source !== 'built-in') {
+        throw new PreforkError('INVALID_TASK_MODULE', `${source}: task "${name}" is already defined (${name.startsWith('prefork.') ? 'a built-in' : 'twice'})`);
+      }
+      if (typeof value === 'function') this.#tasks.set(name, defineTask({ run: value as TaskDefinition['run'] }));
+      else if (isTaskDefinition(value)) this.#tasks.set(name, value);
+      else throw new PreforkError('INVALID_TASK_MODULE', `${source}: task "${name}" must be a function or defineTask({ run })`);
+    }
+  }
+
+  get(name: string): TaskDefinition | undefined {
+    return this.#tasks.get(name);
+  }
+
+  info(): TaskInfo[] {
+    return [...this.#tasks].map(([name, d]) => ({ name, maxAttempts: d.maxAttempts, backoff: d.backoff }));
+  }
+}
+
+/** Imports the task module and adds its default export. */
+export async function loadTaskModule(registry: TaskRegistry, url: string): Promise<void> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(url)) as { default?: unknown };
+  } catch (error) {
+    throw new PreforkError('TASK_MODULE_LOAD_FAILED', `could not load the task module ${url}: ${(error as Error)?.message ?? error}`, { cause: error });
+  }
+  if (mod.default === undefined) {
+    throw new PreforkError('INVALID_TASK_MODULE', `${url}: no default export (export default { 'task.name': handler })`);
+  }
+  registry.add(mod.default, url);
+}

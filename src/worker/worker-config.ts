@@ -1,0 +1,25 @@
+/** What the primary hands each worker, through one environment variable at fork. */
+import type { SessionSettings } from '../db/task-connection.js';
+
+export interface WorkerConfig {
+  /** file: URL of the task module, or null for the built-in tasks only. */
+  tasksUrl: string | null;
+  databaseUrl: string;
+  schema: string;
+  logLevel: string;
+  startupTimeoutMs: number;
+  session: SessionSettings;
+  heartbeatMs: number;
+}
+
+export const workerConfigEnv = 'PREFORK_WORKER_CONFIG';
+
+export function encodeWorkerConfig(config: WorkerConfig): string {
+  return JSON.stringify(config);
+}
+
+export function decodeWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
+  const raw = env[workerConfigEnv];
+  if (!raw) throw new Error(`${workerConfigEnv} is not set: this module is started by the prefork primary, not directly`);
+  return JSON.parse(raw) as WorkerConfig;
+}
