@@ -13,6 +13,11 @@ export interface SessionSettings {
   lockTimeoutMs?: number | undefined;
   idleInTransactionTimeoutMs?: number | undefined;
   connectTimeoutMs?: number | undefined;
+  /**
+   * PostgreSQL 14+: how often a running query checks that its client is still there, so the query of a
+   * killed worker stops instead of running on. Leave undefined on older servers.
+   */
+  clientConnectionCheckIntervalMs?: number | undefined;
 }
 
 export interface TaskConnectionOptions extends SessionSettings {
@@ -76,11 +81,12 @@ export class TaskConnection implements AsyncDisposable {
     const o = this.#options;
     const client = new pg.Client({
       connectionString: o.connectionString,
-      application_name: o.applicationName.slice(0, 63),
+      application_name: o.applicationName,
       statement_timeout: o.statementTimeoutMs || undefined,
       lock_timeout: o.lockTimeoutMs || undefined,
       idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs || undefined,
       connectionTimeoutMillis: o.connectTimeoutMs || undefined,
+      options: o.clientConnectionCheckIntervalMs ? `-c client_connection_check_interval=${Math.floor(o.clientConnectionCheckIntervalMs)}` : undefined,
     });
     // An error on an idle connection (the server went away between queries) must not crash the worker;
     // the next query on this client fails and the task sees that error.

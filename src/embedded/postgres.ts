@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, type StdioOptions } from 'node:child_process';
 import { chown, open } from 'node:fs/promises';
 import path from 'node:path';
 import { locateBinaries } from './binaries.js';
@@ -55,7 +55,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const serverDataPath = await prepareDataDir(dataDir, runAs);
   const initialised = await initCluster(dataDir, serverDataPath, binaries, runAs);
   const socket = await chooseSocketDir(dataDir, serverDataPath, port, runAs);
-  const connectionString = `postgres://postgres@localhost:${port}/postgres?host=${encodeURIComponent(socket.clientDir)}`;
+  const host = encodeURIComponent(socket.clientDir);
+  const connectionString = `postgres://postgres@localhost:${port}/postgres?host=${host}`;
   const settings: Record<string, string> = {
     listen_addresses: validated.port === undefined ? '' : '127.0.0.1',
     max_connections: '100',
@@ -95,14 +96,20 @@ interface LaunchedServer {
 }
 
 /** Spawns postgres with its output going to a log file in the data dir (truncated on each start). */
-async function launch(postgres: string, args: string[], dataDir: string, runAs: RunAs | undefined): Promise<LaunchedServer> {
+async function launch(
+  postgres: string,
+  args: string[],
+  dataDir: string,
+  runAs: RunAs | undefined,
+): Promise<LaunchedServer> {
   const logFile = path.join(dataDir, LOG_FILE);
   const log = await open(logFile, 'w');
   let child: ChildProcess;
   try {
     if (runAs) await chown(logFile, runAs.uid, runAs.gid);
     const guarded = await guardAgainstParentDeath(postgres, args);
-    child = spawn(guarded.command, guarded.args, { ...spawnOptions(dataDir, runAs), stdio: ['ignore', log.fd, log.fd] });
+    const stdio: StdioOptions = ['ignore', log.fd, log.fd];
+    child = spawn(guarded.command, guarded.args, { ...spawnOptions(dataDir, runAs), stdio });
     const exited = new Promise<ServerExit>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
       child.once('error', (error) => resolve({ code: null, signal: null, error }));

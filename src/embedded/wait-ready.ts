@@ -34,7 +34,8 @@ export async function waitUntilAccepting(
     }
     if (await accepts(connectionString)) return;
     if (Date.now() > deadline) {
-      throw new Error(`PostgreSQL did not accept connections within ${timeoutMs} ms; server log:\n${await logTail(logFile)}`);
+      const tail = await logTail(logFile);
+      throw new Error(`PostgreSQL did not accept connections within ${timeoutMs} ms; server log:\n${tail}`);
     }
     await sleep(POLL_MS);
   }

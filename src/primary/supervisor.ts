@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { taskApplicationName } from '../db/application-name.js';
 import { redactConnectionString } from '../db/connection-string.js';
 import { channelsFor } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
@@ -16,6 +17,7 @@ import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessag
 import { rememberTaskNames } from '../queue/known-tasks.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
 import { releaseTasks } from '../queue/release-tasks.js';
+import { terminateBackends } from '../queue/terminate-backends.js';
 import type { Settlement } from '../queue/settle-tasks.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
 import { Dispatcher } from './dispatcher.js';
@@ -59,6 +61,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
   #startupError: ((error: PreforkError) => void) | undefined;
+  #serverVersion = 0;
   /** Tasks whose signal was aborted because the supervisor is stopping: released, not failed. */
   readonly #abortedForStop = new Set<string>();
   readonly #background = new Set<Promise<unknown>>();
@@ -80,15 +83,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#pool = new WorkerPool({
       concurrency: options.concurrency,
       log: this.#log,
-      workerConfig: {
+      workerConfig: () => ({
         tasksUrl: options.tasksPath ? pathToFileURL(options.tasksPath).href : null,
         databaseUrl: options.databaseUrl,
         schema: options.schema,
         logLevel: options.logLevel,
         startupTimeoutMs: options.startupTimeoutMs,
-        session: options.session,
+        session: {
+          ...options.session,
+          // Older servers reject the setting; there, only the supervisor's termination helps.
+          clientConnectionCheckIntervalMs: this.#serverVersion >= 140000 ? 1_000 : undefined,
+        },
         heartbeatMs: options.heartbeatMs,
-      },
+      }),
     });
     this.#dispatcher = new Dispatcher({
       db: this.#db,
@@ -163,6 +170,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   async #prepareDatabase(): Promise<void> {
     const client = await this.#db.connect();
     try {
+      const { rows } = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
+      this.#serverVersion = Number(rows[0]?.v ?? 0);
       const { applied } = await migrate(client, this.#options.schema);
       if (applied.length > 0) this.#log.info({ event: 'migrations_applied', applied }, 'database schema migrated');
     } finally {
@@ -234,6 +243,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       { event: crashed ? 'worker_crashed' : 'worker_exited', workerId: handle.id, workerPid: handle.pid, code: info.code, signal: info.signal, inFlight: inFlight.length },
       crashed ? 'worker exited unexpectedly' : 'worker exited',
     );
+    if (crashed) this.#track(this.#terminateBackends(handle, inFlight));
     for (const f of inFlight) {
       const error: SerializedError = {
         name: 'WorkerCrashed',
@@ -245,6 +255,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#publishSoon();
     if (this.#phase === 'running' && (crashed || handle.state === 'exited') && this.#pool.size + this.#respawnsPending < this.#options.workers) {
       this.#respawn();
+    }
+  }
+
+  /** A dead worker's queries may still run on the server: end them, so their locks and work go too. */
+  async #terminateBackends(handle: WorkerHandle, inFlight: InFlightTask[]): Promise<void> {
+    const backends = inFlight
+      .filter((f) => f.backendPid !== null)
+      .map((f) => ({ pid: f.backendPid!, applicationName: taskApplicationName(this.#options.schema, handle.id, f.task.id) }));
+    if (backends.length === 0) return;
+    try {
+      const n = await terminateBackends(this.#db, backends);
+      this.#log.info({ event: 'orphan_backends_terminated', workerId: handle.id, terminated: n }, 'ended the dead worker\'s database sessions');
+    } catch (error) {
+      this.#log.warn({ event: 'orphan_backends_terminate_failed', err: error }, 'could not end the dead worker\'s database sessions');
     }
   }
 

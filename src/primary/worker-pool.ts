@@ -23,7 +23,8 @@ export interface WorkerPoolEvents {
 
 export interface WorkerPoolOptions {
   concurrency: number;
-  workerConfig: WorkerConfig;
+  /** Read at each fork: what the worker is told. */
+  workerConfig: () => WorkerConfig;
   log: Logger;
 }
 
@@ -46,7 +47,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   fork(): WorkerHandle {
-    const worker = cluster.fork({ [workerConfigEnv]: encodeWorkerConfig(this.#options.workerConfig) });
+    const worker = cluster.fork({ [workerConfigEnv]: encodeWorkerConfig(this.#options.workerConfig()) });
     const handle = new WorkerHandle(worker, this.#options.concurrency);
     this.#workers.set(handle.id, handle);
     this.#options.log.info({ event: 'worker_forked', workerId: handle.id, workerPid: handle.pid }, 'worker forked');

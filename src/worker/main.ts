@@ -107,7 +107,7 @@ try {
   await withTimeout(start(), config.startupTimeoutMs * 2, `worker start-up did not finish within ${config.startupTimeoutMs * 2} ms`);
   startHeartbeat();
   send({ type: 'ready', pid: process.pid, tasks: registry.info() });
-  log.info({ event: 'worker_ready', tasks: registry.info().length }, 'worker ready');
+  log.info({ event: 'worker_startup_done', tasks: registry.info().length }, 'start-up done; reported ready');
 } catch (error) {
   const serialized = serializeError(error);
   log.error({ event: 'worker_startup_failed', err: coerceError(error) }, serialized.message);

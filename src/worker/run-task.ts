@@ -1,5 +1,6 @@
 /** One attempt of one task, on its own connection, from start to the message that reports it. */
 import type { Logger } from 'pino';
+import { taskApplicationName } from '../db/application-name.js';
 import { TaskConnection, type SessionSettings } from '../db/task-connection.js';
 import { PreforkError, serializeError } from '../errors.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
@@ -21,7 +22,7 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
   const connection = new TaskConnection({
     ...deps.session,
     connectionString: deps.databaseUrl,
-    applicationName: `prefork:${deps.schema} w${deps.workerId} t${task.id}`,
+    applicationName: taskApplicationName(deps.schema, deps.workerId, task.id),
     onConnect: (backendPid) => deps.send({ type: 'db_backend', taskId: task.id, backendPid }),
   });
   let outcome: WorkerMessage;

@@ -1,0 +1,215 @@
+/** prefork 0.1: the whole path, with real forked workers and a real PostgreSQL. */
+import { describe, expect, it } from 'vitest';
+import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
+import { fixture, isAlive, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+interface StatusJson {
+  supervisors: { pid: number; workers: { id: number; pid: number; state: string; tasksDone: number }[] }[];
+  queue: Record<string, number>;
+}
+
+async function statusJson(schema: string): Promise<StatusJson> {
+  const r = await runCli(['status', '--json'], { schema });
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as StatusJson;
+}
+
+async function waitForFinalStates(schema: string, total: number, timeout = 60_000): Promise<void> {
+  await expect
+    .poll(async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where state not in ('queued', 'running')`))[0]!.n, {
+      timeout,
+      interval: 100,
+    })
+    .toBe(total);
+}
+
+describe('prefork start', () => {
+  it('forks 4 workers that each reset the connection cache once, then report ready', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '4', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const pids = sup.workerPids();
+    expect(pids).toHaveLength(4);
+    for (const event of ['worker_process_init', 'db_connection_cache_reset', 'worker_startup_done']) {
+      expect(sup.events(event).map((l) => l.pid).sort(), event).toEqual([...pids].sort());
+    }
+    expect(sup.events('worker_ready').map((l) => l.workerPid).sort()).toEqual([...pids].sort());
+    // The import-time connection was in the cache and was closed by the reset; the task module's own hook ran after it.
+    for (const reset of sup.events('db_connection_cache_reset')) expect(reset.closed).toBe(1);
+    for (const hook of sup.events('fixture_hook_ran')) expect(hook.cachedAfterReset).toBe(0);
+    await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.filter((w) => w.state === 'ready').length).toBe(4);
+    const status = await statusJson(schema);
+    expect(status.supervisors).toHaveLength(1);
+    expect(status.supervisors[0]!.pid).toBe(sup.pid);
+    expect(status.supervisors[0]!.workers.map((w) => w.pid).sort()).toEqual([...pids].sort());
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('closes connections opened at import time: tasks never use them', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    // Every worker opened one at import; none survives the reset.
+    await expect.poll(() => query(`select pid from pg_stat_activity where application_name = $1`, [`import-time:${schema}`])).toEqual([]);
+    const r = await runCli(['send', 'fixture.backendPid', '--wait'], { schema });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { backendPid: number; importTimePid: number };
+    expect(result.backendPid).not.toBe(result.importTimePid);
+    await sup.stop();
+  });
+
+  it('runs 200 tasks on 200 different connections, spread over the workers, and leaves none open', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '4', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    await query(`insert into "${schema}".tasks (name, payload) select 'fixture.backendPid', jsonb_build_object('n', i) from generate_series(1, 200) i`);
+    await waitForFinalStates(schema, 200);
+    const rows = await query<{ state: string; result: { backendPid: number; workerPid: number }; worker_pid: number }>(
+      `select state, result, worker_pid from "${schema}".tasks`,
+    );
+    expect(rows.filter((r) => r.state !== 'succeeded')).toEqual([]);
+    expect(new Set(rows.map((r) => r.result.backendPid)).size).toBe(200);
+    expect(new Set(rows.map((r) => r.worker_pid)).size).toBeGreaterThan(1);
+    expect(rows.every((r) => r.result.workerPid === r.worker_pid)).toBe(true);
+    await expect.poll(() => taskConnections(schema)).toEqual([]);
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('prefork send', () => {
+  it('--wait prints the result; --json prints the whole task', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const plain = await runCli(['send', 'prefork.echo', '{"hi":1}', '--wait'], { schema });
+    expect(plain).toEqual({ code: 0, stdout: '{"hi":1}\n', stderr: '' });
+
+    const json = await runCli(['send', 'prefork.echo', '-', '--wait', '--json'], { schema, input: '{"userId": 7}' });
+    expect(json.code, json.stderr).toBe(0);
+    const view = JSON.parse(json.stdout);
+    expect(view).toMatchObject({ task: 'prefork.echo', status: 'succeeded', result: { userId: 7 }, error: null, attempts: 1 });
+    expect(sup.workerPids()).toContain(view.workerPid);
+
+    const id = await runCli(['send', 'prefork.echo', '{}'], { schema });
+    expect(id.code).toBe(0);
+    expect(id.stdout).toMatch(/^\d+\n$/);
+    await sup.stop();
+  });
+
+  it('reports a failing task with its error and exit 1', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const r = await runCli(['send', 'fixture.fail', '--wait', '--json'], { schema });
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      status: 'failed',
+      result: null,
+      attempts: 1,
+      error: { name: 'Error', message: 'the report could not be built', code: null },
+    });
+    expect(r.stderr).toMatch(/^prefork: task \d+ \(fixture\.fail\) failed after 1 attempt: Error: the report could not be built\n$/);
+
+    const permanent = await runCli(['send', 'fixture.permanent', '--wait', '--json'], { schema });
+    expect(permanent.code).toBe(1);
+    expect(JSON.parse(permanent.stdout)).toMatchObject({ status: 'failed', attempts: 1, error: { name: 'NonRetryableError' } });
+
+    const retried = await runCli(['send', 'fixture.failOnce', '--wait', '--json'], { schema });
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(JSON.parse(retried.stdout)).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 } });
+    await sup.stop();
+  });
+
+  it('refuses bad input with one line and exit 2, and an unreachable database with exit 3', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const unknown = await runCli(['send', 'report.nope', '{}'], { schema });
+    expect(unknown).toMatchObject({ code: 2, stdout: '' });
+    expect(unknown.stderr).toMatch(/^prefork: error: unknown task "report\.nope": the supervisors know .*fixture\.backendPid.*\n$/);
+
+    const badJson = await runCli(['send', 'prefork.echo', '{"hi":'], { schema });
+    expect(badJson.code).toBe(2);
+    expect(badJson.stderr.trim().split('\n')).toHaveLength(1);
+    expect(badJson.stderr).toMatch(/^prefork: error: the payload is not valid JSON/);
+
+    const badFlag = await runCli(['send', 'prefork.echo', '--timeout', 'soon'], { schema });
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toMatch(/--timeout must be a whole number/);
+
+    const noUrl = await runCli(['send', 'prefork.echo', '{}'], { env: { DATABASE_URL: undefined } });
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toBe('prefork: error: no database configured: pass --database-url URL or set DATABASE_URL\n');
+
+    const down = await runCli(['send', 'prefork.echo', '{}', '--database-url', 'postgres://app:s3cret-pw@127.0.0.1:1/none'], { schema });
+    expect(down.code).toBe(3);
+    expect(down.stderr).toMatch(/^prefork: error: cannot use the database at postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/none: .*\n$/);
+    expect(down.stderr).not.toContain('s3cret-pw');
+    // Nothing was queued by the refused sends.
+    expect(await query(`select name from "${schema}".tasks`)).toEqual([]);
+    await sup.stop();
+  });
+});
+
+describe('durability and lifecycle', () => {
+  it('runs tasks that were sent while no supervisor was running', async () => {
+    const schema = schemaName();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await runCli(['send', 'prefork.echo', JSON.stringify({ i })], { schema });
+      expect(r.code, r.stderr).toBe(0);
+      ids.push(r.stdout.trim());
+    }
+    const sup = SupervisorProcess.start(schema, ['--workers', '2']);
+    await sup.ready();
+    await waitForFinalStates(schema, 3);
+    const rows = await query<{ id: string; state: string; result: unknown }>(`select id, state, result from "${schema}".tasks order by id`);
+    expect(rows).toEqual(ids.map((id, i) => ({ id, state: 'succeeded', result: { i } })));
+    await sup.stop();
+  });
+
+  it('stop waits for the running task, then the supervisor exits 0 and no worker is left', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 1.5}'], { schema });
+    await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
+    const stop = await runCli(['stop'], { schema });
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await sup.exited).toEqual({ code: 0, signal: null });
+    const [row] = await query<{ state: string }>(`select state from "${schema}".tasks where id = $1`, [sent.stdout.trim()]);
+    expect(row!.state).toBe('succeeded');
+    for (const pid of sup.workerPids()) expect(isAlive(pid), `worker ${pid}`).toBe(false);
+    const again = await runCli(['stop'], { schema });
+    expect(again.code).toBe(3);
+    expect(again.stderr).toBe('prefork: error: no supervisor is running on this database\n');
+  });
+
+  it('SIGKILL of the primary leaves no worker behind, and the next supervisor finishes its task', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const workers = sup.workerPids();
+    const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 30}', '--max-attempts', '2'], { schema });
+    await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
+    sup.kill('SIGKILL');
+    await sup.exited;
+    await expect.poll(() => workers.filter(isAlive), { timeout: 10_000 }).toEqual([]);
+    // The killed worker's connection dies with it.
+    await expect.poll(() => taskConnections(schema), { timeout: 10_000 }).toEqual([]);
+
+    const next = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    await next.ready();
+    await next.waitForEvent('orphans_recovered');
+    await query(`update "${schema}".tasks set payload = '{"seconds": 0}' where id = $1`, [sent.stdout.trim()]);
+    const waited = await runCli(['send', 'prefork.echo', '{}', '--wait'], { schema });
+    expect(waited.code).toBe(0);
+    await waitForFinalStates(schema, 2);
+    const [row] = await query<{ state: string; attempts: number }>(`select state, attempts from "${schema}".tasks where id = $1`, [sent.stdout.trim()]);
+    expect(row).toEqual({ state: 'succeeded', attempts: 2 });
+    await next.stop();
+  });
+});
