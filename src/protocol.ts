@@ -19,6 +19,8 @@ export interface TaskInfo {
   name: string;
   maxAttempts?: number | undefined;
   backoff?: BackoffOptions | undefined;
+  softTimeoutMs?: number | undefined;
+  hardTimeoutMs?: number | undefined;
 }
 
 // ---- primary -> worker ----------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 /**
  * Signals, in one place. The first SIGTERM/SIGINT starts a graceful stop; a second one forces it.
- * SIGHUP is left to the default until rolling restarts exist.
+ * SIGHUP starts a rolling restart of the workers.
  */
 import type { Logger } from 'pino';
 
 export interface Stoppable {
   stop(): Promise<void>;
   forceStop(): Promise<void>;
+  reload?(): Promise<void>;
 }
 
 export function handleStopSignals(target: Stoppable, log: Logger, onForced: (signal: NodeJS.Signals) => void): () => void {
@@ -21,10 +22,16 @@ export function handleStopSignals(target: Stoppable, log: Logger, onForced: (sig
     log.warn({ event: 'signal_received', signal, forced: true }, `${signal} again: forcing the stop`);
     void target.forceStop().finally(() => onForced(signal));
   };
+  const hangup = () => {
+    log.info({ event: 'signal_received', signal: 'SIGHUP' }, 'SIGHUP: rolling restart of the workers');
+    void target.reload?.();
+  };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  process.on('SIGHUP', hangup);
   return () => {
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
+    process.off('SIGHUP', hangup);
   };
 }

@@ -32,6 +32,13 @@ export interface TaskOptions {
   maxAttempts?: number;
   /** Delay between attempts after an error. */
   backoff?: BackoffOptions;
+  /** After this long, `ctx.signal` aborts: the handler may clean up and return. */
+  softTimeoutMs?: number;
+  /**
+   * After this long the primary ends the attempt whatever the worker is doing: it cancels the task's query,
+   * terminates its backend, then kills and replaces the worker. The attempt ends `timed_out`.
+   */
+  hardTimeoutMs?: number;
 }
 
 export type BackoffOptions =

@@ -7,6 +7,8 @@ import { sendCommand } from './commands/send.js';
 import { startCommand } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
 import { stopCommand } from './commands/stop.js';
+import { reloadCommand } from './commands/reload.js';
+import { scaleCommand } from './commands/scale.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,7 +27,7 @@ Quick start:
   $ prefork start --workers 4 --tasks ./tasks.js        # terminal 1
   $ prefork send prefork.echo '{"hi":1}' --wait          # terminal 2`,
     );
-  for (const command of [startCommand(), sendCommand(), statusCommand(), stopCommand()]) {
+  for (const command of [startCommand(), sendCommand(), statusCommand(), stopCommand(), reloadCommand(), scaleCommand()]) {
     program.addCommand(command);
   }
   // Commander's own errors (unknown option, bad value) become exit 2; --help and --version exit 0.

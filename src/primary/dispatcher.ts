@@ -23,6 +23,8 @@ export interface DispatcherDeps {
   defaultMaxAttempts: number;
   /** How often to look for due tasks when nothing wakes the dispatcher. */
   pollIntervalMs: number;
+  /** Called once a task is in a worker's hands. */
+  onAssigned: (worker: WorkerHandle, taskId: string) => void;
 }
 
 export class Dispatcher {
@@ -107,6 +109,7 @@ export class Dispatcher {
       for (const worker of candidates) {
         if (worker.assign(task)) {
           placed = true;
+          this.deps.onAssigned(worker, task.id);
           break;
         }
       }

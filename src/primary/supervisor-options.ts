@@ -22,6 +22,14 @@ export interface SupervisorOptions {
   /** A worker must be ready within this (task module import plus start-up hooks). */
   startupTimeoutMs: number;
   session: SessionSettings;
+  /** Default soft time limit for tasks that set none (ms; undefined: none). */
+  softTimeoutMs?: number | undefined;
+  /** Default hard time limit for tasks that set none (ms; undefined: none). */
+  hardTimeoutMs?: number | undefined;
+  /** Replace a worker after it ran this many tasks (at a task boundary). */
+  maxTasksPerWorker?: number | undefined;
+  /** Replace a worker whose resident memory passed this many MB (at a task boundary). */
+  maxMemoryPerWorkerMb?: number | undefined;
 }
 
 export const supervisorDefaults = {

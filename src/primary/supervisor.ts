@@ -17,14 +17,16 @@ import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessag
 import { rememberTaskNames } from '../queue/known-tasks.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
 import { releaseTasks } from '../queue/release-tasks.js';
-import { terminateBackends } from '../queue/terminate-backends.js';
+import { signalBackends } from '../queue/terminate-backends.js';
 import type { Settlement } from '../queue/settle-tasks.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
 import { Dispatcher } from './dispatcher.js';
+import { Fleet } from './fleet.js';
 import { Listener } from './listener.js';
 import { backoffDelay } from './retry-policy.js';
 import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
+import { TimeLimits, type TimeLimitActions } from './time-limits.js';
 import type { SupervisorOptions } from './supervisor-options.js';
 import { until } from './wait.js';
 import type { InFlightTask, WorkerHandle } from './worker-handle.js';
@@ -51,11 +53,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   readonly #dispatcher: Dispatcher;
   readonly #settler: Settler;
   readonly #listener: Listener;
+  readonly #timeLimits: TimeLimits;
   #phase: Phase = 'new';
   #taskInfo = new Map<string, TaskInfo>();
   #everReady = false;
-  #startupFailures = 0;
-  #respawnsPending = 0;
+  readonly #fleet: Fleet;
+  #reloading: Promise<void> | undefined;
   #timers: NodeJS.Timeout[] = [];
   #snapshotTimer: NodeJS.Timeout | undefined;
   #startPromise: Promise<void> | undefined;
@@ -107,7 +110,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       maxAttemptsByName: () => this.#maxAttemptsByName(),
       defaultMaxAttempts: options.defaultMaxAttempts,
       pollIntervalMs: options.pollIntervalMs,
+      onAssigned: (handle, taskId) => {
+        const f = handle.inFlight.get(taskId);
+        if (f) this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name));
+      },
     });
+    this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
+    this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
     this.#wire();
   }
 
@@ -160,6 +169,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]);
     await this.#recover();
     this.#phase = 'running';
+    this.#fleet.startRespawning();
     await this.#publish();
     this.#every(o.heartbeatMs, () => this.#publish());
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
@@ -218,7 +228,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   #onWorkerReady(handle: WorkerHandle): void {
     this.#everReady = true;
-    this.#startupFailures = 0;
+    this.#fleet.onReady(handle);
     for (const info of handle.tasks) if (!this.#taskInfo.has(info.name)) this.#taskInfo.set(info.name, info);
     this.#log.info({ event: 'worker_ready', workerId: handle.id, workerPid: handle.pid }, 'worker ready');
     this.#publishSoon();
@@ -227,7 +237,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   #onStartupFailed(handle: WorkerHandle, error: SerializedError): void {
     this.#log.error({ event: 'worker_startup_failed', workerId: handle.id, workerPid: handle.pid, error }, `worker could not start: ${error.message}`);
-    this.#startupFailures += 1;
+    this.#fleet.onStartupFailed();
     if (!this.#everReady && this.#startupError) {
       this.#startupError(new PreforkError(error.code ?? 'WORKER_STARTUP_FAILED', `a worker could not start: ${error.message}`, { exitCode: 1 }));
     }
@@ -237,25 +247,47 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   #onWorkerExit(handle: WorkerHandle, info: { code: number | null; signal: string | null; planned: boolean }): void {
     const crashed = !info.planned;
-    const inFlight = [...handle.inFlight.values()];
-    handle.inFlight.clear();
+    const inFlight = handle.takeAll();
     this.#log[crashed ? 'warn' : 'info'](
       { event: crashed ? 'worker_crashed' : 'worker_exited', workerId: handle.id, workerPid: handle.pid, code: info.code, signal: info.signal, inFlight: inFlight.length },
       crashed ? 'worker exited unexpectedly' : 'worker exited',
     );
     if (crashed) this.#track(this.#terminateBackends(handle, inFlight));
     for (const f of inFlight) {
+      if (f.timedOut) {
+        this.#settleFailure(f, handle, this.#timeoutError(f), this.#retryDelay(f));
+        continue;
+      }
       const error: SerializedError = {
         name: 'WorkerCrashed',
         code: 'WORKER_CRASHED',
         message: `worker ${handle.id} (pid ${handle.pid}) exited ${info.signal ? `on ${info.signal}` : `with code ${info.code}`} while running the task`,
       };
+      // Redelivered at once: the crash was the worker's, not a reason to wait.
       this.#settleFailure(f, handle, error, 0);
     }
     this.#publishSoon();
-    if (this.#phase === 'running' && (crashed || handle.state === 'exited') && this.#pool.size + this.#respawnsPending < this.#options.workers) {
-      this.#respawn();
-    }
+    this.#fleet.onExit(handle);
+  }
+
+  #timeLimitActions(): TimeLimitActions {
+    return {
+      abort: (handle, f, reason) => {
+        handle.send({ type: 'abort', taskId: f.task.id, reason });
+      },
+      stopBackend: async (handle, f, terminate) => {
+        if (f.backendPid === null) return;
+        const ref = { pid: f.backendPid, applicationName: taskApplicationName(this.#options.schema, handle.id, f.task.id) };
+        try {
+          await signalBackends(this.#db, [ref], terminate ? 'terminate' : 'cancel');
+        } catch (error) {
+          this.#log.warn({ event: 'backend_signal_failed', err: error, taskId: f.task.id, backendPid: f.backendPid }, 'could not cancel the task\'s query');
+        }
+      },
+      killWorker: (handle) => {
+        this.#pool.kill(handle);
+      },
+    };
   }
 
   /** A dead worker's queries may still run on the server: end them, so their locks and work go too. */
@@ -265,22 +297,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       .map((f) => ({ pid: f.backendPid!, applicationName: taskApplicationName(this.#options.schema, handle.id, f.task.id) }));
     if (backends.length === 0) return;
     try {
-      const n = await terminateBackends(this.#db, backends);
+      const n = await signalBackends(this.#db, backends, 'terminate');
       this.#log.info({ event: 'orphan_backends_terminated', workerId: handle.id, terminated: n }, 'ended the dead worker\'s database sessions');
     } catch (error) {
       this.#log.warn({ event: 'orphan_backends_terminate_failed', err: error }, 'could not end the dead worker\'s database sessions');
     }
-  }
-
-  #respawn(): void {
-    // A worker that crashed while running tasks is replaced at once; one that cannot start backs off.
-    const wait = this.#startupFailures === 0 ? 0 : Math.min(30_000, 250 * 2 ** (this.#startupFailures - 1));
-    this.#respawnsPending += 1;
-    if (wait > 0) this.#log.warn({ event: 'worker_respawn_backoff', delayMs: wait, failures: this.#startupFailures }, 'workers keep failing to start; backing off');
-    setTimeout(() => {
-      this.#respawnsPending -= 1;
-      if (this.#phase === 'running' && this.#pool.size < this.#options.workers) this.#pool.fork();
-    }, wait).unref();
   }
 
   #taskMessageHandlers(): (handle: WorkerHandle) => MessageHandlers<WorkerMessage> {
@@ -298,6 +319,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         if (!f) return;
         handle.tasksDone += 1;
         this.#settler.add({ id: f.task.id, state: 'succeeded', result: m.result, workerPid: handle.pid });
+        this.#maybeRecycle(handle);
         this.#dispatcher.wake();
       },
       task_failed: (m) => {
@@ -308,25 +330,61 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
           return;
         }
         handle.failures += 1;
-        const info = this.#taskInfo.get(f.task.name);
-        this.#settleFailure(f, handle, m.error, backoffDelay(info?.backoff, f.task.attempt));
+        this.#settleFailure(f, handle, f.timedOut ? this.#timeoutError(f) : m.error, this.#retryDelay(f));
+        this.#maybeRecycle(handle);
         this.#dispatcher.wake();
       },
     });
   }
 
+  /** At a task boundary: a worker past its task count or memory limit is replaced. */
+  #maybeRecycle(handle: WorkerHandle): void {
+    if (handle.state !== 'ready' || this.#phase !== 'running') return;
+    const { maxTasksPerWorker, maxMemoryPerWorkerMb } = this.#options;
+    if (maxTasksPerWorker && handle.tasksDone + handle.failures >= maxTasksPerWorker) {
+      this.#fleet.replace(handle, `ran ${handle.tasksDone + handle.failures} tasks (--max-tasks-per-worker ${maxTasksPerWorker})`);
+    } else if (maxMemoryPerWorkerMb && handle.rss !== null && handle.rss > maxMemoryPerWorkerMb * 1_048_576) {
+      this.#fleet.replace(handle, `uses ${Math.round(handle.rss / 1_048_576)} MB (--max-memory-per-worker ${maxMemoryPerWorkerMb})`);
+    }
+  }
+
+  /** Rolling restart of every worker; resolves when the last old worker has left. */
+  reload(): Promise<void> {
+    if (this.#phase !== 'running') return Promise.resolve();
+    this.#reloading ??= this.#fleet.reload().finally(() => {
+      this.#reloading = undefined;
+      void this.#publish();
+    });
+    return this.#reloading;
+  }
+
+  scale(workers: number): void {
+    if (this.#phase !== 'running') return;
+    this.#fleet.scale(workers);
+    this.#publishSoon();
+  }
+
   #take(handle: WorkerHandle, taskId: string): InFlightTask | undefined {
-    const f = handle.inFlight.get(taskId);
-    handle.inFlight.delete(taskId);
-    return f;
+    return handle.take(taskId);
+  }
+
+  #retryDelay(f: InFlightTask): number {
+    return backoffDelay(this.#taskInfo.get(f.task.name)?.backoff, f.task.attempt);
+  }
+
+  #timeoutError(f: InFlightTask): SerializedError {
+    const info = this.#taskInfo.get(f.task.name);
+    const limit = info?.hardTimeoutMs ?? this.#options.hardTimeoutMs;
+    return { name: 'TimeoutError', code: 'TIMED_OUT', message: `the task passed its hard time limit of ${limit} ms` };
   }
 
   #settleFailure(f: InFlightTask, handle: WorkerHandle, error: SerializedError, delayMs: number): void {
     const retry = error.retryable !== false && f.task.attempt < f.task.maxAttempts;
-    const settlement: Settlement = { id: f.task.id, state: retry ? 'queued' : 'failed', error, delayMs, workerPid: handle.pid };
+    const final = f.timedOut ? 'timed_out' : 'failed';
+    const settlement: Settlement = { id: f.task.id, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid };
     this.#log[retry ? 'info' : 'warn'](
-      { event: retry ? 'task_retry_scheduled' : 'task_failed', taskId: f.task.id, task: f.task.name, attempt: f.task.attempt, maxAttempts: f.task.maxAttempts, workerPid: handle.pid, retryInMs: retry ? delayMs : undefined, error: { name: error.name, message: error.message, code: error.code } },
-      retry ? 'task failed; retry scheduled' : 'task failed',
+      { event: retry ? 'task_retry_scheduled' : `task_${final}`, taskId: f.task.id, task: f.task.name, attempt: f.task.attempt, maxAttempts: f.task.maxAttempts, workerPid: handle.pid, retryInMs: retry ? delayMs : undefined, error: { name: error.name, message: error.message, code: error.code } },
+      retry ? 'task failed; retry scheduled' : `task ${final.replace('_', ' ')}`,
     );
     this.#settler.add(settlement);
   }
@@ -339,10 +397,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       return;
     }
     if (command.target !== '*' && command.target !== this.id) return;
-    if (command.command === 'stop') {
-      this.#log.info({ event: 'stop_requested' }, 'stop requested through the database');
-      void this.stop();
-    }
+    const handlers: Record<string, () => void> = {
+      stop: () => void this.stop(),
+      reload: () => void this.reload(),
+      scale: () => {
+        const n = Number((command as { workers?: unknown }).workers);
+        if (Number.isInteger(n) && n >= 1 && n <= 1024) this.scale(n);
+      },
+    };
+    const handler = typeof command.command === 'string' ? handlers[command.command] : undefined;
+    if (!handler) return;
+    this.#log.info({ event: 'control_command', command: command.command }, `${command.command} requested through the database`);
+    handler();
   }
 
   // ---- status and leases ----------------------------------------------------------------------------------
@@ -362,7 +428,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       state: this.#phase,
       startedAt: this.startedAt.toISOString(),
       concurrency: this.#options.concurrency,
-      workersWanted: this.#options.workers,
+      workersWanted: this.#fleet.wanted,
+      reloading: this.#reloading !== undefined,
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
       pendingOutcomes: this.#settler.pending,
     };
@@ -422,6 +489,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await this.#startPromise?.catch(() => {});
     if (this.#phase === 'stopped') return;
     this.#phase = 'stopping';
+    this.#fleet.stopRespawning();
     this.#dispatcher.pause();
     const inFlight = () => this.#pool.handles.reduce((n, h) => n + h.inFlight.size, 0);
     this.#log.info({ event: 'supervisor_stopping', inFlight: inFlight(), forced }, 'stopping: no new tasks, waiting for running ones');
@@ -448,8 +516,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   async #abandonInFlight(handles: WorkerHandle[], reason: string): Promise<void> {
     const ids: string[] = [];
     for (const h of handles) {
-      ids.push(...h.inFlight.keys());
-      h.inFlight.clear();
+      ids.push(...h.takeAll().map((f) => f.task.id));
       h.state = 'stopping';
       this.#pool.kill(h);
     }

@@ -2,13 +2,18 @@ import type { Worker } from 'node:cluster';
 import type { PrimaryMessage, TaskInfo } from '../protocol.js';
 import type { ClaimedTask } from '../queue/claim-tasks.js';
 
-export type WorkerState = 'starting' | 'ready' | 'stopping' | 'exited';
+/** draining: takes no new tasks, exits once its replacement is ready and its tasks are done. */
+export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited';
 
 export interface InFlightTask {
   task: ClaimedTask;
   startedAt: number;
   /** The backend of the task's own connection, once it opened one. */
   backendPid: number | null;
+  /** Set once the hard time limit fired: the attempt ends `timed_out` unless it succeeded. */
+  timedOut: boolean;
+  /** Time-limit and escalation timers; cleared when the task leaves the worker. */
+  timers: NodeJS.Timeout[];
 }
 
 /** The primary's view of one worker process. */
@@ -47,10 +52,24 @@ export class WorkerHandle {
   }
 
   assign(task: ClaimedTask): boolean {
-    this.inFlight.set(task.id, { task, startedAt: Date.now(), backendPid: null });
+    this.inFlight.set(task.id, { task, startedAt: Date.now(), backendPid: null, timedOut: false, timers: [] });
     if (this.send({ type: 'run', task })) return true;
     this.inFlight.delete(task.id);
     return false;
+  }
+
+  /** Removes a task from the worker's books and stops its timers. */
+  take(taskId: string): InFlightTask | undefined {
+    const f = this.inFlight.get(taskId);
+    if (!f) return undefined;
+    this.inFlight.delete(taskId);
+    for (const t of f.timers) clearTimeout(t);
+    return f;
+  }
+
+  /** Empties the worker's books (it exited or is being abandoned). */
+  takeAll(): InFlightTask[] {
+    return [...this.inFlight.keys()].map((id) => this.take(id)!);
   }
 
   snapshot(now = Date.now()) {

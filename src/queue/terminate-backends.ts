@@ -1,13 +1,20 @@
 import type { Queryable } from '../db/queryable.js';
 
+export interface BackendRef {
+  pid: number;
+  applicationName: string;
+}
+
 /**
- * Ends the server side of task connections whose worker is gone or must be stopped. The application_name
- * check keeps a recycled backend pid that now belongs to someone else out of reach.
+ * Cancels the running query of (or, with `terminate`, ends) the server side of task connections. The
+ * application_name check keeps a recycled backend pid that now belongs to someone else out of reach.
+ * Returns how many backends were signalled.
  */
-export async function terminateBackends(db: Queryable, backends: readonly { pid: number; applicationName: string }[]): Promise<number> {
+export async function signalBackends(db: Queryable, backends: readonly BackendRef[], mode: 'cancel' | 'terminate'): Promise<number> {
   if (backends.length === 0) return 0;
+  const fn = mode === 'cancel' ? 'pg_cancel_backend' : 'pg_terminate_backend';
   const { rows } = await db.query<{ n: number }>(
-    `select count(*) filter (where pg_terminate_backend(a.pid))::int as n
+    `select count(*) filter (where ${fn}(a.pid))::int as n
        from pg_stat_activity a
        join jsonb_to_recordset($1::jsonb) as b(pid integer, application_name text)
          on a.pid = b.pid and a.application_name = b.application_name`,

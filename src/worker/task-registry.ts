@@ -34,7 +34,13 @@ export class TaskRegistry {
   }
 
   info(): TaskInfo[] {
-    return [...this.#tasks].map(([name, d]) => ({ name, maxAttempts: d.maxAttempts, backoff: d.backoff }));
+    return [...this.#tasks].map(([name, d]) => ({
+      name,
+      maxAttempts: d.maxAttempts,
+      backoff: d.backoff,
+      softTimeoutMs: d.softTimeoutMs,
+      hardTimeoutMs: d.hardTimeoutMs,
+    }));
   }
 }
 

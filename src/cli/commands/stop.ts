@@ -1,8 +1,6 @@
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command } from 'commander';
-import { channelsFor } from '../../db/identifiers.js';
-import { PreforkError } from '../../errors.js';
 import { isProcessAlive } from '../../primary/same-host.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { liveSupervisors } from '../../queue/supervisors.js';
@@ -10,6 +8,7 @@ import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.j
 import { exitCodes } from '../exit-codes.js';
 import { integer } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
+import { sendControl } from './control.js';
 
 interface StopFlags extends DatabaseFlags {
   timeout?: number;
@@ -29,13 +28,7 @@ export function stopCommand(): Command {
     const client = await openDatabase(database, 'prefork stop');
     try {
       const leaseMs = supervisorDefaults.leaseMs;
-      const targets = (await liveSupervisors(client, database.schema, leaseMs)).filter((s) => !flags.supervisor || s.id === flags.supervisor);
-      if (targets.length === 0) {
-        throw new PreforkError('NO_SUPERVISOR', flags.supervisor ? `no running supervisor has id ${flags.supervisor}` : 'no supervisor is running on this database', {
-          exitCode: exitCodes.unavailable,
-        });
-      }
-      await client.query('select pg_notify($1, $2)', [channelsFor(database.schema).control, JSON.stringify({ command: 'stop', target: flags.supervisor ?? '*' })]);
+      const targets = await sendControl(client, database.schema, flags.supervisor, { command: 'stop' });
       process.stderr.write(`prefork: asked ${targets.length} supervisor${targets.length === 1 ? '' : 's'} to stop\n`);
       if (!flags.wait) return;
       const deadline = flags.timeout === undefined ? Infinity : Date.now() + flags.timeout;

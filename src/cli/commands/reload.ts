@@ -1,0 +1,54 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { Command } from 'commander';
+import { supervisorDefaults } from '../../primary/supervisor-options.js';
+import { liveSupervisors } from '../../queue/supervisors.js';
+import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { exitCodes } from '../exit-codes.js';
+import { integer } from '../parse.js';
+import { addDatabaseOptions } from './common.js';
+import { sendControl } from './control.js';
+
+interface Snapshot {
+  workers?: { pid: number; state: string }[];
+  workersWanted?: number;
+  reloading?: boolean;
+}
+
+export function reloadCommand(): Command {
+  const command = new Command('reload')
+    .description('rolling restart: replace every worker, one at a time, by a fresh process that loads the task module anew (as SIGHUP)')
+    .option('--supervisor <id>', 'only this supervisor (see status)')
+    .option('--timeout <ms>', 'give up waiting after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
+    .option('--no-wait', 'ask, but do not wait');
+  addDatabaseOptions(command);
+  return command.action(async (flags: DatabaseFlags & { supervisor?: string; timeout?: number; wait: boolean }) => {
+    const database = resolveDatabase(flags);
+    const client = await openDatabase(database, 'prefork reload');
+    try {
+      const targets = await sendControl(client, database.schema, flags.supervisor, { command: 'reload' });
+      process.stderr.write(`prefork: asked ${targets.length} supervisor${targets.length === 1 ? '' : 's'} to reload\n`);
+      if (!flags.wait) return;
+      const before = new Map(targets.map((t) => [t.id, new Set(((t.snapshot as Snapshot).workers ?? []).map((w) => w.pid))]));
+      const deadline = flags.timeout === undefined ? Infinity : Date.now() + flags.timeout;
+      for (;;) {
+        await delay(200);
+        const live = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => before.has(s.id));
+        const pending = live.filter((s) => {
+          const snap = s.snapshot as Snapshot;
+          const workers = snap.workers ?? [];
+          const old = before.get(s.id)!;
+          return snap.reloading || workers.some((w) => old.has(w.pid)) || workers.filter((w) => w.state === 'ready').length < (snap.workersWanted ?? 0);
+        });
+        if (pending.length === 0) break;
+        if (Date.now() >= deadline) {
+          process.stderr.write(`prefork: reload still running after ${flags.timeout} ms\n`);
+          process.exitCode = exitCodes.timeout;
+          return;
+        }
+      }
+      process.stderr.write('prefork: reloaded\n');
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+}

@@ -1,0 +1,225 @@
+/** No task hangs, no task is lost: time limits, crashes, retries, recycling, stops and reloads, for real. */
+import { describe, expect, it } from 'vitest';
+import { query, taskConnections, useTestSchema } from './support/database.js';
+import { fixture, isAlive, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { countByState, insertTasks, waitForFinal, workerRunning } from './support/tasks.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+const start = (schema: string, args: string[]) => SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args]);
+
+async function sendJson(schema: string, args: string[]) {
+  const r = await runCli(['send', ...args, '--wait', '--json'], { schema });
+  return { code: r.code, stderr: r.stderr, view: r.stdout ? JSON.parse(r.stdout) : null };
+}
+
+describe('time limits', () => {
+  it('ends a busy loop and a hung query at the hard limit, cancels the query, and replaces the worker', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '3']);
+    await sup.ready();
+    const began = Date.now();
+    const [spin, hang, ok] = await Promise.all([
+      sendJson(schema, ['fixture.spin']),
+      sendJson(schema, ['fixture.dbHang']),
+      (async () => {
+        // Meanwhile other tasks keep completing on the third worker.
+        const results = [];
+        for (let i = 0; i < 5; i++) results.push(await runCli(['send', 'prefork.echo', `{"i":${i}}`, '--wait'], { schema }));
+        return results;
+      })(),
+    ]);
+    for (const r of [spin, hang]) {
+      expect(r.code).toBe(1);
+      expect(r.view).toMatchObject({ status: 'timed_out', attempts: 1, error: { code: 'TIMED_OUT', name: 'TimeoutError' } });
+      expect(Date.parse(r.view.finishedAt) - Date.parse(r.view.startedAt)).toBeLessThan(1000 + 1500);
+    }
+    expect(Date.now() - began).toBeLessThan(15_000);
+    expect(ok.map((r) => r.code)).toEqual([0, 0, 0, 0, 0]);
+    // The hung query's backend is gone, and the pool is back to three ready workers.
+    await expect.poll(() => taskConnections(schema)).toEqual([]);
+    expect(sup.events('task_hard_timeout')).toHaveLength(2);
+    await sup.waitForEvent('worker_ready', 3 + sup.events('worker_killed_for_timeout').length);
+    await expect.poll(async () => (await runCli(['status', '--json'], { schema })).stdout).toMatch(/"state":"ready".*"state":"ready".*"state":"ready"/);
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('aborts ctx.signal at the soft limit and lets the handler finish', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const r = await sendJson(schema, ['fixture.soft']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.view.result).toEqual({ aborted: true, reason: 'soft time limit of 300 ms passed' });
+    await sup.stop();
+  });
+});
+
+describe('crashes', () => {
+  it('redelivers the task of a SIGKILLed worker at once; it succeeds on attempt 2', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2']);
+    await sup.ready();
+    const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 1}'], { schema });
+    const id = sent.stdout.trim();
+    const pid = await workerRunning(schema, sup, id);
+    process.kill(pid, 'SIGKILL');
+    const waited = await sendJson(schema, ['prefork.echo', '{}']);
+    expect(waited.code).toBe(0);
+    await waitForFinal(schema, 2, 20_000);
+    const [row] = await query<{ state: string; attempts: number; worker_pid: number; errors: { code: string }[] }>(
+      `select state, attempts, worker_pid, errors from "${schema}".tasks where id = $1`,
+      [id],
+    );
+    expect(row).toMatchObject({ state: 'succeeded', attempts: 2, errors: [{ code: 'WORKER_CRASHED' }] });
+    expect(row!.worker_pid).not.toBe(pid);
+    expect(sup.events('worker_crashed')).toHaveLength(1);
+    await sup.stop();
+  });
+
+  it('fails a task that kills its worker on every attempt with WORKER_CRASHED after exactly maxAttempts', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2']);
+    await sup.ready();
+    const r = await sendJson(schema, ['fixture.exit', '{}', '--max-attempts', '3']);
+    expect(r.code).toBe(1);
+    expect(r.view).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'WORKER_CRASHED' } });
+    expect(sup.events('worker_crashed')).toHaveLength(3);
+    // The supervisor is still whole.
+    expect((await runCli(['send', 'prefork.echo', '{"still":"alive"}', '--wait'], { schema })).stdout).toBe('{"still":"alive"}\n');
+    await sup.stop();
+  });
+
+  it('chaos: 2,000 tasks while a random worker is SIGKILLed every 200-500 ms; none lost, none recorded twice', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '4', '--max-attempts', '20']);
+    await sup.ready();
+    await query(`create table "${schema}".executions (task_id bigint primary key, runs integer not null default 1)`);
+    const ids = await insertTasks(schema, 'fixture.record', Array.from({ length: 2000 }, () => ({ ms: 2 })));
+    let kills = 0;
+    let done = false;
+    const killer = (async () => {
+      while (!done) {
+        await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
+        const alive = sup.workerPids().filter(isAlive);
+        const victim = alive[Math.floor(Math.random() * alive.length)];
+        if (victim && !done) {
+          process.kill(victim, 'SIGKILL');
+          kills += 1;
+        }
+      }
+    })();
+    try {
+      await waitForFinal(schema, 2000, 120_000);
+    } finally {
+      done = true;
+      await killer;
+    }
+    expect(await countByState(schema)).toEqual({ succeeded: 2000 });
+    const executions = await query<{ executed: number; duplicates: number }>(
+      `select count(*)::int as executed, count(*) filter (where runs > 1)::int as duplicates from "${schema}".executions`,
+    );
+    expect(executions[0]!.executed).toBe(2000);
+    expect(ids).toHaveLength(2000);
+    console.log(`chaos: ${kills} workers killed, ${executions[0]!.duplicates} tasks executed more than once (at-least-once delivery)`);
+    expect(kills).toBeGreaterThan(3);
+    await sup.stop();
+  });
+});
+
+describe('stops, reloads and recycling', () => {
+  it('stop lets the 4 running tasks finish and leaves the 100 queued ones for the next start', async () => {
+    const schema = schemaName();
+    // Queue first, so that the 4 sleepers (higher priority) are what the 4 workers take.
+    const first = SupervisorProcess.start(schema, ['--workers', '1']);
+    await first.ready();
+    await first.stop();
+    const sleepers = await insertTasks(schema, 'fixture.dbSleep', [{ seconds: 1 }, { seconds: 1 }, { seconds: 1 }, { seconds: 1 }], { priority: 10 });
+    await insertTasks(schema, 'prefork.echo', Array.from({ length: 100 }, (_, i) => ({ i })));
+    const sup = start(schema, ['--workers', '4']);
+    await sup.ready();
+    await expect.poll(async () => (await countByState(schema)).running).toBe(4);
+    const stop = await runCli(['stop'], { schema });
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await sup.exited).toEqual({ code: 0, signal: null });
+    expect(await countByState(schema)).toEqual({ succeeded: 4, queued: 100 });
+    const done = await query<{ id: string }>(`select id from "${schema}".tasks where state = 'succeeded' order by id`);
+    expect(done.map((r) => r.id)).toEqual(sleepers);
+
+    const next = start(schema, ['--workers', '2']);
+    await next.ready();
+    await waitForFinal(schema, 104);
+    expect(await countByState(schema)).toEqual({ succeeded: 104 });
+    await next.stop();
+  });
+
+  it('reload during a stream of 500 tasks: all succeed and every worker is replaced', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '3']);
+    await sup.ready();
+    const before = sup.workerPids();
+    await insertTasks(schema, 'prefork.sleep', Array.from({ length: 500 }, () => ({ ms: 15 })));
+    await expect.poll(async () => (await countByState(schema)).succeeded ?? 0).toBeGreaterThan(30);
+    const reload = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(reload.code, reload.stderr).toBe(0);
+    await waitForFinal(schema, 500);
+    expect(await countByState(schema)).toEqual({ succeeded: 500 });
+    const status = JSON.parse((await runCli(['status', '--json'], { schema })).stdout);
+    const after: number[] = status.supervisors[0].workers.map((w: { pid: number }) => w.pid);
+    expect(after).toHaveLength(3);
+    for (const pid of after) expect(before).not.toContain(pid);
+    for (const pid of before) expect(isAlive(pid)).toBe(false);
+    // Tasks ran on old and new workers alike.
+    const pids = await query<{ worker_pid: number }>(`select distinct worker_pid from "${schema}".tasks`);
+    expect(pids.some((r) => before.includes(r.worker_pid))).toBe(true);
+    expect(pids.some((r) => after.includes(r.worker_pid))).toBe(true);
+    expect(sup.events('worker_crashed')).toEqual([]);
+    await sup.stop();
+  });
+
+  it('--max-tasks-per-worker 10 with 100 tasks: at least 10 worker processes, every task succeeds', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2', '--max-tasks-per-worker', '10']);
+    await sup.ready();
+    await insertTasks(schema, 'prefork.echo', Array.from({ length: 100 }, (_, i) => ({ i })));
+    await waitForFinal(schema, 100);
+    expect(await countByState(schema)).toEqual({ succeeded: 100 });
+    const pids = await query<{ worker_pid: number; n: number }>(`select worker_pid, count(*)::int as n from "${schema}".tasks group by worker_pid`);
+    expect(pids.length).toBeGreaterThanOrEqual(10);
+    expect(Math.max(...pids.map((p) => p.n))).toBeLessThanOrEqual(10);
+    expect(sup.events('worker_crashed')).toEqual([]);
+    await sup.stop();
+  });
+
+  it('scale adds and retires workers at run time', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    expect((await runCli(['scale', '3'], { schema })).code).toBe(0);
+    await sup.waitForEvent('worker_ready', 3);
+    expect((await runCli(['scale', '1'], { schema })).code).toBe(0);
+    await sup.waitForEvent('worker_exited', 2);
+    await expect.poll(async () => JSON.parse((await runCli(['status', '--json'], { schema })).stdout).supervisors[0].workers.length).toBe(1);
+    expect((await runCli(['send', 'prefork.echo', '{}', '--wait'], { schema })).code).toBe(0);
+    await sup.stop();
+  });
+});
+
+describe('start-up failures', () => {
+  it('stops with the module error when the task module cannot load, instead of forking forever', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('broken-tasks.js')]);
+    expect((await sup.exited).code).toBe(1);
+    expect(sup.stderr).toMatch(/^prefork: error: a worker could not start: could not load the task module .*broken-tasks\.js: missing REPORTS_API_KEY\n$/);
+    expect(sup.workerPids().length).toBeLessThanOrEqual(2);
+    for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
+  });
+
+  it('stops with the hook error when a start-up hook throws', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('bad-hook-tasks.js')]);
+    expect((await sup.exited).code).toBe(1);
+    expect(sup.stderr).toContain('warm-up failed: cache server unreachable');
+  });
+});

@@ -1,0 +1,45 @@
+/** Arranging and observing tasks through the database, as an operator could. */
+import { expect } from 'vitest';
+import { query } from './database.js';
+import type { SupervisorProcess } from './processes.js';
+
+export async function insertTasks(schema: string, name: string, payloads: unknown[], options: { priority?: number; maxAttempts?: number } = {}): Promise<string[]> {
+  const rows = await query<{ id: string }>(
+    `insert into "${schema}".tasks (name, payload, priority, max_attempts)
+     select $1, p, $3, $4 from jsonb_array_elements($2::jsonb) p returning id`,
+    [name, JSON.stringify(payloads), options.priority ?? 0, options.maxAttempts ?? null],
+  );
+  return rows.map((r) => r.id);
+}
+
+export async function countByState(schema: string): Promise<Record<string, number>> {
+  const rows = await query<{ state: string; n: number }>(`select state, count(*)::int as n from "${schema}".tasks group by state`);
+  return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+}
+
+export async function waitForFinal(schema: string, total: number, timeout = 60_000): Promise<void> {
+  await expect
+    .poll(async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where state not in ('queued', 'running')`))[0]!.n, {
+      timeout,
+      interval: 100,
+    })
+    .toBe(total);
+}
+
+/** The pid of the worker whose connection runs `taskId` right now (from pg_stat_activity and the fork log). */
+export async function workerRunning(schema: string, sup: SupervisorProcess, taskId: string, timeout = 10_000): Promise<number> {
+  let workerId: number | undefined;
+  await expect
+    .poll(
+      async () => {
+        const rows = await query<{ application_name: string }>(`select application_name from pg_stat_activity where application_name = any($1)`, [
+          sup.events('worker_forked').map((l) => `prefork:${schema} w${l.workerId as number} t${taskId}`),
+        ]);
+        workerId = rows[0] ? Number(/ w(\d+) /.exec(rows[0].application_name)![1]) : undefined;
+        return workerId;
+      },
+      { timeout, interval: 50 },
+    )
+    .toBeDefined();
+  return sup.events('worker_forked').find((l) => l.workerId === workerId)!.workerPid as number;
+}
