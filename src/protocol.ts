@@ -38,7 +38,12 @@ export interface AbortMessage {
 export interface ShutdownMessage {
   type: 'shutdown';
 }
-export type PrimaryMessage = RunMessage | AbortMessage | ShutdownMessage;
+/** A connection slot of the global budget is the worker's; the task may open its connection. */
+export interface SlotGrantedMessage {
+  type: 'slot_granted';
+  requestId: number;
+}
+export type PrimaryMessage = RunMessage | AbortMessage | ShutdownMessage | SlotGrantedMessage;
 
 // ---- worker -> primary ----------------------------------------------------------------------------------
 /** Start-up hooks ran and the task module loaded: the worker may receive tasks. */
@@ -73,7 +78,25 @@ export interface HeartbeatMessage {
   rss: number;
   loopLagMs: number;
 }
+/** Asks for a slot of the supervisor's connection budget before opening a connection. */
+export interface SlotAcquireMessage {
+  type: 'slot_acquire';
+  requestId: number;
+}
+/** Gives a slot back (or withdraws a request still waiting). */
+export interface SlotReleaseMessage {
+  type: 'slot_release';
+  requestId: number;
+}
+/** The worker's start-up check could not reach the database; it keeps trying. */
+export interface DatabaseWaitMessage {
+  type: 'database_wait';
+  error: SerializedError;
+}
 export type WorkerMessage =
+  | SlotAcquireMessage
+  | SlotReleaseMessage
+  | DatabaseWaitMessage
   | ReadyMessage
   | StartupFailedMessage
   | DbBackendMessage
@@ -82,6 +105,9 @@ export type WorkerMessage =
   | HeartbeatMessage;
 
 const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
+  'slot_acquire',
+  'slot_release',
+  'database_wait',
   'ready',
   'startup_failed',
   'db_backend',
@@ -89,7 +115,7 @@ const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
   'task_failed',
   'heartbeat',
 ]);
-const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'shutdown']);
+const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'shutdown', 'slot_granted']);
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   return isTyped(value) && workerMessageTypes.has(value.type);

@@ -26,7 +26,7 @@ export class Fleet {
 
   /** Workers that are, or will be, taking tasks. */
   get active(): number {
-    return this.pool.handles.filter((h) => h.state === 'starting' || h.state === 'ready').length + this.#pendingRespawns;
+    return this.pool.handles.filter((h) => h.state === 'starting' || h.state === 'waiting_for_database' || h.state === 'ready').length + this.#pendingRespawns;
   }
 
   startRespawning(): void {

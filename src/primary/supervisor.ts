@@ -12,7 +12,7 @@ import { taskApplicationName } from '../db/application-name.js';
 import { redactConnectionString } from '../db/connection-string.js';
 import { channelsFor } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
-import { PreforkError, type SerializedError } from '../errors.js';
+import { PreforkError, publicError, type SerializedError } from '../errors.js';
 import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessage } from '../protocol.js';
 import { rememberTaskNames } from '../queue/known-tasks.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
@@ -20,6 +20,7 @@ import { releaseTasks } from '../queue/release-tasks.js';
 import { signalBackends } from '../queue/terminate-backends.js';
 import type { Settlement } from '../queue/settle-tasks.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
+import { ConnectionBudget, defaultBudget, supervisorOwnConnections } from './connection-budget.js';
 import { Dispatcher } from './dispatcher.js';
 import { Fleet } from './fleet.js';
 import { Listener } from './listener.js';
@@ -65,6 +66,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #stopPromise: Promise<void> | undefined;
   #startupError: ((error: PreforkError) => void) | undefined;
   #serverVersion = 0;
+  #budget: ConnectionBudget | undefined;
   /** Tasks whose signal was aborted because the supervisor is stopping: released, not failed. */
   readonly #abortedForStop = new Set<string>();
   readonly #background = new Set<Promise<unknown>>();
@@ -182,6 +184,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     try {
       const { rows } = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
       this.#serverVersion = Number(rows[0]?.v ?? 0);
+      await this.#setUpBudget(client);
       const { applied } = await migrate(client, this.#options.schema);
       if (applied.length > 0) this.#log.info({ event: 'migrations_applied', applied }, 'database schema migrated');
     } finally {
@@ -189,6 +192,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
     await registerSupervisor(this.#db, this.#options.schema, { id: this.id, host: this.host, pid: process.pid });
     await pruneSupervisors(this.#db, this.#options.schema, 24 * 3_600_000);
+  }
+
+  async #setUpBudget(client: pg.PoolClient): Promise<void> {
+    const { rows } = await client.query<{ max: number; reserved: number }>(
+      `select current_setting('max_connections')::int as max,
+              current_setting('superuser_reserved_connections')::int
+                + coalesce(current_setting('reserved_connections', true)::int, 0) as reserved`,
+    );
+    const server = { maxConnections: rows[0]!.max, reserved: rows[0]!.reserved };
+    const derived = defaultBudget(server);
+    const limit = this.#options.maxDbConnections ?? derived;
+    const slots = this.#options.workers * this.#options.concurrency;
+    if (limit > server.maxConnections - supervisorOwnConnections) {
+      this.#log.warn(
+        { event: 'db_budget_exceeds_server', maxDbConnections: limit, serverMaxConnections: server.maxConnections, supervisorOwn: supervisorOwnConnections },
+        `--max-db-connections ${limit} is more than the server allows (max_connections ${server.maxConnections}, less ${supervisorOwnConnections} for the supervisor): tasks may fail with "too many clients"`,
+      );
+    }
+    this.#log.info({ event: 'db_budget', maxDbConnections: limit, serverMaxConnections: server.maxConnections, taskSlots: slots }, `at most ${limit} task connections at once`);
+    this.#budget = new ConnectionBudget(limit, (handle, requestId) => handle.send({ type: 'slot_granted', requestId }));
   }
 
   /** Resolves when all initial workers are ready; rejects on the first start-up failure. */
@@ -248,6 +271,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #onWorkerExit(handle: WorkerHandle, info: { code: number | null; signal: string | null; planned: boolean }): void {
     const crashed = !info.planned;
     const inFlight = handle.takeAll();
+    this.#budget?.releaseAll(handle);
     this.#log[crashed ? 'warn' : 'info'](
       { event: crashed ? 'worker_crashed' : 'worker_exited', workerId: handle.id, workerPid: handle.pid, code: info.code, signal: info.signal, inFlight: inFlight.length },
       crashed ? 'worker exited unexpectedly' : 'worker exited',
@@ -310,6 +334,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       ready: ignore,
       startup_failed: ignore,
       heartbeat: ignore,
+      slot_acquire: (m) => this.#budget?.acquire(handle, m.requestId),
+      slot_release: (m) => this.#budget?.release(handle, m.requestId),
+      database_wait: (m) => {
+        this.#log.warn({ event: 'worker_waiting_for_database', workerId: handle.id, workerPid: handle.pid, error: publicError(m.error) }, `worker waits for the database: ${m.error.message}`);
+        this.#publishSoon();
+      },
       db_backend: (m) => {
         const f = handle.inFlight.get(m.taskId);
         if (f) f.backendPid = m.backendPid;
@@ -432,6 +462,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       reloading: this.#reloading !== undefined,
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
       pendingOutcomes: this.#settler.pending,
+      dbConnections: this.#budget?.snapshot() ?? null,
     };
   }
 

@@ -3,7 +3,7 @@ import type { PrimaryMessage, TaskInfo } from '../protocol.js';
 import type { ClaimedTask } from '../queue/claim-tasks.js';
 
 /** draining: takes no new tasks, exits once its replacement is ready and its tasks are done. */
-export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited';
+export type WorkerState = 'starting' | 'waiting_for_database' | 'ready' | 'draining' | 'stopping' | 'exited';
 
 export interface InFlightTask {
   task: ClaimedTask;

@@ -87,7 +87,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const forward = (message: WorkerMessage) => this.emit('message', handle, message);
     return {
       ready: (m) => {
-        if (handle.state !== 'starting') return;
+        if (handle.state !== 'starting' && handle.state !== 'waiting_for_database') return;
         handle.state = 'ready';
         handle.tasks = m.tasks;
         this.emit('ready', handle);
@@ -100,6 +100,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         handle.rss = m.rss;
         handle.loopLagMs = m.loopLagMs;
       },
+      database_wait: (m) => {
+        if (handle.state === 'starting') handle.state = 'waiting_for_database';
+        forward(m);
+      },
+      slot_acquire: forward,
+      slot_release: forward,
       db_backend: forward,
       task_succeeded: forward,
       task_failed: forward,

@@ -14,6 +14,8 @@ import { runTask } from './run-task.js';
 import { registeredStartHooks } from './startup-hooks.js';
 import { loadTaskModule, TaskRegistry } from './task-registry.js';
 import { withTimeout } from '../timeout.js';
+import { ConnectionSlots } from './connection-slots.js';
+import { waitForDatabase } from './database-check.js';
 
 const config = { ...decodeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
 const log = createLogger({ level: config.logLevel, base: { role: 'worker', workerId: config.workerId } });
@@ -28,6 +30,7 @@ process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 
 const registry = new TaskRegistry();
+const slots = new ConnectionSlots(send);
 const running = new Map<string, AbortController>();
 let shuttingDown = false;
 
@@ -55,6 +58,18 @@ async function start(): Promise<void> {
   }
 }
 
+/** Ready only once the database answers; the message handlers must already run (slot grants). */
+async function checkDatabase(): Promise<void> {
+  await waitForDatabase({
+    databaseUrl: config.databaseUrl,
+    applicationName: `prefork:${config.schema} w${config.workerId} check`.slice(0, 63),
+    timeoutMs: config.session.connectTimeoutMs || 10_000,
+    slots,
+    log,
+    onWaiting: (error) => send({ type: 'database_wait', error }),
+  });
+}
+
 const handlers: MessageHandlers<PrimaryMessage> = {
   run: ({ task }) => {
     const controller = new AbortController();
@@ -79,6 +94,7 @@ const handlers: MessageHandlers<PrimaryMessage> = {
     shuttingDown = true;
     if (running.size === 0) void exit(0);
   },
+  slot_granted: ({ requestId }) => slots.granted(requestId),
 };
 
 process.on('message', (message: unknown) => {
@@ -106,6 +122,7 @@ function startHeartbeat(): void {
 try {
   await withTimeout(start(), config.startupTimeoutMs * 2, `worker start-up did not finish within ${config.startupTimeoutMs * 2} ms`);
   startHeartbeat();
+  await checkDatabase();
   send({ type: 'ready', pid: process.pid, tasks: registry.info() });
   log.info({ event: 'worker_startup_done', tasks: registry.info().length }, 'start-up done; reported ready');
 } catch (error) {
