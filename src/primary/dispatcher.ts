@@ -2,6 +2,10 @@
  * Claims due tasks for the free slots of ready workers and hands them over IPC. One claim runs at a time;
  * wakes that arrive meanwhile fold into one more round. Woken by NOTIFY, by a slot freeing up, by a timer
  * for the next scheduled task, and by a slow safety poll.
+ *
+ * Up to `prefetch` claimed tasks wait in a local buffer, so that a freed slot gets its next task at once,
+ * without a database round trip. Buffered tasks are `running` under this supervisor's lease: if it dies they
+ * are reclaimed like any other; on a graceful stop they are given back uncounted.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -25,6 +29,8 @@ export interface DispatcherDeps {
   pollIntervalMs: number;
   /** Called once a task is in a worker's hands. */
   onAssigned: (worker: WorkerHandle, taskId: string) => void;
+  /** Claimed tasks kept ready beyond the free slots. */
+  prefetch: number;
 }
 
 export class Dispatcher {
@@ -33,6 +39,7 @@ export class Dispatcher {
   #paused = true;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
+  #buffer: ClaimedTask[] = [];
 
   constructor(private readonly deps: DispatcherDeps) {}
 
@@ -48,8 +55,13 @@ export class Dispatcher {
     this.#timerAt = Infinity;
   }
 
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
   wake(): void {
     if (this.#paused) return;
+    this.#drain();
     if (this.#running) {
       this.#again = true;
       return;
@@ -77,45 +89,52 @@ export class Dispatcher {
     } while (this.#again && !this.#paused);
   }
 
+  /** Gives the buffered tasks back to the queue, uncounted (graceful stop). */
+  async releaseBuffered(): Promise<number> {
+    const ids = this.#buffer.map((t) => t.id);
+    this.#buffer = [];
+    return releaseTasks(this.deps.db, this.deps.schema, this.deps.supervisorId, ids);
+  }
+
   async #round(): Promise<void> {
     const free = this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
     const names = this.deps.taskNames();
-    if (free === 0 || names.length === 0) return;
+    const want = free + this.deps.prefetch - this.#buffer.length;
+    if (want <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > 0)) return;
     const tasks = await claimTasks(this.deps.db, this.deps.schema, {
       supervisorId: this.deps.supervisorId,
       names,
-      limit: free,
+      limit: want,
       maxAttemptsByName: this.deps.maxAttemptsByName(),
       defaultMaxAttempts: this.deps.defaultMaxAttempts,
     });
-    const unassigned = this.#assign(tasks);
-    if (unassigned.length > 0) {
-      // Workers went away between the claim and the hand-over: give the tasks back untouched.
-      await releaseTasks(this.deps.db, this.deps.schema, this.deps.supervisorId, unassigned.map((t) => t.id));
-    }
-    if (tasks.length === free) {
+    this.#buffer.push(...tasks);
+    this.#drain();
+    if (this.#paused && this.#buffer.length > 0) await this.releaseBuffered();
+    if (tasks.length === want) {
       this.#again = true;
       return;
     }
     await this.#scheduleNext(names);
   }
 
-  #assign(tasks: ClaimedTask[]): ClaimedTask[] {
-    const unassigned: ClaimedTask[] = [];
-    for (const task of tasks) {
-      let placed = false;
-      // Least loaded first: spreads work across processes when concurrency > 1.
-      const candidates = this.deps.workers().filter((w) => w.freeSlots > 0).sort((a, b) => b.freeSlots - a.freeSlots);
-      for (const worker of candidates) {
-        if (worker.assign(task)) {
-          placed = true;
-          this.deps.onAssigned(worker, task.id);
-          break;
-        }
+  /** Hands buffered tasks to free slots, least loaded worker first. Synchronous: no database involved. */
+  #drain(): void {
+    if (this.#buffer.length === 0 || this.#paused) return;
+    const workers = this.deps.workers();
+    while (this.#buffer.length > 0) {
+      let best: WorkerHandle | undefined;
+      for (const w of workers) if (w.freeSlots > 0 && (!best || w.freeSlots > best.freeSlots)) best = w;
+      if (!best) return;
+      const task = this.#buffer[0]!;
+      if (!best.assign(task)) {
+        // The worker is going away; it will not be chosen again (its state changes on exit).
+        workers.splice(workers.indexOf(best), 1);
+        continue;
       }
-      if (!placed) unassigned.push(task);
+      this.#buffer.shift();
+      this.deps.onAssigned(best, task.id);
     }
-    return unassigned;
   }
 
   /** Sets a timer for the next scheduled task, or the safety poll, whichever is sooner. */

@@ -28,6 +28,8 @@ export interface SupervisorOptions {
   hardTimeoutMs?: number | undefined;
   /** Replace a worker after it ran this many tasks (at a task boundary). */
   maxTasksPerWorker?: number | undefined;
+  /** Claimed tasks buffered in the primary beyond the free slots (default: workers × concurrency; 0: none). */
+  prefetch?: number | undefined;
   /** Task connections open at once across all workers; default: derived from the server's max_connections. */
   maxDbConnections?: number | undefined;
   /** Replace a worker whose resident memory passed this many MB (at a task boundary). */

@@ -112,6 +112,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       maxAttemptsByName: () => this.#maxAttemptsByName(),
       defaultMaxAttempts: options.defaultMaxAttempts,
       pollIntervalMs: options.pollIntervalMs,
+      prefetch: options.prefetch ?? options.workers * options.concurrency,
       onAssigned: (handle, taskId) => {
         const f = handle.inFlight.get(taskId);
         if (f) this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name));
@@ -462,6 +463,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       reloading: this.#reloading !== undefined,
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
       pendingOutcomes: this.#settler.pending,
+      buffered: this.#dispatcher.buffered,
       dbConnections: this.#budget?.snapshot() ?? null,
     };
   }
@@ -522,6 +524,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#phase = 'stopping';
     this.#fleet.stopRespawning();
     this.#dispatcher.pause();
+    this.#track(this.#dispatcher.releaseBuffered().catch((error) => this.#log.warn({ event: 'release_failed', err: error }, 'could not give back the buffered tasks; they return when the lease expires')));
     const inFlight = () => this.#pool.handles.reduce((n, h) => n + h.inFlight.size, 0);
     this.#log.info({ event: 'supervisor_stopping', inFlight: inFlight(), forced }, 'stopping: no new tasks, waiting for running ones');
     void this.#publish('stopping');
