@@ -95,7 +95,12 @@ interface LaunchedServer {
   readonly disarm: () => void;
 }
 
-/** Spawns postgres with its output going to a log file in the data dir (truncated on each start). */
+/**
+ * Spawns postgres with its output going to a log file in the data dir (truncated on each start), in a
+ * session of its own: a terminal's Ctrl-C goes to the whole foreground process group, and PostgreSQL takes
+ * SIGINT as "fast shutdown", which would end the database under a supervisor that is still letting its
+ * tasks finish. The server stops when we stop it, or when we die (the parent-death guard).
+ */
 async function launch(
   postgres: string,
   args: string[],
@@ -109,7 +114,7 @@ async function launch(
     if (runAs) await chown(logFile, runAs.uid, runAs.gid);
     const guarded = await guardAgainstParentDeath(postgres, args);
     const stdio: StdioOptions = ['ignore', log.fd, log.fd];
-    child = spawn(guarded.command, guarded.args, { ...spawnOptions(dataDir, runAs), stdio });
+    child = spawn(guarded.command, guarded.args, { ...spawnOptions(dataDir, runAs), stdio, detached: true, windowsHide: true });
     const exited = new Promise<ServerExit>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
       child.once('error', (error) => resolve({ code: null, signal: null, error }));
