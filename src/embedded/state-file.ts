@@ -38,6 +38,13 @@ export function defaultPaths(cwd: string = process.cwd()): DefaultPaths {
   };
 }
 
+/** The layout around any data dir: the state file sits beside it, in `<dirname(dataDir)>/state.json`. */
+export function pathsFor(dataDir: string): DefaultPaths {
+  const resolved = path.resolve(dataDir);
+  const baseDir = path.dirname(resolved);
+  return { baseDir, dataDir: resolved, stateFile: path.join(baseDir, DEFAULT_STATE_FILE_NAME) };
+}
+
 /** Writes atomically (temp file + rename), so a reader never sees half a file. */
 export async function writeStateFile(file: string, state: EmbeddedState): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
