@@ -1,33 +1,108 @@
-/** How CLI commands find and open the database. */
+/**
+ * How CLI commands find and open the database: --database-url, else DATABASE_URL, else the embedded
+ * PostgreSQL of the data dir (--data-dir, PREFORK_DATA_DIR, default ./.prefork/pgdata). `start` runs that
+ * server; the other commands find it through the state file its supervisor writes beside the data dir.
+ */
+import path from 'node:path';
 import pg from 'pg';
 import { redactConnectionString, redactSecrets } from '../db/connection-string.js';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
+import { isProcessAlive, pathsFor, readStateFile, type EmbeddedState } from '../embedded/state-file.js';
+import { LOCK_FILE_NAME } from '../embedded/supervisor-lock.js';
 import { PreforkError } from '../errors.js';
 import { exitCodes } from './exit-codes.js';
 
 export interface DatabaseFlags {
   databaseUrl?: string | undefined;
   schema?: string | undefined;
+  dataDir?: string | undefined;
+}
+
+export const DEFAULT_DATA_DIR = path.join('.prefork', 'pgdata');
+
+/** Where the embedded server keeps its data, and the files beside it. */
+export interface EmbeddedPaths {
+  readonly dataDir: string;
+  /** `<dirname(dataDir)>/state.json`: how other commands find the running server. */
+  readonly stateFile: string;
+  /** `<dirname(dataDir)>/supervisor.lock`: held by the supervisor that runs the server. */
+  readonly lockFile: string;
+  /** Whether the data dir came from --data-dir (the hints then repeat it). */
+  readonly fromFlag: boolean;
 }
 
 export interface DatabaseTarget {
-  url: string;
+  /** From --database-url or DATABASE_URL; undefined: the embedded server of `embedded`. */
+  url: string | undefined;
+  /** Where the database came from, for the logs. */
+  source: '--database-url' | 'DATABASE_URL' | 'embedded';
   schema: string;
+  embedded: EmbeddedPaths;
 }
 
 export function resolveDatabase(flags: DatabaseFlags, env: NodeJS.ProcessEnv = process.env): DatabaseTarget {
-  const url = flags.databaseUrl || env.DATABASE_URL;
-  if (!url) {
-    throw new PreforkError('NO_DATABASE_URL', 'no database configured: pass --database-url URL or set DATABASE_URL', { exitCode: exitCodes.usage });
-  }
   const schema = assertSchemaName(flags.schema || env.PREFORK_SCHEMA || 'prefork');
-  return { url, schema };
+  if (flags.dataDir !== undefined && flags.dataDir.trim() === '') {
+    throw new PreforkError('BAD_DATA_DIR', '--data-dir must not be empty', { exitCode: exitCodes.usage });
+  }
+  const url = flags.databaseUrl || env.DATABASE_URL || undefined;
+  if (url && flags.dataDir !== undefined) {
+    const from = flags.databaseUrl ? '--database-url' : 'DATABASE_URL';
+    throw new PreforkError('DATA_DIR_WITH_URL', `--data-dir is for the embedded PostgreSQL, which is not used when ${from} is given`, {
+      exitCode: exitCodes.usage,
+    });
+  }
+  const { dataDir, stateFile, baseDir } = pathsFor(flags.dataDir || env.PREFORK_DATA_DIR || DEFAULT_DATA_DIR);
+  return {
+    url,
+    source: flags.databaseUrl ? '--database-url' : url ? 'DATABASE_URL' : 'embedded',
+    schema,
+    embedded: { dataDir, stateFile, lockFile: path.join(baseDir, LOCK_FILE_NAME), fromFlag: flags.dataDir !== undefined },
+  };
+}
+
+export interface LocatedDatabase {
+  url: string;
+  /** The running supervisor's embedded server, when that is the database. */
+  state: EmbeddedState | null;
+}
+
+/** The URL to connect to: the configured one, or that of the embedded server a supervisor runs here. */
+export async function locateDatabase(target: DatabaseTarget): Promise<LocatedDatabase> {
+  if (target.url) return { url: target.url, state: null };
+  const { stateFile, dataDir } = target.embedded;
+  let state: EmbeddedState | null;
+  try {
+    state = await readStateFile(stateFile);
+  } catch (error) {
+    throw new PreforkError('BAD_STATE_FILE', (error as Error).message, { cause: error, exitCode: exitCodes.unavailable });
+  }
+  if (!state || !isProcessAlive(state.supervisorPid) || !isProcessAlive(state.postgresPid)) {
+    throw new PreforkError('NO_SUPERVISOR_HERE', noSupervisorHere(target.embedded), { exitCode: exitCodes.unavailable });
+  }
+  if (path.resolve(state.dataDir) !== dataDir) {
+    throw new PreforkError(
+      'OTHER_DATA_DIR',
+      `the prefork supervisor running here (pid ${state.supervisorPid}) uses the data dir ${displayPath(state.dataDir)}, not ${displayPath(dataDir)}`,
+      { exitCode: exitCodes.unavailable },
+    );
+  }
+  return { url: state.connectionString, state };
+}
+
+export function noSupervisorHere(paths: EmbeddedPaths): string {
+  const start = `npx prefork start${paths.fromFlag ? ` --data-dir ${displayPath(paths.dataDir)}` : ''}`;
+  return (
+    `no database configured and no prefork supervisor is running here (${displayPath(paths.stateFile)}): ` +
+    `start one with "${start}", or pass --database-url / set DATABASE_URL`
+  );
 }
 
 /** Opens one client and makes sure the queue schema is there. Connection failures exit 3, without the password. */
 export async function openDatabase(target: DatabaseTarget, applicationName: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: target.url, application_name: applicationName, connectionTimeoutMillis: 10_000 });
+  const url = target.url ?? (await locateDatabase(target)).url;
+  const client = new pg.Client({ connectionString: url, application_name: applicationName, connectionTimeoutMillis: 10_000 });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -35,7 +110,7 @@ export async function openDatabase(target: DatabaseTarget, applicationName: stri
   } catch (error) {
     await client.end().catch(() => {});
     if (error instanceof PreforkError) throw error;
-    throw unreachable(error, target.url);
+    throw unreachable(error, url);
   }
   return client;
 }
@@ -46,4 +121,10 @@ export function unreachable(error: unknown, url: string): PreforkError {
     cause: error,
     exitCode: exitCodes.unavailable,
   });
+}
+
+/** Relative to the working directory when inside it (`.prefork/state.json`), else absolute. */
+export function displayPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
 }

@@ -22,8 +22,7 @@ export function buildProgram(): Command {
       `
 Exit codes: 0 ok, 1 task failed, 2 usage or invalid input, 3 database or supervisor unreachable, 124 timed out.
 
-Quick start:
-  $ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+Quick start (no database to set up: without DATABASE_URL, start runs an embedded PostgreSQL in ./.prefork):
   $ prefork start --workers 4 --tasks ./tasks.js        # terminal 1
   $ prefork send prefork.echo '{"hi":1}' --wait          # terminal 2`,
     );

@@ -4,7 +4,8 @@ import { addTask } from '../../queue/add-task.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView } from '../../queue/task-view.js';
-import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { redactSecrets } from '../../db/connection-string.js';
+import { locateDatabase, openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import { integer, parsePayload } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
@@ -47,7 +48,8 @@ Examples:
   return command.action(async (name: string, payloadText: string, flags: SendFlags) => {
     const payload = parsePayload(payloadText === '-' ? await readStdin() : payloadText);
     const database = resolveDatabase(flags);
-    const client = await openDatabase(database, 'prefork send');
+    const { url, state } = await locateDatabase(database);
+    const client = await openDatabase({ ...database, url }, 'prefork send');
     try {
       const check = await checkTaskName(client, database.schema, name);
       if (!check.ok) {
@@ -65,7 +67,12 @@ Examples:
         process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
         return;
       }
-      const { row, final } = await waiter.wait(added.id, { timeoutMs: flags.timeout });
+      const { row, final } = await waiter.wait(added.id, { timeoutMs: flags.timeout }).catch((error: unknown) => {
+        // With the embedded PostgreSQL, the database goes away when its supervisor stops.
+        const why = state ? ' (the supervisor running the embedded PostgreSQL stopped?)' : '';
+        const message = redactSecrets((error as Error)?.message ?? String(error), url);
+        throw new PreforkError('DATABASE_LOST', `lost the database while waiting for task ${added.id}${why}: ${message}`, { cause: error, exitCode: exitCodes.unavailable });
+      });
       if (!row) throw new PreforkError('TASK_GONE', `task ${added.id} disappeared from the queue`, { exitCode: exitCodes.taskFailed });
       const view = toTaskView(row);
       if (flags.json) process.stdout.write(`${JSON.stringify(view)}\n`);

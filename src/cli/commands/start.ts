@@ -2,12 +2,14 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
+import { redactConnectionString } from '../../db/connection-string.js';
 import { PreforkError } from '../../errors.js';
 import { createLogger } from '../../logger.js';
 import { Supervisor } from '../../primary/supervisor.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { handleStopSignals } from '../../signals.js';
 import { resolveDatabase, type DatabaseFlags } from '../database.js';
+import { startEmbeddedServer } from '../embedded-server.js';
 import { exitCodes } from '../exit-codes.js';
 import { integer, logLevel } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
@@ -42,6 +44,9 @@ export function startCommand(): Command {
   command.addHelpText(
     'after',
     `
+Without --database-url or DATABASE_URL, an embedded PostgreSQL runs with the supervisor; its data stays in
+--data-dir (default ./.prefork/pgdata) between runs, and send, status and stop run here find it.
+
 Examples:
   $ prefork start --workers 4 --tasks ./tasks.js
   $ DATABASE_URL=postgres://app@db/app prefork start -w 2 -c 4 --tasks ./dist/tasks.js`,
@@ -53,32 +58,48 @@ Examples:
       throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
     }
     const log = createLogger({ level: flags.logLevel, base: { role: 'primary' } });
-    const supervisor = new Supervisor(
-      {
-        ...supervisorDefaults,
-        databaseUrl: database.url,
-        schema: database.schema,
-        workers: flags.workers ?? availableParallelism(),
-        concurrency: flags.concurrency,
-        tasksPath,
-        logLevel: flags.logLevel,
-        shutdownTimeoutMs: flags.shutdownTimeout,
-        defaultMaxAttempts: flags.maxAttempts,
-        softTimeoutMs: flags.softTimeout,
-        hardTimeoutMs: flags.hardTimeout,
-        maxTasksPerWorker: flags.maxTasksPerWorker,
-        maxMemoryPerWorkerMb: flags.maxMemoryPerWorker,
-      },
-      log,
-    );
-    handleStopSignals(supervisor, log, () => process.exit(exitCodes.forced));
-    const stopped = new Promise<void>((done) => supervisor.once('stopped', done));
+    // Without a database URL, the embedded PostgreSQL: started before the supervisor, stopped after it.
+    const embedded = database.url ? undefined : await startEmbeddedServer(database.embedded, log);
     try {
-      await supervisor.start();
-    } catch (error) {
-      log.fatal({ event: 'supervisor_start_failed', err: error }, (error as Error).message);
-      throw error;
+      const databaseUrl = database.url ?? embedded!.server.connectionString;
+      // Task modules that read DATABASE_URL themselves reach the same server as ctx.db.
+      if (embedded) process.env.DATABASE_URL = databaseUrl;
+      log.info(
+        { event: 'database_selected', source: database.source, database: redactConnectionString(databaseUrl), dataDir: embedded?.server.dataDir },
+        embedded ? `using the embedded PostgreSQL; its data lives in ${embedded.server.dataDir}` : `using the database from ${database.source}`,
+      );
+      const supervisor = new Supervisor(
+        {
+          ...supervisorDefaults,
+          databaseUrl,
+          schema: database.schema,
+          workers: flags.workers ?? availableParallelism(),
+          concurrency: flags.concurrency,
+          tasksPath,
+          logLevel: flags.logLevel,
+          shutdownTimeoutMs: flags.shutdownTimeout,
+          defaultMaxAttempts: flags.maxAttempts,
+          softTimeoutMs: flags.softTimeout,
+          hardTimeoutMs: flags.hardTimeout,
+          maxTasksPerWorker: flags.maxTasksPerWorker,
+          maxMemoryPerWorkerMb: flags.maxMemoryPerWorker,
+        },
+        log,
+      );
+      handleStopSignals(supervisor, log, () => {
+        embedded?.abandon();
+        process.exit(exitCodes.forced);
+      });
+      const stopped = new Promise<void>((done) => supervisor.once('stopped', done));
+      try {
+        await supervisor.start();
+      } catch (error) {
+        log.fatal({ event: 'supervisor_start_failed', err: error }, (error as Error).message);
+        throw error;
+      }
+      await stopped;
+    } finally {
+      await embedded?.stop();
     }
-    await stopped;
   });
 }

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { isProcessAlive } from '../../primary/same-host.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { liveSupervisors } from '../../queue/supervisors.js';
-import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { locateDatabase, openDatabase, resolveDatabase, unreachable, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import { integer } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
@@ -25,7 +25,8 @@ export function stopCommand(): Command {
   addDatabaseOptions(command);
   return command.action(async (flags: StopFlags) => {
     const database = resolveDatabase(flags);
-    const client = await openDatabase(database, 'prefork stop');
+    const { url, state } = await locateDatabase(database);
+    const client = await openDatabase({ ...database, url }, 'prefork stop');
     try {
       const leaseMs = supervisorDefaults.leaseMs;
       const targets = await sendControl(client, database.schema, flags.supervisor, { command: 'stop' });
@@ -35,9 +36,15 @@ export function stopCommand(): Command {
       const ids = new Set(targets.map((t) => t.id));
       const here = hostname();
       for (;;) {
-        const live = (await liveSupervisors(client, database.schema, leaseMs)).filter(
-          (s) => ids.has(s.id) && !(s.host === here && !isProcessAlive(s.pid)),
-        );
+        let rows;
+        try {
+          rows = await liveSupervisors(client, database.schema, leaseMs);
+        } catch (error) {
+          // An embedded server stops right after its supervisor, ending this connection: the pids tell the rest.
+          if (state && targets.every((t) => t.host === here)) break;
+          throw unreachable(error, url);
+        }
+        const live = rows.filter((s) => ids.has(s.id) && !(s.host === here && !isProcessAlive(s.pid)));
         if (live.length === 0) break;
         if (Date.now() >= deadline) {
           process.stderr.write(`prefork: ${live.length} supervisor${live.length === 1 ? ' is' : 's are'} still stopping after ${flags.timeout} ms\n`);
@@ -46,10 +53,12 @@ export function stopCommand(): Command {
         }
         await delay(100);
       }
-      // The row says stopped once the workers are gone; on this host, also wait for the primary to exit.
-      const local = targets.filter((t) => t.host === here);
+      // The row says stopped once the workers are gone; on this host, also wait for the primary to exit (and
+      // for its embedded server, which stops after it).
+      const local = targets.filter((t) => t.host === here).map((t) => t.pid);
+      if (state) local.push(state.postgresPid);
       const exitBy = Math.min(deadline, Date.now() + 10_000);
-      while (local.some((t) => isProcessAlive(t.pid)) && Date.now() < exitBy) await delay(50);
+      while (local.some(isProcessAlive) && Date.now() < exitBy) await delay(50);
       process.stderr.write('prefork: stopped\n');
     } finally {
       await client.end().catch(() => {});

@@ -1,0 +1,136 @@
+/**
+ * `prefork start` without a database URL: the embedded PostgreSQL, its lock and its state file. Started
+ * before the supervisor, stopped after it (so running tasks keep their database while they finish).
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresLogger } from '../embedded/postgres.js';
+import { readStateFile, removeStateFile, writeStateFile, type EmbeddedState } from '../embedded/state-file.js';
+import { acquireSupervisorLock, LockHeldError, type SupervisorLock } from '../embedded/supervisor-lock.js';
+import { coerceError, PreforkError } from '../errors.js';
+import { displayPath, type EmbeddedPaths } from './database.js';
+import { exitCodes } from './exit-codes.js';
+
+export interface RunningEmbeddedServer {
+  readonly server: EmbeddedPostgres;
+  readonly state: EmbeddedState;
+  /** Stops the server, then removes the state file and the lock. Idempotent. */
+  stop(): Promise<void>;
+  /** For a process about to exit at once (a forced stop): kills the server, removes the files, synchronously. */
+  abandon(): void;
+}
+
+const messages: Record<string, string> = {
+  embedded_postgres_started: 'embedded PostgreSQL started',
+  embedded_postgres_stopped: 'embedded PostgreSQL stopped',
+  embedded_postgres_exited: 'embedded PostgreSQL exited on its own',
+  embedded_postgres_stop_timeout: 'embedded PostgreSQL did not stop in time; killing it',
+};
+
+/**
+ * The launcher names its events in the message; our logs carry them as `event`. Its `pid` (the postmaster's)
+ * becomes `postgresPid`: every log line's `pid` is the process that wrote it.
+ */
+function launcherLog(log: Logger): EmbeddedPostgresLogger {
+  const fields = (msg: string, obj: object) => {
+    const { pid, ...rest } = obj as { pid?: number };
+    return { event: msg, ...rest, ...(pid !== undefined && { postgresPid: pid }) };
+  };
+  return {
+    info: (obj, msg = 'embedded_postgres') => log.info(fields(msg, obj), messages[msg] ?? msg),
+    warn: (obj, msg = 'embedded_postgres') => log.warn(fields(msg, obj), messages[msg] ?? msg),
+  };
+}
+
+export async function startEmbeddedServer(paths: EmbeddedPaths, log: Logger): Promise<RunningEmbeddedServer> {
+  const lock = await acquireLock(paths);
+  let server: EmbeddedPostgres | undefined;
+  try {
+    const previous = await readStateFile(paths.stateFile).catch(() => null);
+    if (previous) {
+      const { supervisorPid, postgresPid, startedAt } = previous;
+      log.warn({ event: 'stale_state_file', stateFile: paths.stateFile, supervisorPid, postgresPid, startedAt }, 'the previous supervisor here did not stop cleanly; recovering its data dir');
+    }
+    server = await startEmbeddedPostgres({ dataDir: paths.dataDir, log: launcherLog(log) }).catch((error: unknown) => {
+      throw startFailed(paths, error, log);
+    });
+    const state: EmbeddedState = {
+      version: 1,
+      connectionString: server.connectionString,
+      dataDir: server.dataDir,
+      postgresPid: server.pid,
+      supervisorPid: process.pid,
+      startedAt: new Date().toISOString(),
+    };
+    await writeStateFile(paths.stateFile, state);
+    return handle(server, state, paths, lock, log);
+  } catch (error) {
+    await server?.stop().catch(() => {});
+    await lock.release().catch(() => {});
+    if (error instanceof PreforkError) throw error;
+    log.fatal({ event: 'embedded_postgres_start_failed', err: error }, (error as Error).message);
+    throw new PreforkError('EMBEDDED_START_FAILED', firstLine(error), { cause: error, exitCode: exitCodes.unavailable });
+  }
+}
+
+async function acquireLock(paths: EmbeddedPaths): Promise<SupervisorLock> {
+  try {
+    return await acquireSupervisorLock(paths.lockFile, paths.dataDir);
+  } catch (error) {
+    if (error instanceof LockHeldError) {
+      throw new PreforkError(
+        'EMBEDDED_IN_USE',
+        `another prefork supervisor (pid ${error.holder.pid}) is running here with the data dir ${displayPath(error.holder.dataDir)}: ` +
+          'use it (prefork send, status, stop), stop it with "npx prefork stop", or give this one a --data-dir in another directory',
+        { cause: error, exitCode: exitCodes.unavailable },
+      );
+    }
+    throw new PreforkError('EMBEDDED_START_FAILED', `could not lock ${displayPath(paths.lockFile)}: ${firstLine(error)}`, {
+      cause: error,
+      exitCode: exitCodes.unavailable,
+    });
+  }
+}
+
+/** The launcher's errors can carry the server log's tail: the whole goes to the log, one line to the user. */
+function startFailed(paths: EmbeddedPaths, error: unknown, log: Logger): PreforkError {
+  log.fatal({ event: 'embedded_postgres_start_failed', dataDir: paths.dataDir, err: coerceError(error) }, 'the embedded PostgreSQL did not start');
+  const hasLog = (error as Error)?.message?.includes('\n');
+  const where = hasLog ? ` (server log: ${displayPath(path.join(paths.dataDir, 'postgres.log'))})` : '';
+  return new PreforkError('EMBEDDED_START_FAILED', `could not start the embedded PostgreSQL on ${displayPath(paths.dataDir)}: ${firstLine(error)}${where}`, {
+    cause: error,
+    exitCode: exitCodes.unavailable,
+  });
+}
+
+function firstLine(error: unknown): string {
+  return (coerceError(error).message.split('\n')[0] ?? '').replace(/[:;,]\s*$/, '');
+}
+
+function handle(server: EmbeddedPostgres, state: EmbeddedState, paths: EmbeddedPaths, lock: SupervisorLock, log: Logger): RunningEmbeddedServer {
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    try {
+      await server.stop();
+    } finally {
+      await removeStateFile(paths.stateFile).catch((error: unknown) => log.warn({ event: 'state_file_not_removed', err: error }, 'could not remove the state file'));
+      await lock.release().catch(() => {});
+    }
+  };
+  return {
+    server,
+    state,
+    stop: () => (stopping ??= stop()),
+    abandon: () => {
+      try {
+        // Immediate shutdown; the next start recovers the data dir.
+        process.kill(server.pid, 'SIGQUIT');
+      } catch {
+        // already gone
+      }
+      rmSync(paths.stateFile, { force: true });
+      lock.releaseSync();
+    },
+  };
+}
