@@ -1,4 +1,7 @@
 /** prefork 0.1: the whole path, with real forked workers and a real PostgreSQL. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
 import { fixture, isAlive, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
@@ -140,9 +143,14 @@ describe('prefork send', () => {
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toMatch(/--timeout must be a whole number/);
 
-    const noUrl = await runCli(['send', 'prefork.echo', '{}'], { env: { DATABASE_URL: undefined } });
-    expect(noUrl.code).toBe(2);
-    expect(noUrl.stderr).toBe('prefork: error: no database configured: pass --database-url URL or set DATABASE_URL\n');
+    // No database configured, and no supervisor running an embedded one in this (empty) directory.
+    const emptyDir = await mkdtemp(path.join(os.tmpdir(), 'prefork-no-db-'));
+    const noUrl = await runCli(['send', 'prefork.echo', '{}'], { env: { DATABASE_URL: undefined, PREFORK_DATA_DIR: undefined }, cwd: emptyDir });
+    await rm(emptyDir, { recursive: true, force: true });
+    expect(noUrl.code).toBe(3);
+    expect(noUrl.stderr).toBe(
+      'prefork: error: no database configured and no prefork supervisor is running here (.prefork/state.json): start one with "npx prefork start", or pass --database-url / set DATABASE_URL\n',
+    );
 
     const down = await runCli(['send', 'prefork.echo', '{}', '--database-url', 'postgres://app:s3cret-pw@127.0.0.1:1/none'], { schema });
     expect(down.code).toBe(3);

@@ -63,11 +63,16 @@ export class SupervisorProcess {
     });
   }
 
-  /** Starts `prefork start` with the given flags against the test database and schema. */
-  static start(schema: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): SupervisorProcess {
+  /**
+   * Starts `prefork start` with the given flags against the test database and schema. `env` values that are
+   * undefined are removed; `detached` gives it a process group of its own (as a shell gives a foreground job).
+   */
+  static start(schema: string, args: string[] = [], env: NodeJS.ProcessEnv = {}, options: { cwd?: string; detached?: boolean } = {}): SupervisorProcess {
     const child = spawn(process.execPath, [binPath, 'start', ...args], {
-      env: { ...process.env, PREFORK_SCHEMA: schema, ...env },
+      env: withoutUndefined({ ...process.env, PREFORK_SCHEMA: schema, ...env }),
       stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: options.cwd,
+      detached: options.detached,
     });
     return new SupervisorProcess(child);
   }
@@ -146,10 +151,9 @@ export interface CliResult {
 }
 
 /** Runs one CLI command to completion. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; schema?: string } = {}): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...(options.schema ? { PREFORK_SCHEMA: options.schema } : {}), ...options.env };
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  const child = spawn(process.execPath, [binPath, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; schema?: string; cwd?: string } = {}): Promise<CliResult> {
+  const env = withoutUndefined({ ...process.env, ...(options.schema ? { PREFORK_SCHEMA: options.schema } : {}), ...options.env });
+  const child = spawn(process.execPath, [binPath, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'], cwd: options.cwd });
   live.add(child);
   let stdout = '';
   let stderr = '';
@@ -162,6 +166,11 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+function withoutUndefined(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  return env;
 }
 
 /** Leak guard: a test that leaves a prefork process running fails, and the process is killed. */
