@@ -31,6 +31,8 @@ export interface DispatcherDeps {
   onAssigned: (worker: WorkerHandle, taskId: string) => void;
   /** Claimed tasks kept ready beyond the free slots. */
   prefetch: number;
+  /** Only tasks of these named queues; null: all. */
+  queues: readonly string[] | null;
 }
 
 export class Dispatcher {
@@ -89,6 +91,12 @@ export class Dispatcher {
     } while (this.#again && !this.#paused);
   }
 
+  /** Takes a claimed task out of the buffer before it reaches a worker (it was cancelled). */
+  unbuffer(taskId: string): ClaimedTask | undefined {
+    const i = this.#buffer.findIndex((t) => t.id === taskId);
+    return i >= 0 ? this.#buffer.splice(i, 1)[0] : undefined;
+  }
+
   /** Gives the buffered tasks back to the queue, uncounted (graceful stop). */
   async releaseBuffered(): Promise<number> {
     const ids = this.#buffer.map((t) => t.id);
@@ -107,6 +115,7 @@ export class Dispatcher {
       limit: want,
       maxAttemptsByName: this.deps.maxAttemptsByName(),
       defaultMaxAttempts: this.deps.defaultMaxAttempts,
+      queues: this.deps.queues,
     });
     this.#buffer.push(...tasks);
     this.#drain();
@@ -139,7 +148,7 @@ export class Dispatcher {
 
   /** Sets a timer for the next scheduled task, or the safety poll, whichever is sooner. */
   async #scheduleNext(names: string[]): Promise<void> {
-    const next = await nextRunAt(this.deps.db, this.deps.schema, names);
+    const next = await nextRunAt(this.deps.db, this.deps.schema, names, this.deps.queues);
     const pollAt = Date.now() + this.deps.pollIntervalMs;
     const at = next ? Math.min(Math.max(next.getTime(), Date.now() + 50), pollAt) : pollAt;
     if (this.#paused || (this.#timer && this.#timerAt <= at)) return;

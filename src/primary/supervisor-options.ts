@@ -28,6 +28,10 @@ export interface SupervisorOptions {
   hardTimeoutMs?: number | undefined;
   /** Replace a worker after it ran this many tasks (at a task boundary). */
   maxTasksPerWorker?: number | undefined;
+  /** Claim only tasks of these named queues (default: every queue). */
+  queues?: string[] | undefined;
+  /** Finished tasks are deleted this long after they finished (default 7 days; 0 keeps them forever). */
+  keepFinishedMs?: number | undefined;
   /** Claimed tasks buffered in the primary beyond the free slots (default: workers × concurrency; 0: none). */
   prefetch?: number | undefined;
   /** Task connections open at once across all workers; default: derived from the server's max_connections. */
@@ -46,6 +50,7 @@ export const supervisorDefaults = {
   pollIntervalMs: 10_000,
   defaultMaxAttempts: 3,
   startupTimeoutMs: 30_000,
+  keepFinishedMs: 7 * 24 * 3_600_000,
   session: {
     statementTimeoutMs: 0,
     lockTimeoutMs: 0,

@@ -15,6 +15,7 @@ import { migrate } from '../db/migrate.js';
 import { PreforkError, publicError, type SerializedError } from '../errors.js';
 import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessage } from '../protocol.js';
 import { rememberTaskNames } from '../queue/known-tasks.js';
+import { deleteFinished } from '../queue/delete-finished.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
 import { releaseTasks } from '../queue/release-tasks.js';
 import { signalBackends } from '../queue/terminate-backends.js';
@@ -113,6 +114,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       defaultMaxAttempts: options.defaultMaxAttempts,
       pollIntervalMs: options.pollIntervalMs,
       prefetch: options.prefetch ?? options.workers * options.concurrency,
+      queues: options.queues?.length ? options.queues : null,
       onAssigned: (handle, taskId) => {
         const f = handle.inFlight.get(taskId);
         if (f) this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name));
@@ -176,6 +178,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await this.#publish();
     this.#every(o.heartbeatMs, () => this.#publish());
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
+    if (o.keepFinishedMs) this.#every(60_000, () => this.#deleteFinished(o.keepFinishedMs!));
     this.#dispatcher.resume();
     this.#log.info({ event: 'supervisor_ready', workers: this.#pool.size }, 'all workers ready');
   }
@@ -410,6 +413,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   }
 
   #settleFailure(f: InFlightTask, handle: WorkerHandle, error: SerializedError, delayMs: number): void {
+    if (f.cancelled) {
+      this.#log.info({ event: 'task_cancelled', taskId: f.task.id, task: f.task.name, attempt: f.task.attempt, workerPid: handle.pid }, 'task cancelled');
+      this.#settler.add({ id: f.task.id, state: 'cancelled', error: cancelledError, workerPid: handle.pid });
+      return;
+    }
     const retry = error.retryable !== false && f.task.attempt < f.task.maxAttempts;
     const final = f.timedOut ? 'timed_out' : 'failed';
     const settlement: Settlement = { id: f.task.id, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid };
@@ -431,6 +439,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     const handlers: Record<string, () => void> = {
       stop: () => void this.stop(),
       reload: () => void this.reload(),
+      cancel: () => this.#cancel(String((command as { taskId?: unknown }).taskId)),
       scale: () => {
         const n = Number((command as { workers?: unknown }).workers);
         if (Number.isInteger(n) && n >= 1 && n <= 1024) this.scale(n);
@@ -438,8 +447,25 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     };
     const handler = typeof command.command === 'string' ? handlers[command.command] : undefined;
     if (!handler) return;
+    if (command.command === 'cancel') return handler();
     this.#log.info({ event: 'control_command', command: command.command }, `${command.command} requested through the database`);
     handler();
+  }
+
+  /** A running task was cancelled: abort its signal; its hard limit still applies. */
+  #cancel(taskId: string): void {
+    const buffered = this.#dispatcher.unbuffer(taskId);
+    if (buffered) {
+      this.#settler.add({ id: taskId, state: 'cancelled', error: cancelledError });
+      return;
+    }
+    for (const handle of this.#pool.handles) {
+      const f = handle.inFlight.get(taskId);
+      if (!f) continue;
+      f.cancelled = true;
+      handle.send({ type: 'abort', taskId, reason: 'the task was cancelled' });
+      return;
+    }
   }
 
   // ---- status and leases ----------------------------------------------------------------------------------
@@ -501,6 +527,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       }
     } catch (error) {
       this.#log.warn({ event: 'recover_failed', err: error }, 'could not look for orphaned tasks');
+    }
+  }
+
+  async #deleteFinished(olderThanMs: number): Promise<void> {
+    try {
+      const n = await deleteFinished(this.#db, this.#options.schema, olderThanMs);
+      if (n > 0) this.#log.info({ event: 'finished_tasks_deleted', deleted: n }, 'deleted old finished tasks');
+    } catch (error) {
+      this.#log.warn({ event: 'retention_failed', err: error }, 'could not delete old finished tasks');
     }
   }
 
@@ -593,6 +628,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await this.#db.end().catch(() => {});
   }
 }
+
+const cancelledError: SerializedError = { name: 'CancelledError', code: 'CANCELLED', message: 'the task was cancelled' };
 
 function toStartError(error: unknown): PreforkError {
   if (error instanceof PreforkError) return error;

@@ -12,6 +12,8 @@ export interface InFlightTask {
   backendPid: number | null;
   /** Set once the hard time limit fired: the attempt ends `timed_out` unless it succeeded. */
   timedOut: boolean;
+  /** Set when the task was cancelled while running: it ends `cancelled` unless it succeeded. */
+  cancelled: boolean;
   /** Time-limit and escalation timers; cleared when the task leaves the worker. */
   timers: NodeJS.Timeout[];
 }
@@ -52,7 +54,7 @@ export class WorkerHandle {
   }
 
   assign(task: ClaimedTask): boolean {
-    this.inFlight.set(task.id, { task, startedAt: Date.now(), backendPid: null, timedOut: false, timers: [] });
+    this.inFlight.set(task.id, { task, startedAt: Date.now(), backendPid: null, timedOut: false, cancelled: false, timers: [] });
     if (this.send({ type: 'run', task })) return true;
     this.inFlight.delete(task.id);
     return false;

@@ -18,6 +18,8 @@ export interface ClaimRequest {
   /** Per task name, the max attempts its definition gives; used when the row has none. */
   maxAttemptsByName: Record<string, number>;
   defaultMaxAttempts: number;
+  /** Only these named queues; null: all. */
+  queues: readonly string[] | null;
 }
 
 /** Moves up to `limit` due tasks to `running` under this supervisor, skipping rows others hold. */
@@ -35,6 +37,7 @@ export async function claimTasks(db: Queryable, schema: string, request: ClaimRe
     `with next as (
        select id from ${q}.tasks
         where state = 'queued' and run_at <= now() and name = any($1::text[])
+          and ($6::text[] is null or queue = any($6::text[]))
         order by priority desc, run_at, id
         limit $2
         for update skip locked
@@ -46,7 +49,7 @@ export async function claimTasks(db: Queryable, schema: string, request: ClaimRe
       where t.id = next.id
      returning t.id, t.name, t.payload, t.attempts, t.priority, t.run_at,
                coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) as max_attempts`,
-    [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts],
+    [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts, request.queues],
   );
   rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || compareIds(a.id, b.id));
   return rows.map((r) => ({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts }));
@@ -57,10 +60,11 @@ function compareIds(a: string, b: string): number {
 }
 
 /** When the next queued task of these names becomes due, or null when none is waiting. */
-export async function nextRunAt(db: Queryable, schema: string, names: readonly string[]): Promise<Date | null> {
+export async function nextRunAt(db: Queryable, schema: string, names: readonly string[], queues: readonly string[] | null): Promise<Date | null> {
   const { rows } = await db.query<{ run_at: Date | null }>(
-    `select min(run_at) as run_at from ${quoteIdent(schema)}.tasks where state = 'queued' and name = any($1::text[])`,
-    [names],
+    `select min(run_at) as run_at from ${quoteIdent(schema)}.tasks
+      where state = 'queued' and name = any($1::text[]) and ($2::text[] is null or queue = any($2::text[]))`,
+    [names, queues],
   );
   return rows[0]?.run_at ?? null;
 }

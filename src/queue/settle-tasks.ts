@@ -7,7 +7,7 @@ import type { TaskState } from './task-row.js';
 export interface Settlement {
   id: string;
   /** `queued` sends the task back for another attempt after `delayMs`. */
-  state: Extract<TaskState, 'queued' | 'succeeded' | 'failed' | 'timed_out'>;
+  state: Extract<TaskState, 'queued' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled'>;
   result?: unknown;
   error?: SerializedError | null | undefined;
   delayMs?: number | undefined;

@@ -1,4 +1,5 @@
 import initial from './000001-initial.js';
+import addTaskFunction from './000002-add-task-function.js';
 
 export interface Migration {
   id: number;
@@ -7,4 +8,7 @@ export interface Migration {
 }
 
 /** Append only: a migration that has shipped is never edited. */
-export const migrations: readonly Migration[] = [{ id: 1, name: 'initial', sql: initial }];
+export const migrations: readonly Migration[] = [
+  { id: 1, name: 'initial', sql: initial },
+  { id: 2, name: 'add_task function', sql: addTaskFunction },
+];

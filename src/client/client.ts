@@ -1,0 +1,156 @@
+/**
+ * The client API: how an application queues tasks and waits for their outcome.
+ *
+ *   const prefork = new Client({ connectionString: process.env.DATABASE_URL });
+ *   const id = await prefork.send('report.build', { userId: 7 });
+ *   const task = await prefork.result(id, { timeoutMs: 30_000 });
+ */
+import pg from 'pg';
+import { assertSchemaName } from '../db/identifiers.js';
+import { migrate } from '../db/migrate.js';
+import { PreforkError } from '../errors.js';
+import { addTask, type AddTaskOptions } from '../queue/add-task.js';
+import { addTasks, type NewTask } from '../queue/add-tasks.js';
+import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
+import { getTask } from '../queue/read-tasks.js';
+import { TaskWaiter } from '../queue/task-waiter.js';
+import { toTaskView, type TaskView } from '../queue/task-view.js';
+import type { TaskDefinition, TaskHandler } from '../task.js';
+import { toQueryable, type Executor } from './queryable-adapter.js';
+
+export interface ClientOptions {
+  /** Either a connection string (the client opens a small pool of its own)… */
+  connectionString?: string;
+  /** …or the application's pg.Pool (not closed by `close()`). */
+  pool?: pg.Pool;
+  /** The queue's schema (default `prefork`). */
+  schema?: string;
+}
+
+export interface SendOptions extends AddTaskOptions {
+  /** Run the insert on this connection or transaction (a pg client, or Kysely): the task exists only if it commits. */
+  db?: Executor;
+}
+
+/** The payload type a task module declares for `name`. */
+export type PayloadOf<T> = T extends TaskDefinition<infer P, unknown> ? P : T extends TaskHandler<infer P, unknown> ? P : unknown;
+/** The result type a task module declares for `name`. */
+export type ResultOf<T> = T extends TaskDefinition<unknown, infer R> ? Awaited<R> : T extends TaskHandler<never, infer R> ? Awaited<R> : unknown;
+
+export interface TypedTaskView<R> extends Omit<TaskView, 'result'> {
+  result: R | null;
+}
+
+/**
+ * `Client<typeof tasks>` (with `import type tasks from './tasks.js'`) types payloads and results by task name.
+ */
+export class Client<Tasks extends Record<string, unknown> = Record<string, unknown>> implements AsyncDisposable {
+  readonly schema: string;
+  readonly #pool: pg.Pool;
+  readonly #ownsPool: boolean;
+  #ready: Promise<void> | undefined;
+  #waiter: Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> | undefined;
+  #closed = false;
+
+  constructor(options: ClientOptions) {
+    this.schema = assertSchemaName(options.schema ?? 'prefork');
+    if (options.pool) {
+      this.#pool = options.pool;
+      this.#ownsPool = false;
+    } else if (options.connectionString) {
+      this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 4, application_name: 'prefork client' });
+      this.#pool.on('error', () => {});
+      this.#ownsPool = true;
+    } else {
+      throw new PreforkError('INVALID_OPTION', 'new Client() needs a connectionString or a pool', { exitCode: 2 });
+    }
+  }
+
+  /** Queues a task; returns its id (with `key`, the id of a queued or running task with that key, if any). */
+  async send<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: SendOptions = {}): Promise<string> {
+    const { db, ...addOptions } = options;
+    if (!db) await this.#migrated();
+    const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload ?? {}, addOptions);
+    return added.id;
+  }
+
+  /** Queues many tasks in one statement; returns their ids in order. */
+  async sendMany(tasks: readonly NewTask[], options: { db?: Executor } = {}): Promise<string[]> {
+    if (!options.db) await this.#migrated();
+    return addTasks(options.db ? toQueryable(options.db) : this.#pool, this.schema, tasks);
+  }
+
+  async get<K extends keyof Tasks & string>(id: string, _task?: K): Promise<TypedTaskView<ResultOf<Tasks[K]>> | null> {
+    await this.#migrated();
+    const row = await getTask(this.#pool, this.schema, id);
+    return row ? (toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>) : null;
+  }
+
+  /**
+   * Waits until the task reaches a final state (succeeded, failed, timed_out, cancelled) and returns it.
+   * Woken by LISTEN/NOTIFY; rejects with code TIMEOUT after `timeoutMs`, or when `signal` aborts.
+   */
+  async result<K extends keyof Tasks & string>(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
+    await this.#migrated();
+    const { waiter } = await this.#listening();
+    const { row, final } = await waiter.wait(id, { timeoutMs: options.timeoutMs, signal: options.signal });
+    if (!row) throw new PreforkError('NOT_FOUND', `no task with id ${id}`);
+    if (!final) {
+      if (options.signal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: options.signal.reason });
+      throw new PreforkError('TIMEOUT', `task ${id} is still ${row.state} after ${options.timeoutMs} ms`);
+    }
+    return toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>;
+  }
+
+  /** Cancels a task: a queued one never runs; a running one has its signal aborted (then its hard limit applies). */
+  async cancel(id: string): Promise<CancelOutcome> {
+    await this.#migrated();
+    return cancelTask(this.#pool, this.schema, id);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const listening = await this.#waiter?.catch(() => undefined);
+    if (listening) {
+      await listening.waiter.close();
+      listening.client.release();
+    }
+    if (this.#ownsPool) await this.#pool.end();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #migrated(): Promise<void> {
+    this.#ready ??= (async () => {
+      const client = await this.#pool.connect();
+      try {
+        await migrate(client, this.schema);
+      } finally {
+        client.release();
+      }
+    })().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  #listening(): Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> {
+    this.#waiter ??= (async () => {
+      const client = await this.#pool.connect();
+      try {
+        return { waiter: await TaskWaiter.listen(client as unknown as pg.Client, this.schema), client };
+      } catch (error) {
+        client.release();
+        throw error;
+      }
+    })().catch((error: unknown) => {
+      this.#waiter = undefined;
+      throw error;
+    });
+    return this.#waiter;
+  }
+}

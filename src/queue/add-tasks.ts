@@ -1,0 +1,34 @@
+import type { Queryable } from '../db/queryable.js';
+import { quoteIdent } from '../db/identifiers.js';
+import { PreforkError } from '../errors.js';
+import type { AddTaskOptions } from './add-task.js';
+
+export interface NewTask {
+  task: string;
+  payload?: unknown;
+  options?: Omit<AddTaskOptions, 'key'> | undefined;
+}
+
+/** Inserts many tasks in one statement (no unique keys); returns their ids in order. */
+export async function addTasks(db: Queryable, schema: string, tasks: readonly NewTask[]): Promise<string[]> {
+  if (tasks.length === 0) return [];
+  const now = Date.now();
+  const rows = tasks.map((t, i) => {
+    const o = t.options ?? {};
+    const payload = t.payload ?? {};
+    if (JSON.stringify(payload) === undefined) throw new PreforkError('INVALID_PAYLOAD', `task ${i + 1}: the payload is not JSON-serialisable`, { exitCode: 2 });
+    const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);
+    return { ord: i, name: t.task, payload, queue: o.queue ?? 'default', priority: o.priority ?? 0, run_at: runAt?.toISOString() ?? null, max_attempts: o.maxAttempts ?? null };
+  });
+  const { rows: ids } = await db.query<{ id: string }>(
+    `insert into ${quoteIdent(schema)}.tasks (name, payload, queue, priority, run_at, max_attempts)
+     select name, payload, queue, priority, coalesce(run_at, now()), max_attempts
+       from jsonb_to_recordset($1::jsonb)
+         as t(ord integer, name text, payload jsonb, queue text, priority integer, run_at timestamptz, max_attempts integer)
+      order by ord
+     returning id`,
+    [JSON.stringify(rows)],
+  );
+  // Identity values are assigned in insertion order.
+  return ids.map((r) => r.id).sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+}
