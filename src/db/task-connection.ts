@@ -2,43 +2,59 @@
  * One unpooled PostgreSQL connection for one task attempt: opened on the first query, closed when the task
  * settles. `db` is a Kysely instance whose "pool" is this single connection; a mutex serialises concurrent
  * queries, and a transaction holds the connection until it ends.
+ *
+ * Opening retries transient failures (connect-with-retry.ts). A connection that dies (the server ended it,
+ * the network dropped) is forgotten at once, so the next query opens a fresh one; a query already holding
+ * the dead one, such as a transaction in progress, fails rather than moving silently to another session.
  */
 import pg from 'pg';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { PreforkError } from '../errors.js';
+import { connectWithRetry, type ConnectRetryEvent } from './connect-with-retry.js';
+import { classifyDatabaseError } from './error-classification.js';
+import type { SessionSettings } from './session-settings.js';
 
-export interface SessionSettings {
-  /** Milliseconds; 0 disables. */
-  statementTimeoutMs?: number | undefined;
-  lockTimeoutMs?: number | undefined;
-  idleInTransactionTimeoutMs?: number | undefined;
-  connectTimeoutMs?: number | undefined;
-  /**
-   * PostgreSQL 14+: how often a running query checks that its client is still there, so the query of a
-   * killed worker stops instead of running on. Leave undefined on older servers.
-   */
-  clientConnectionCheckIntervalMs?: number | undefined;
+export type { SessionSettings } from './session-settings.js';
+
+/**
+ * A share of a connection budget. A task connection takes it once before its first connect, holds it across
+ * retries and reconnects, and gives it back exactly once: when it closes, or when opening failed for good.
+ */
+export interface ConnectionSlot {
+  /** Resolves when the slot is granted; rejects (and grants nothing) when `signal` aborts first. */
+  acquire(signal?: AbortSignal): Promise<void>;
+  release(): void;
 }
 
 export interface TaskConnectionOptions extends SessionSettings {
   connectionString: string;
   /** Shown in pg_stat_activity, e.g. `prefork:prefork w3 t1042`. At most 63 bytes are kept by the server. */
   applicationName: string;
-  /** Called once the connection is open, with the server's backend pid. */
+  /** Called each time a connection opens (again after a reconnect), with the server's backend pid. */
   onConnect?: ((backendPid: number) => void) | undefined;
+  /** The task's signal: ends a wait for a slot and connect retries. */
+  signal?: AbortSignal | undefined;
+  slot?: ConnectionSlot | undefined;
+  /** Told of each failed connect attempt that will be retried. */
+  onConnectRetry?: ((event: ConnectRetryEvent) => void) | undefined;
 }
 
 export class TaskConnection implements AsyncDisposable {
   readonly db: Kysely<any>;
   readonly #options: TaskConnectionOptions;
+  /** Aborted by close(): ends a pending slot wait or connect retry at once. */
+  readonly #lifetime = new AbortController();
+  readonly #signal: AbortSignal;
   #client: pg.Client | undefined;
   #opening: Promise<pg.Client> | undefined;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
-  #opened = 0;
+  #connects = 0;
+  #slotHeld = false;
 
   constructor(options: TaskConnectionOptions) {
     this.#options = options;
+    this.#signal = options.signal ? AbortSignal.any([options.signal, this.#lifetime.signal]) : this.#lifetime.signal;
     const pool: PostgresPool = {
       connect: () => this.#lease(),
       end: () => this.close(),
@@ -48,16 +64,21 @@ export class TaskConnection implements AsyncDisposable {
 
   /** Whether a connection was ever opened for this task. */
   get used(): boolean {
-    return this.#opened > 0;
+    return this.#connects > 0;
+  }
+
+  /** Connections opened so far: more than one after a reconnect. */
+  get connects(): number {
+    return this.#connects;
   }
 
   get backendPid(): number | null {
     return (this.#client as { processID?: number } | undefined)?.processID ?? null;
   }
 
-  /** The raw `pg` client, opened on demand. Do not hold on to it after the task settles. */
+  /** The raw `pg` client, opened on demand (again, if the last one died). Do not keep it after the task settles. */
   async client(): Promise<pg.Client> {
-    if (this.#closed) throw new PreforkError('CONNECTION_CLOSED', 'the task connection is closed: the task already settled');
+    if (this.#closed) throw closedError();
     if (this.#client) return this.#client;
     this.#opening ??= this.#open().finally(() => {
       this.#opening = undefined;
@@ -68,9 +89,11 @@ export class TaskConnection implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#lifetime.abort(closedError());
     const client = this.#client ?? (await this.#opening?.catch(() => undefined));
     this.#client = undefined;
     if (client) await endQuietly(client);
+    this.#releaseSlot();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -79,33 +102,72 @@ export class TaskConnection implements AsyncDisposable {
 
   async #open(): Promise<pg.Client> {
     const o = this.#options;
-    const client = new pg.Client({
+    let client: pg.Client;
+    try {
+      if (o.slot && !this.#slotHeld) {
+        await o.slot.acquire(this.#signal);
+        this.#slotHeld = true;
+      }
+      if (this.#closed) throw closedError();
+      client = await connectWithRetry((timeoutMs) => this.#newClient(timeoutMs), {
+        connectionString: o.connectionString,
+        connectTimeoutMs: o.connectTimeoutMs,
+        retries: o.connectRetries,
+        maxElapsedMs: o.connectRetryMaxMs,
+        baseDelayMs: o.connectRetryBaseDelayMs,
+        maxDelayMs: o.connectRetryMaxDelayMs,
+        signal: this.#signal,
+        onRetry: o.onConnectRetry,
+      });
+    } catch (error) {
+      // Opening failed for good: the slot goes back now, and is taken again if the task tries once more.
+      this.#releaseSlot();
+      throw this.#closed ? closedError(error) : error;
+    }
+    if (this.#closed) {
+      await endQuietly(client);
+      throw closedError();
+    }
+    this.#watch(client);
+    this.#client = client;
+    this.#connects += 1;
+    const pid = this.backendPid;
+    if (pid !== null) o.onConnect?.(pid);
+    return client;
+  }
+
+  #newClient(connectTimeoutMs: number | undefined): pg.Client {
+    const o = this.#options;
+    return new pg.Client({
       connectionString: o.connectionString,
       application_name: o.applicationName,
       statement_timeout: o.statementTimeoutMs || undefined,
       lock_timeout: o.lockTimeoutMs || undefined,
       idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs || undefined,
-      connectionTimeoutMillis: o.connectTimeoutMs || undefined,
+      connectionTimeoutMillis: connectTimeoutMs,
       options: o.clientConnectionCheckIntervalMs ? `-c client_connection_check_interval=${Math.floor(o.clientConnectionCheckIntervalMs)}` : undefined,
     });
-    // An error on an idle connection (the server went away between queries) must not crash the worker;
-    // the next query on this client fails and the task sees that error.
-    client.on('error', () => {});
-    this.#opened += 1;
-    try {
-      await client.connect();
-    } catch (error) {
-      await endQuietly(client);
-      throw error;
-    }
-    if (this.#closed) {
-      await endQuietly(client);
-      throw new PreforkError('CONNECTION_CLOSED', 'the task connection is closed: the task already settled');
-    }
-    this.#client = client;
-    const pid = this.backendPid;
-    if (pid !== null) o.onConnect?.(pid);
-    return client;
+  }
+
+  /**
+   * A dead client is forgotten as soon as pg notices, so the next query opens a fresh connection. An error on
+   * an idle connection must not crash the worker either: the next query on that client fails and says why.
+   */
+  #watch(client: pg.Client): void {
+    client.on('error', () => this.#discard(client));
+    client.on('end', () => this.#discard(client));
+  }
+
+  /** Drops `client` if it is the current one, and ends it. */
+  #discard(client: pg.Client): void {
+    if (this.#client === client) this.#client = undefined;
+    void endQuietly(client);
+  }
+
+  #releaseSlot(): void {
+    if (!this.#slotHeld) return;
+    this.#slotHeld = false;
+    this.#options.slot?.release();
   }
 
   /** Kysely's pool.connect(): waits its turn, then hands out the single client. */
@@ -126,20 +188,29 @@ export class TaskConnection implements AsyncDisposable {
     }
     let released = false;
     return {
-      query: ((sqlOrCursor: unknown, parameters?: ReadonlyArray<unknown>) =>
-        client.query(sqlOrCursor as string, parameters as unknown[])) as unknown as PostgresPoolClient['query'],
+      query: ((sqlOrCursor: unknown, parameters?: ReadonlyArray<unknown>) => {
+        const result = client.query(sqlOrCursor as string, parameters as unknown[]) as unknown;
+        if (!(result instanceof Promise)) return result; // a cursor
+        // A FATAL error (57P01, say) comes before the socket closes: drop the client now, or the next
+        // query would still be handed the dying one.
+        return result.catch((error: unknown) => {
+          if (classifyDatabaseError(error).category === 'connection') this.#discard(client);
+          throw error;
+        });
+      }) as unknown as PostgresPoolClient['query'],
       release: (destroy?: boolean) => {
         if (released) return;
         released = true;
-        if (destroy && this.#client === client) {
-          // Kysely discards a connection whose rollback failed: open a fresh one next time.
-          this.#client = undefined;
-          void endQuietly(client);
-        }
+        // Kysely discards a connection whose rollback failed: open a fresh one next time.
+        if (destroy) this.#discard(client);
         release();
       },
     };
   }
+}
+
+function closedError(cause?: unknown): PreforkError {
+  return new PreforkError('CONNECTION_CLOSED', 'the task connection is closed: the task already settled', cause === undefined ? {} : { cause });
 }
 
 async function endQuietly(client: pg.Client): Promise<void> {
