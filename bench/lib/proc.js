@@ -1,0 +1,87 @@
+/** Processes: resident memory from /proc, child pids, and stopping a process tree. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+
+/** VmRSS of a process in bytes, or null when it is gone. */
+export function rssBytes(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Direct children of a process (all its threads), from /proc. */
+export function childPids(pid) {
+  const out = [];
+  try {
+    for (const tid of readdirSafe(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (text) out.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // gone
+  }
+  return [...new Set(out)];
+}
+
+function readdirSafe(path) {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+/** Every descendant pid, deepest last. */
+export function descendants(pid) {
+  const out = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const kids = childPids(queue.shift());
+    out.push(...kids);
+    queue.push(...kids);
+  }
+  return out;
+}
+
+export function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+function exited(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/**
+ * Stops a child process and everything it forked: `signal` first, SIGKILL after `graceMs`, then SIGKILL for
+ * any descendant left behind.
+ */
+export async function stopTree(child, { signal = 'SIGTERM', graceMs = 10_000 } = {}) {
+  if (!child?.pid) return;
+  const tree = descendants(child.pid);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited(child);
+    clearTimeout(timer);
+  }
+  const deadline = Date.now() + 2_000;
+  for (const pid of [...tree, ...descendants(child.pid)]) {
+    while (isAlive(pid) && Date.now() < deadline) await delay(20);
+    if (isAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+}

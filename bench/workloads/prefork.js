@@ -1,0 +1,170 @@
+/** prefork on each workload: a real `prefork start --workers 4` subprocess on a fresh schema per run. */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { addTask } from '../../dist/queue/add-task.js';
+import { TaskWaiter } from '../../dist/queue/task-waiter.js';
+import { scope } from '../lib/cleanup.js';
+import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema, query, quoteIdent } from '../lib/db.js';
+import { countNotifiedIds, listenConnection } from '../lib/listen.js';
+import { SupervisorProcess } from '../lib/prefork-process.js';
+import { childPids, rssBytes } from '../lib/proc.js';
+import { latencyFigures, mb, perSecond } from '../lib/timing.js';
+import { delay, pollUntil } from '../lib/wait.js';
+
+const insertBatch = 5_000;
+
+/** Runs `fn(sup, schema, defer)` against a fresh supervisor on a fresh schema, then stops it and drops the schema. */
+function withSupervisor(logLevel, fn) {
+  return scope(async (defer) => {
+    const schema = freshSchema('pf');
+    dropLater(defer, schema);
+    const sup = SupervisorProcess.start(defer, schema, { logLevel });
+    await sup.ready();
+    return fn(sup, schema, defer);
+  });
+}
+
+/** Inserts `n` tasks in multi-row statements: one NOTIFY per statement, as a bulk producer would. */
+async function insertTasks(schema, name, n, payloadSql) {
+  for (let from = 1; from <= n; from += insertBatch) {
+    const to = Math.min(n, from + insertBatch - 1);
+    await query(`insert into ${quoteIdent(schema)}.tasks (name, payload) select $1, ${payloadSql} from generate_series($2::int, $3::int) g`, [name, from, to]);
+  }
+}
+
+async function succeeded(schema) {
+  const [r] = await query(`select count(*) filter (where state = 'succeeded')::int as ok, count(*)::int as total from ${quoteIdent(schema)}.tasks`);
+  return r;
+}
+
+async function throughput(schema, defer, name, n, payloadSql) {
+  const listener = await listenConnection(defer, [`${schema}:done`]);
+  const allDone = countNotifiedIds(listener, `${schema}:done`, n, 300_000);
+  const t0 = performance.now();
+  await insertTasks(schema, name, n, payloadSql);
+  const t1 = await allDone;
+  const counts = await succeeded(schema);
+  if (counts.ok !== n) throw new Error(`${n - counts.ok} of ${n} tasks did not succeed`);
+  return t1 - t0;
+}
+
+export async function w1({ w1: n }) {
+  return withSupervisor('warn', async (_sup, schema, defer) => {
+    const ms = await throughput(schema, defer, 'bench.echo', n, `jsonb_build_object('i', g)`);
+    return { metrics: { 'W1 tasks/s': perSecond(n, ms) } };
+  });
+}
+
+export async function w2({ w2: n }) {
+  return withSupervisor('warn', async (_sup, schema, defer) => {
+    await createRowsTable(schema);
+    const ms = await throughput(schema, defer, 'bench.insert', n, `jsonb_build_object('schema', '${schema}', 'i', g)`);
+    const check = await checkRows(schema, n);
+    return { metrics: { 'W2 tasks/s': perSecond(n, ms) }, checks: { W2: check } };
+  });
+}
+
+/** A client with a TaskWaiter on it, as `prefork send --wait` uses. */
+async function waiterClient(defer, schema) {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'prefork bench sender' });
+  client.on('error', () => {});
+  await client.connect();
+  defer('sender connection', () => client.end().catch(() => {}));
+  const waiter = await TaskWaiter.listen(client, schema);
+  return { client, waiter };
+}
+
+async function sendAndWait(client, waiter, schema, name, payload, timeoutMs = 30_000) {
+  const { id } = await addTask(client, schema, name, payload);
+  const { row, final } = await waiter.wait(id, { timeoutMs });
+  if (!final) throw new Error(`task ${id} (${name}) not final after ${timeoutMs} ms: ${row?.state}`);
+  return row;
+}
+
+export async function w3({ w3: n }) {
+  return withSupervisor('warn', async (_sup, schema, defer) => {
+    const { client, waiter } = await waiterClient(defer, schema);
+    for (let i = 0; i < 10; i++) await sendAndWait(client, waiter, schema, 'bench.echo', { warmup: i });
+    const samples = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const row = await sendAndWait(client, waiter, schema, 'bench.echo', { i });
+      samples.push(performance.now() - t0);
+      if (row.state !== 'succeeded' || row.result?.i !== i) throw new Error(`task ${row.id} ended ${row.state} with ${JSON.stringify(row.result)}`);
+    }
+    return { metrics: latencyFigures(samples), samples: samples.length };
+  });
+}
+
+/** W4a: SIGKILL of the worker running a task → that task's completion on another worker. */
+async function crashRecovery(sup, schema, client, waiter) {
+  const pidFile = join(tmpdir(), `prefork-bench-${process.pid}-${schema}.pid`);
+  rmSync(pidFile, { force: true });
+  try {
+    const { id } = await addTask(client, schema, 'bench.crashOnce', { pidFile });
+    const pid = await pollUntil(() => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8')), { timeoutMs: 15_000, intervalMs: 5, what: 'the crash task to start' });
+    process.kill(pid, 'SIGKILL');
+    const t0 = performance.now();
+    const { row, final } = await waiter.wait(id, { timeoutMs: 30_000 });
+    const ms = performance.now() - t0;
+    if (!final || row.state !== 'succeeded' || row.result?.attempt !== 2 || row.result?.pid === pid) {
+      throw new Error(`crashed task ended ${row?.state} with ${JSON.stringify(row?.result)}`);
+    }
+    return ms;
+  } finally {
+    rmSync(pidFile, { force: true });
+  }
+}
+
+/** W4b: a task passing its hard limit → its timed_out record, and a replacement worker ready. */
+async function hardLimitRecovery(sup, schema, client, waiter) {
+  const readyBefore = sup.events('worker_ready').length;
+  const timeoutsBefore = sup.events('task_hard_timeout').length;
+  const { id } = await addTask(client, schema, 'bench.spin', {});
+  const limitLine = await sup.waitForEvent('task_hard_timeout', timeoutsBefore + 1, 15_000);
+  const passedAt = Date.parse(limitLine.time);
+  const { row, final } = await waiter.wait(id, { timeoutMs: 15_000 });
+  const recordedAt = Date.now();
+  if (!final || row.state !== 'timed_out') throw new Error(`the spinning task ended ${row?.state}`);
+  const readyLine = await sup.waitForEvent('worker_ready', readyBefore + 1, 15_000);
+  const replacedAt = Date.parse(readyLine.time);
+  return { ms: Math.max(recordedAt, replacedAt) - passedAt, recordedMs: recordedAt - passedAt, replacedMs: replacedAt - passedAt };
+}
+
+export async function w4() {
+  return withSupervisor('info', async (sup, schema, defer) => {
+    const { client, waiter } = await waiterClient(defer, schema);
+    const crashMs = await crashRecovery(sup, schema, client, waiter);
+    // The crash forked a replacement: let it be ready before the next measurement.
+    await sup.waitForEvent('worker_ready', 5, 15_000);
+    const hard = await hardLimitRecovery(sup, schema, client, waiter);
+    return {
+      metrics: { 'W4a ms': crashMs, 'W4b ms': hard.ms },
+      detail: { w4bRecordedMs: hard.recordedMs, w4bReplacedMs: hard.replacedMs },
+    };
+  });
+}
+
+/** `prefork start` → supervisor_ready, then resident memory of the primary and each worker after 1 s idle. */
+export async function idle() {
+  return scope(async (defer) => {
+    const schema = freshSchema('pf');
+    dropLater(defer, schema);
+    const sup = SupervisorProcess.start(defer, schema, { logLevel: 'info' });
+    const line = await sup.ready();
+    const startMs = line.seenAt - sup.spawnedAt;
+    await delay(1_000);
+    const workers = childPids(sup.pid).map((pid) => rssBytes(pid)).filter((r) => r !== null);
+    if (workers.length !== 4) throw new Error(`expected 4 worker processes, found ${workers.length}`);
+    return {
+      metrics: {
+        'start ms': startMs,
+        'RSS primary MB': mb(rssBytes(sup.pid)),
+        'RSS worker MB': mb(workers.reduce((a, b) => a + b, 0) / workers.length),
+      },
+      detail: { workerRssMb: workers.map((w) => Math.round(mb(w) * 10) / 10) },
+    };
+  });
+}
