@@ -1,24 +1,25 @@
 /**
  * One unpooled PostgreSQL connection for one task attempt: opened on the first query, closed when the task
- * settles. `db` is a Kysely instance whose "pool" is this single connection; a mutex serialises concurrent
- * queries, and a transaction holds the connection until it ends.
+ * settles. `db` is a Kysely instance whose "pool" is this single connection (single-client-pool.ts).
  *
  * Opening retries transient failures (connect-with-retry.ts). A connection that dies (the server ended it,
  * the network dropped) is forgotten at once, so the next query opens a fresh one; a query already holding
  * the dead one, such as a transaction in progress, fails rather than moving silently to another session.
  */
 import pg from 'pg';
-import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import { PreforkError } from '../errors.js';
 import { connectWithRetry, type ConnectRetryEvent } from './connect-with-retry.js';
-import { classifyDatabaseError } from './error-classification.js';
 import type { SessionSettings } from './session-settings.js';
+import { singleClientPool } from './single-client-pool.js';
 
 export type { SessionSettings } from './session-settings.js';
 
 /**
  * A share of a connection budget. A task connection takes it once before its first connect, holds it across
- * retries and reconnects, and gives it back exactly once: when it closes, or when opening failed for good.
+ * connect retries and reconnects, and gives it back exactly once: when it closes, or when opening failed for
+ * good. (Should the task query again after such a failure, the slot is acquired again first: at most one is
+ * held at any time, and acquire and release always pair up.)
  */
 export interface ConnectionSlot {
   /** Resolves when the slot is granted; rejects (and grants nothing) when `signal` aborts first. */
@@ -47,7 +48,6 @@ export class TaskConnection implements AsyncDisposable {
   readonly #signal: AbortSignal;
   #client: pg.Client | undefined;
   #opening: Promise<pg.Client> | undefined;
-  #queue: Promise<void> = Promise.resolve();
   #closed = false;
   #connects = 0;
   #slotHeld = false;
@@ -55,10 +55,7 @@ export class TaskConnection implements AsyncDisposable {
   constructor(options: TaskConnectionOptions) {
     this.#options = options;
     this.#signal = options.signal ? AbortSignal.any([options.signal, this.#lifetime.signal]) : this.#lifetime.signal;
-    const pool: PostgresPool = {
-      connect: () => this.#lease(),
-      end: () => this.close(),
-    };
+    const pool = singleClientPool({ client: () => this.client(), discard: (client) => this.#discard(client), end: () => this.close() });
     this.db = new Kysely({ dialect: new PostgresDialect({ pool }) });
   }
 
@@ -168,44 +165,6 @@ export class TaskConnection implements AsyncDisposable {
     if (!this.#slotHeld) return;
     this.#slotHeld = false;
     this.#options.slot?.release();
-  }
-
-  /** Kysely's pool.connect(): waits its turn, then hands out the single client. */
-  async #lease(): Promise<PostgresPoolClient> {
-    let release!: () => void;
-    const turn = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const previous = this.#queue;
-    this.#queue = previous.then(() => turn);
-    await previous;
-    let client: pg.Client;
-    try {
-      client = await this.client();
-    } catch (error) {
-      release();
-      throw error;
-    }
-    let released = false;
-    return {
-      query: ((sqlOrCursor: unknown, parameters?: ReadonlyArray<unknown>) => {
-        const result = client.query(sqlOrCursor as string, parameters as unknown[]) as unknown;
-        if (!(result instanceof Promise)) return result; // a cursor
-        // A FATAL error (57P01, say) comes before the socket closes: drop the client now, or the next
-        // query would still be handed the dying one.
-        return result.catch((error: unknown) => {
-          if (classifyDatabaseError(error).category === 'connection') this.#discard(client);
-          throw error;
-        });
-      }) as unknown as PostgresPoolClient['query'],
-      release: (destroy?: boolean) => {
-        if (released) return;
-        released = true;
-        // Kysely discards a connection whose rollback failed: open a fresh one next time.
-        if (destroy) this.#discard(client);
-        release();
-      },
-    };
   }
 }
 
