@@ -39,6 +39,24 @@ export class NonRetryableError extends Error {
   }
 }
 
+/**
+ * The connection was lost while COMMIT was on its way: the transaction may or may not have been committed.
+ * Never retried, neither by the transaction helper nor as a task attempt (`retryable: false`): check what
+ * the database holds before running the work again. `cause` is the connection error.
+ */
+export class CommitOutcomeUnknownError extends PreforkError {
+  readonly retryable = false;
+  constructor(cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      'COMMIT_OUTCOME_UNKNOWN',
+      `the connection was lost during COMMIT, so the transaction may or may not have been committed; not retried (${reason.replace(/\s*\n\s*/g, ' ')})`,
+      { cause },
+    );
+    this.name = 'CommitOutcomeUnknownError';
+  }
+}
+
 /** Turns anything thrown into an Error, keeping the original as `cause` when it was not one. */
 export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;

@@ -1,7 +1,10 @@
 /** What task authors write: handlers, their options, and the context each attempt receives. */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { taskSessionOverrideKeys, type TaskSessionOverrides } from './db/session-settings.js';
+import type { TransactionOptions } from './db/transaction.js';
+import { PreforkError } from './errors.js';
 
 export interface TaskContext {
   /** The task's id in the queue (a bigint, as a string). */
@@ -22,12 +25,20 @@ export interface TaskContext {
   db: Kysely<any>;
   /** The same connection as a raw `pg` client, opened on demand. */
   connection(): Promise<pg.Client>;
+  /**
+   * Runs `fn` in a transaction on this attempt's connection, rerunning it after a serialization failure, a
+   * deadlock or a connection lost before commit (default 3 reruns); a connection lost during commit throws
+   * COMMIT_OUTCOME_UNKNOWN and is never retried. Use `trx` inside `fn`, not `ctx.db`. Stops on `ctx.signal`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  transaction<T>(fn: (trx: Transaction<any>, attempt: number) => Promise<T>, options?: TransactionOptions): Promise<T>;
   workerId: number;
 }
 
 export type TaskHandler<P = unknown, R = unknown> = (payload: P, ctx: TaskContext) => R | Promise<R>;
 
-export interface TaskOptions {
+/** statementTimeoutMs, lockTimeoutMs, idleInTransactionTimeoutMs: this task's own, over the worker's defaults. */
+export interface TaskOptions extends TaskSessionOverrides {
   /** Attempts before the task fails for good (crashes count). */
   maxAttempts?: number;
   /** Delay between attempts after an error. */
@@ -55,6 +66,12 @@ export interface TaskDefinition<P = unknown, R = unknown> extends TaskOptions {
 
 /** A task with typed payload and result and its own options. */
 export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & { run: TaskHandler<P, R> }): TaskDefinition<P, R> {
+  for (const key of taskSessionOverrideKeys) {
+    const value: unknown = definition[key];
+    if (value !== undefined && !(typeof value === 'number' && Number.isInteger(value) && value >= 0)) {
+      throw new PreforkError('INVALID_OPTION', `defineTask: ${key} must be a whole number of milliseconds, 0 or more (got ${String(value)})`, { exitCode: 2 });
+    }
+  }
   return { ...definition, [definitionBrand]: true };
 }
 

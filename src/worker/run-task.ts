@@ -1,7 +1,9 @@
 /** One attempt of one task, on its own connection, from start to the message that reports it. */
 import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
-import { TaskConnection, type SessionSettings } from '../db/task-connection.js';
+import { taskSessionSettings } from '../db/session-settings.js';
+import { TaskConnection, type ConnectionSlot, type SessionSettings } from '../db/task-connection.js';
+import { withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
 import type { TaskContext } from '../task.js';
@@ -12,22 +14,29 @@ export interface RunTaskDeps {
   workerId: number;
   databaseUrl: string;
   schema: string;
+  /** The worker's defaults; a task's own statementTimeoutMs, lockTimeoutMs, idleInTransactionTimeoutMs win. */
   session: SessionSettings;
   log: Logger;
   send: (message: WorkerMessage) => void;
+  /** A fresh slot of the connection budget for each attempt; none: no budget. */
+  connectionSlot?: (() => ConnectionSlot) | undefined;
 }
 
 export async function runTask(task: TaskEnvelope, controller: AbortController, deps: RunTaskDeps): Promise<void> {
   const log = deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt });
+  const definition = deps.registry.get(task.name);
   const connection = new TaskConnection({
-    ...deps.session,
+    ...taskSessionSettings(deps.session, definition),
     connectionString: deps.databaseUrl,
     applicationName: taskApplicationName(deps.schema, deps.workerId, task.id),
     onConnect: (backendPid) => deps.send({ type: 'db_backend', taskId: task.id, backendPid }),
+    signal: controller.signal,
+    slot: deps.connectionSlot?.(),
+    onConnectRetry: (e) =>
+      log.warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
   });
   let outcome: WorkerMessage;
   try {
-    const definition = deps.registry.get(task.name);
     if (!definition) {
       throw new PreforkError('UNKNOWN_TASK', `this worker has no task named "${task.name}"`);
     }
@@ -40,6 +49,15 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
       log,
       db: connection.db,
       connection: () => connection.client(),
+      transaction: (fn, options = {}) =>
+        withTransaction(connection.db, fn, {
+          ...options,
+          signal: options.signal ?? controller.signal,
+          onRetry: (e) => {
+            log.warn({ event: 'db_transaction_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code }, 'transaction failed; running it again');
+            options.onRetry?.(e);
+          },
+        }),
       workerId: deps.workerId,
     };
     const value = await definition.run(task.payload as never, ctx);
