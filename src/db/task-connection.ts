@@ -43,9 +43,9 @@ export interface TaskConnectionOptions extends SessionSettings {
 export class TaskConnection implements AsyncDisposable {
   readonly db: Kysely<any>;
   readonly #options: TaskConnectionOptions;
-  /** Aborted by close(): ends a pending slot wait or connect retry at once. */
+  /** Aborted by close() or the task's signal: ends a pending slot wait or connect retry at once. */
   readonly #lifetime = new AbortController();
-  readonly #signal: AbortSignal;
+  readonly #unlink: () => void;
   #client: pg.Client | undefined;
   #opening: Promise<pg.Client> | undefined;
   #closed = false;
@@ -54,7 +54,7 @@ export class TaskConnection implements AsyncDisposable {
 
   constructor(options: TaskConnectionOptions) {
     this.#options = options;
-    this.#signal = options.signal ? AbortSignal.any([options.signal, this.#lifetime.signal]) : this.#lifetime.signal;
+    this.#unlink = linkSignal(options.signal, this.#lifetime);
     const pool = singleClientPool({ client: () => this.client(), discard: (client) => this.#discard(client), end: () => this.close() });
     this.db = new Kysely({ dialect: new PostgresDialect({ pool }) });
   }
@@ -86,6 +86,7 @@ export class TaskConnection implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#unlink();
     this.#lifetime.abort(closedError());
     const client = this.#client ?? (await this.#opening?.catch(() => undefined));
     this.#client = undefined;
@@ -102,7 +103,7 @@ export class TaskConnection implements AsyncDisposable {
     let client: pg.Client;
     try {
       if (o.slot && !this.#slotHeld) {
-        await o.slot.acquire(this.#signal);
+        await o.slot.acquire(this.#lifetime.signal);
         this.#slotHeld = true;
       }
       if (this.#closed) throw closedError();
@@ -113,7 +114,7 @@ export class TaskConnection implements AsyncDisposable {
         maxElapsedMs: o.connectRetryMaxMs,
         baseDelayMs: o.connectRetryBaseDelayMs,
         maxDelayMs: o.connectRetryMaxDelayMs,
-        signal: this.#signal,
+        signal: this.#lifetime.signal,
         onRetry: o.onConnectRetry,
       });
     } catch (error) {
@@ -166,6 +167,15 @@ export class TaskConnection implements AsyncDisposable {
     this.#slotHeld = false;
     this.#options.slot?.release();
   }
+}
+
+/** Aborts `controller` with `signal` (AbortSignal.any needs Node 20.3); returns what removes the link. */
+function linkSignal(signal: AbortSignal | undefined, controller: AbortController): () => void {
+  if (!signal) return () => {};
+  const onAbort = () => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
 }
 
 function closedError(cause?: unknown): PreforkError {
