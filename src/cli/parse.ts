@@ -23,3 +23,9 @@ export function parsePayload(text: string): unknown {
     throw new InvalidArgumentError(`the payload is not valid JSON (${(error as Error).message})`);
   }
 }
+
+export function queueList(value: string): string[] {
+  const names = value.split(',').map((q) => q.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('give at least one queue name');
+  return names;
+}

@@ -35,8 +35,6 @@ import type { InFlightTask, WorkerHandle } from './worker-handle.js';
 import { WorkerPool } from './worker-pool.js';
 
 export interface SupervisorEvents {
-  /** Start-up failed or the supervisor cannot go on: the process should exit non-zero. */
-  fatal: [error: PreforkError];
   /** A stop (graceful or forced) finished. */
   stopped: [];
 }
@@ -496,8 +494,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   async #publish(state: SupervisorState = this.#phase === 'stopping' ? 'stopping' : 'running'): Promise<void> {
     try {
-      const ok = await heartbeat(this.#db, this.#options.schema, this.id, { state, tasks: [...this.#taskInfo.keys()], snapshot: this.snapshot() });
-      if (!ok) this.#log.error({ event: 'lease_lost' }, 'this supervisor was declared lost by another; its unfinished outcomes will be fenced out');
+      const previous = await heartbeat(this.#db, this.#options.schema, this.id, { state, tasks: [...this.#taskInfo.keys()], snapshot: this.snapshot() });
+      if (previous === 'lost') {
+        this.#log.error({ event: 'lease_lost' }, 'another supervisor presumed this one dead and took its tasks back; their outcomes here are fenced out; the lease is renewed');
+      }
     } catch (error) {
       this.#log.warn({ event: 'heartbeat_failed', err: error }, 'could not renew the lease');
     }

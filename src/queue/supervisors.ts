@@ -23,21 +23,27 @@ export async function registerSupervisor(
   await db.query(`insert into ${quoteIdent(schema)}.supervisors (id, host, pid) values ($1, $2, $3)`, [s.id, s.host, s.pid]);
 }
 
-/** Renews the lease and publishes what `status` shows. */
+/**
+ * Renews the lease and publishes what `status` shows. Returns the state the row had: `lost` means another
+ * supervisor presumed this one dead (and took its tasks back); the row is live again from now on.
+ */
 export async function heartbeat(
   db: Queryable,
   schema: string,
   id: string,
   update: { state: SupervisorState; tasks: readonly string[]; snapshot: unknown },
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `update ${quoteIdent(schema)}.supervisors
+): Promise<SupervisorState | null> {
+  const q = quoteIdent(schema);
+  const { rows } = await db.query<{ previous: SupervisorState }>(
+    `update ${q}.supervisors s
         set heartbeat_at = now(), state = $2, tasks = $3::text[], snapshot = $4::jsonb,
             stopped_at = case when $2 = 'stopped' then now() else null end
-      where id = $1 and state <> 'lost'`,
+       from (select state from ${q}.supervisors where id = $1 for update) previous
+      where s.id = $1
+     returning previous.state as previous`,
     [id, update.state, update.tasks, JSON.stringify(update.snapshot)],
   );
-  return rowCount === 1;
+  return rows[0]?.previous ?? null;
 }
 
 /** Supervisors that hold a live lease. */

@@ -11,7 +11,7 @@ import { handleStopSignals } from '../../signals.js';
 import { resolveDatabase, type DatabaseFlags } from '../database.js';
 import { startEmbeddedServer } from '../embedded-server.js';
 import { exitCodes } from '../exit-codes.js';
-import { integer, logLevel } from '../parse.js';
+import { integer, logLevel, queueList } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
 
 interface StartFlags extends DatabaseFlags {
@@ -25,6 +25,11 @@ interface StartFlags extends DatabaseFlags {
   hardTimeout?: number;
   maxTasksPerWorker?: number;
   maxMemoryPerWorker?: number;
+  maxDbConnections?: number;
+  prefetch?: number;
+  queues?: string[];
+  lease: number;
+  keepFinished: number;
 }
 
 export function startCommand(): Command {
@@ -39,7 +44,12 @@ export function startCommand(): Command {
     .option('--soft-timeout <ms>', "default soft time limit: the task's signal aborts", integer('--soft-timeout', 1, 2_147_483_647))
     .option('--hard-timeout <ms>', 'default hard time limit: query cancelled, backend terminated, worker killed and replaced', integer('--hard-timeout', 1, 2_147_483_647))
     .option('--max-tasks-per-worker <n>', 'replace a worker after it ran this many tasks', integer('--max-tasks-per-worker', 1, 1_000_000_000))
-    .option('--max-memory-per-worker <mb>', 'replace a worker whose resident memory passed this many MB', integer('--max-memory-per-worker', 16, 1_000_000));
+    .option('--max-memory-per-worker <mb>', 'replace a worker whose resident memory passed this many MB', integer('--max-memory-per-worker', 16, 1_000_000))
+    .option('--max-db-connections <n>', "task connections open at once across all workers (default: from the server's max_connections)", integer('--max-db-connections', 1, 100_000))
+    .option('--prefetch <n>', 'tasks claimed ahead of free slots (default: workers × concurrency)', integer('--prefetch', 0, 100_000))
+    .option('--queues <names>', 'claim only from these named queues (comma-separated; default: all)', queueList)
+    .option('--lease <ms>', "a supervisor silent this long is presumed dead and its tasks are reclaimed", integer('--lease', 1_000, 86_400_000), supervisorDefaults.leaseMs)
+    .option('--keep-finished <ms>', 'delete finished tasks this long after they finished (0: keep forever)', integer('--keep-finished', 0, 2 ** 40), supervisorDefaults.keepFinishedMs);
   addDatabaseOptions(command);
   command.addHelpText(
     'after',
@@ -83,6 +93,11 @@ Examples:
           hardTimeoutMs: flags.hardTimeout,
           maxTasksPerWorker: flags.maxTasksPerWorker,
           maxMemoryPerWorkerMb: flags.maxMemoryPerWorker,
+          maxDbConnections: flags.maxDbConnections,
+          prefetch: flags.prefetch,
+          queues: flags.queues,
+          leaseMs: flags.lease,
+          keepFinishedMs: flags.keepFinished,
         },
         log,
       );

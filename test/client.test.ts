@@ -1,0 +1,182 @@
+/** The queue for applications: the client API, transactional enqueue, scheduling, keys, cancel, many supervisors. */
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../src/index.js';
+import { databaseUrl, query, useTestSchema } from './support/database.js';
+import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { countByState, waitForFinal } from './support/tasks.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+const open: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()));
+});
+function client(schema: string): Client {
+  const c = new Client({ connectionString: databaseUrl(), schema });
+  open.push(c);
+  return c;
+}
+const start = (schema: string, args: string[] = []) => SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args]);
+
+describe('Client', () => {
+  it('sends, waits for the result, and gets a task', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2']);
+    await sup.ready();
+    const prefork = client(schema);
+    const id = await prefork.send('prefork.echo', { userId: 7 });
+    const done = await prefork.result(id, { timeoutMs: 10_000 });
+    expect(done).toMatchObject({ id, task: 'prefork.echo', status: 'succeeded', result: { userId: 7 }, attempts: 1 });
+    expect(await prefork.get(id)).toEqual(done);
+    expect(await prefork.get('999999999')).toBeNull();
+    const failed = await prefork.result(await prefork.send('fixture.fail'), { timeoutMs: 10_000 });
+    expect(failed).toMatchObject({ status: 'failed', error: { message: 'the report could not be built' } });
+    const slow = await prefork.send('prefork.sleep', { ms: 5_000 });
+    await expect(prefork.result(slow, { timeoutMs: 200 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(await prefork.cancel(slow)).toBe('cancelling');
+    expect(await prefork.result(slow, { timeoutMs: 5_000 })).toMatchObject({ status: 'cancelled' });
+    await sup.stop();
+  });
+
+  it('enqueues inside the application transaction: gone on rollback, run on commit (pg, Kysely and SQL)', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const prefork = client(schema);
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
+    const db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    open.push({ close: () => db.destroy() });
+
+    const pgClient = await pool.connect();
+    await pgClient.query('begin');
+    await prefork.send('prefork.echo', { via: 'pg', rolledBack: true }, { db: pgClient });
+    await pgClient.query('rollback');
+    await pgClient.query('begin');
+    const committedPg = await prefork.send('prefork.echo', { via: 'pg' }, { db: pgClient });
+    await pgClient.query('commit');
+    pgClient.release();
+
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await prefork.send('prefork.echo', { via: 'kysely', rolledBack: true }, { db: trx });
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    const committedKysely = await db.transaction().execute((trx) => prefork.send('prefork.echo', { via: 'kysely' }, { db: trx }));
+
+    await query('begin');
+    await query(`select "${schema}".add_task('prefork.echo', '{"via":"sql","rolledBack":true}')`);
+    await query('rollback');
+    const [{ id: committedSql }] = (await query<{ id: string }>(`select "${schema}".add_task('prefork.echo', '{"via":"sql"}') as id`)) as [{ id: string }];
+
+    for (const id of [committedPg, committedKysely, committedSql]) {
+      expect((await prefork.result(id, { timeoutMs: 10_000 })).status).toBe('succeeded');
+    }
+    const rows = await query<{ payload: { via: string; rolledBack?: boolean } }>(`select payload from "${schema}".tasks order by id`);
+    expect(rows.map((r) => r.payload)).toEqual([{ via: 'pg' }, { via: 'kysely' }, { via: 'sql' }]);
+    await sup.stop();
+  });
+
+  it('honours delay and priority, deduplicates by key, and cancels queued and running tasks', async () => {
+    const schema = schemaName();
+    const prefork = client(schema);
+    // Before any supervisor: priorities decide the order on a single worker.
+    const low = await prefork.send('prefork.echo', { p: 'low' }, { priority: 1 });
+    const high = await prefork.send('prefork.echo', { p: 'high' }, { priority: 9 });
+    const mid = await prefork.send('prefork.echo', { p: 'mid' }, { priority: 5 });
+    const delayed = await prefork.send('prefork.echo', { p: 'delayed' }, { delayMs: 1_500 });
+    const keyed = await prefork.send('prefork.echo', { p: 'keyed' }, { key: 'user-7', priority: -1 });
+    expect(await prefork.send('prefork.echo', { p: 'keyed again' }, { key: 'user-7' })).toBe(keyed);
+    const cancelled = await prefork.send('prefork.echo', { p: 'cancelled' });
+    expect(await prefork.cancel(cancelled)).toBe('cancelled');
+
+    const sup = start(schema, ['--workers', '1', '--prefetch', '0']);
+    await sup.ready();
+    await waitForFinal(schema, 6);
+    const order = await query<{ id: string }>(`select id from "${schema}".tasks where state = 'succeeded' and id <> $1 order by started_at, id`, [delayed]);
+    expect(order.map((r) => r.id)).toEqual([high, mid, low, keyed]);
+    const [d] = await query<{ waited_ms: number }>(`select extract(epoch from started_at - created_at) * 1000 as waited_ms from "${schema}".tasks where id = $1`, [delayed]);
+    expect(Number(d!.waited_ms)).toBeGreaterThanOrEqual(1_450);
+    expect((await prefork.get(cancelled))?.status).toBe('cancelled');
+    // The key is free again once its task finished.
+    expect(await prefork.send('prefork.echo', {}, { key: 'user-7' })).not.toBe(keyed);
+
+    const running = await prefork.send('fixture.waitForAbort');
+    await expect.poll(async () => (await prefork.get(running))?.status).toBe('running');
+    expect(await prefork.cancel(running)).toBe('cancelling');
+    expect(await prefork.result(running, { timeoutMs: 10_000 })).toMatchObject({ status: 'cancelled', error: { code: 'CANCELLED' } });
+    expect(await prefork.cancel(running)).toBe('finished');
+    await sup.stop();
+  });
+});
+
+describe('many supervisors on one database', () => {
+  it('two supervisors share 5,000 tasks sent through the client: each runs exactly once, both do work', async () => {
+    const schema = schemaName();
+    const a = start(schema, ['--workers', '2']);
+    const b = start(schema, ['--workers', '2']);
+    await Promise.all([a.ready(), b.ready()]);
+    await query(`create table "${schema}".executions (task_id bigint primary key, runs integer not null default 1)`);
+    const prefork = client(schema);
+    for (let i = 0; i < 5; i++) {
+      await prefork.sendMany(Array.from({ length: 1000 }, () => ({ task: 'fixture.record', payload: {} })));
+    }
+    await waitForFinal(schema, 5000, 120_000);
+    expect(await countByState(schema)).toEqual({ succeeded: 5000 });
+    const [ex] = await query<{ executed: number; duplicates: number }>(
+      `select count(*)::int as executed, count(*) filter (where runs > 1)::int as duplicates from "${schema}".executions`,
+    );
+    expect(ex).toEqual({ executed: 5000, duplicates: 0 });
+    const bySupervisor = await query<{ supervisor_id: string; n: number }>(`select supervisor_id, count(*)::int as n from "${schema}".tasks group by 1`);
+    expect(bySupervisor).toHaveLength(2);
+    const status = JSON.parse((await runCli(['status', '--json'], { schema })).stdout);
+    expect(status.supervisors.map((s: { pid: number }) => s.pid).sort()).toEqual([a.pid, b.pid].sort());
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
+  it('a supervisor killed mid-stream: the other finishes its tasks; none recorded as succeeded twice', async () => {
+    const schema = schemaName();
+    const a = start(schema, ['--workers', '2', '--lease', '2000']);
+    const b = start(schema, ['--workers', '2', '--lease', '2000']);
+    await Promise.all([a.ready(), b.ready()]);
+    await query(`create table "${schema}".executions (task_id bigint primary key, runs integer not null default 1)`);
+    const prefork = client(schema);
+    await prefork.sendMany(Array.from({ length: 600 }, () => ({ task: 'fixture.record', payload: { ms: 5 } })));
+    await expect.poll(async () => (await countByState(schema)).succeeded ?? 0).toBeGreaterThan(100);
+    a.kill('SIGKILL');
+    await a.exited;
+    await waitForFinal(schema, 600, 60_000);
+    expect(await countByState(schema)).toEqual({ succeeded: 600 });
+    const [ex] = await query<{ executed: number }>(`select count(*)::int as executed from "${schema}".executions`);
+    expect(ex!.executed).toBe(600);
+    expect(b.events('orphans_recovered').length).toBeGreaterThanOrEqual(1);
+    await b.stop();
+  });
+
+  it('a frozen supervisor loses its lease: the other takes its tasks, and its late outcomes are fenced out', async () => {
+    const schema = schemaName();
+    const a = start(schema, ['--workers', '2', '--lease', '2000']);
+    const b = start(schema, ['--workers', '2', '--lease', '2000']);
+    await Promise.all([a.ready(), b.ready()]);
+    await query(`create table "${schema}".executions (task_id bigint primary key, runs integer not null default 1)`);
+    const prefork = client(schema);
+    await prefork.sendMany(Array.from({ length: 400 }, () => ({ task: 'fixture.record', payload: { ms: 10 } })));
+    await expect.poll(async () => (await countByState(schema)).succeeded ?? 0).toBeGreaterThan(50);
+    a.kill('SIGSTOP');
+    try {
+      await waitForFinal(schema, 400, 60_000);
+    } finally {
+      a.kill('SIGCONT');
+    }
+    await a.waitForEvent('lease_lost');
+    expect(await countByState(schema)).toEqual({ succeeded: 400 });
+    // Every task's outcome was recorded once, by the supervisor that held it when it finished.
+    const [ex] = await query<{ executed: number }>(`select count(*)::int as executed from "${schema}".executions`);
+    expect(ex!.executed).toBe(400);
+    expect(b.events('orphans_recovered').length).toBeGreaterThanOrEqual(1);
+    await Promise.all([a.stop(), b.stop()]);
+  });
+});
