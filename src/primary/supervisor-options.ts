@@ -52,9 +52,11 @@ export const supervisorDefaults = {
   startupTimeoutMs: 30_000,
   keepFinishedMs: 7 * 24 * 3_600_000,
   session: {
-    statementTimeoutMs: 0,
-    lockTimeoutMs: 0,
+    statementTimeoutMs: 300_000,
+    lockTimeoutMs: 60_000,
     idleInTransactionTimeoutMs: 60_000,
     connectTimeoutMs: 10_000,
+    connectRetries: 4,
+    connectRetryMaxMs: 15_000,
   },
 } satisfies Partial<SupervisorOptions>;

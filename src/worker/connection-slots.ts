@@ -24,18 +24,19 @@ export class ConnectionSlots {
     else this.send({ type: 'slot_release', requestId }); // nobody waits any more: give it back
   }
 
-  /** One slot, for one connection: acquire once, release once. */
+  /**
+   * A slot for one connection at a time: acquire before connecting, release once closed. It may be acquired
+   * again after a release (a task that reconnects); each acquisition is a new request to the primary.
+   */
   slot(): ConnectionSlot {
-    const requestId = this.#nextId++;
-    let state: 'idle' | 'waiting' | 'held' | 'released' = 'idle';
+    let held: number | null = null;
     return {
       acquire: (signal) => {
-        if (state !== 'idle') return Promise.resolve();
-        state = 'waiting';
+        if (held !== null) return Promise.resolve();
+        const requestId = this.#nextId++;
         return new Promise<void>((resolve, reject) => {
           const onAbort = () => {
             this.#pending.delete(requestId);
-            state = 'released';
             this.send({ type: 'slot_release', requestId });
             reject(new PreforkError('ABORTED', `gave up waiting for a database connection slot: ${String((signal?.reason as Error)?.message ?? signal?.reason)}`));
           };
@@ -43,20 +44,16 @@ export class ConnectionSlots {
           signal?.addEventListener('abort', onAbort, { once: true });
           this.#pending.set(requestId, () => {
             signal?.removeEventListener('abort', onAbort);
-            state = 'held';
+            held = requestId;
             resolve();
           });
           this.send({ type: 'slot_acquire', requestId });
         });
       },
       release: () => {
-        if (state === 'released' || state === 'idle') {
-          state = 'released';
-          return;
-        }
-        if (state === 'waiting') this.#pending.delete(requestId);
-        state = 'released';
-        this.send({ type: 'slot_release', requestId });
+        if (held === null) return;
+        this.send({ type: 'slot_release', requestId: held });
+        held = null;
       },
     };
   }

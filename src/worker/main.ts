@@ -79,6 +79,7 @@ const handlers: MessageHandlers<PrimaryMessage> = {
       workerId: config.workerId,
       databaseUrl: config.databaseUrl,
       schema: config.schema,
+      connectionSlot: () => slots.slot(),
       session: config.session,
       log,
       send,

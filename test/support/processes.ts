@@ -33,11 +33,18 @@ export class SupervisorProcess {
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #listeners = new Set<() => void>();
+  #rawStdout = '';
+
+  /** Everything the process wrote to stdout so far. */
+  stdout(): string {
+    return this.#rawStdout;
+  }
 
   constructor(readonly child: ChildProcess) {
     live.add(child);
     let buffered = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.#rawStdout += chunk;
       buffered += chunk;
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {

@@ -30,6 +30,11 @@ interface StartFlags extends DatabaseFlags {
   queues?: string[];
   lease: number;
   keepFinished: number;
+  statementTimeout: number;
+  lockTimeout: number;
+  idleInTransactionTimeout: number;
+  connectTimeout: number;
+  connectRetries: number;
 }
 
 export function startCommand(): Command {
@@ -49,6 +54,11 @@ export function startCommand(): Command {
     .option('--prefetch <n>', 'tasks claimed ahead of free slots (default: workers × concurrency)', integer('--prefetch', 0, 100_000))
     .option('--queues <names>', 'claim only from these named queues (comma-separated; default: all)', queueList)
     .option('--lease <ms>', "a supervisor silent this long is presumed dead and its tasks are reclaimed", integer('--lease', 1_000, 86_400_000), supervisorDefaults.leaseMs)
+    .option('--statement-timeout <ms>', "task connections' statement_timeout (0: none)", integer('--statement-timeout', 0, 2_147_483_647), supervisorDefaults.session.statementTimeoutMs)
+    .option('--lock-timeout <ms>', "task connections' lock_timeout (0: none)", integer('--lock-timeout', 0, 2_147_483_647), supervisorDefaults.session.lockTimeoutMs)
+    .option('--idle-in-transaction-timeout <ms>', "task connections' idle_in_transaction_session_timeout (0: none)", integer('--idle-in-transaction-timeout', 0, 2_147_483_647), supervisorDefaults.session.idleInTransactionTimeoutMs)
+    .option('--connect-timeout <ms>', 'per connection attempt', integer('--connect-timeout', 100, 600_000), supervisorDefaults.session.connectTimeoutMs)
+    .option('--connect-retries <n>', 'retries of a transient connect failure, with backoff', integer('--connect-retries', 0, 100), supervisorDefaults.session.connectRetries)
     .option('--keep-finished <ms>', 'delete finished tasks this long after they finished (0: keep forever)', integer('--keep-finished', 0, 2 ** 40), supervisorDefaults.keepFinishedMs);
   addDatabaseOptions(command);
   command.addHelpText(
@@ -98,6 +108,14 @@ Examples:
           queues: flags.queues,
           leaseMs: flags.lease,
           keepFinishedMs: flags.keepFinished,
+          session: {
+            ...supervisorDefaults.session,
+            statementTimeoutMs: flags.statementTimeout,
+            lockTimeoutMs: flags.lockTimeout,
+            idleInTransactionTimeoutMs: flags.idleInTransactionTimeout,
+            connectTimeoutMs: flags.connectTimeout,
+            connectRetries: flags.connectRetries,
+          },
         },
         log,
       );

@@ -1,0 +1,152 @@
+/**
+ * The database misbehaves, for real: a server with few connections, an outage made by a TCP proxy, a query
+ * past its statement timeout, a database that does not exist. Supervisors are real subprocesses.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded/postgres.js';
+import { databaseUrl, query, useTestSchema } from './support/database.js';
+import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { countByState, insertTasks, waitForFinal } from './support/tasks.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+const start = (schema: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+  SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args], env);
+
+/** New connections refused, live ones cut (the listening socket closes only once they are gone). */
+async function outage(proxy: TcpProxy): Promise<void> {
+  const refused = proxy.refuse();
+  proxy.cutAll();
+  await refused;
+}
+
+describe('a server with max_connections 20', () => {
+  let server: EmbeddedPostgres;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'prefork-maxconn-'));
+    server = await startEmbeddedPostgres({ dataDir: join(dir, 'pgdata'), settings: { max_connections: '20', fsync: 'off' } });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('8 workers × concurrency 4 run 300 connection-holding tasks within the budget; none fails', async () => {
+    const schema = schemaName();
+    const url = server.connectionString;
+    const sup = start(schema, ['--workers', '8', '--concurrency', '4', '--database-url', url], { DATABASE_URL: url });
+    await sup.ready(60_000);
+    const budget = sup.events('db_budget')[0]!.maxDbConnections as number;
+    expect(budget).toBeLessThan(20);
+    const { default: pg } = await import('pg');
+    const probe = new pg.Client({ connectionString: url, application_name: 'budget probe' });
+    await probe.connect();
+    try {
+      await probe.query(`insert into "${schema}".tasks (name, payload) select 'fixture.hold', '{"ms": 50}' from generate_series(1, 300)`);
+      let peak = 0;
+      for (;;) {
+        const { rows } = await probe.query<{ n: number; open: number }>(
+          `select (select count(*)::int from "${schema}".tasks where state in ('queued', 'running')) as open,
+                  (select count(*)::int from pg_stat_activity where application_name like $1) as n`,
+          [`prefork:${schema} w%`],
+        );
+        peak = Math.max(peak, rows[0]!.n);
+        if (rows[0]!.open === 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const { rows } = await probe.query<{ state: string; n: number }>(`select state, count(*)::int as n from "${schema}".tasks group by state`);
+      expect(rows).toEqual([{ state: 'succeeded', n: 300 }]);
+      expect(peak).toBeGreaterThan(1);
+      expect(peak).toBeLessThanOrEqual(budget);
+      console.log(`budget ${budget}: peak ${peak} task connections observed in pg_stat_activity`);
+    } finally {
+      await probe.query(`drop schema if exists "${schema}" cascade`);
+      await probe.end();
+    }
+    expect(sup.stdout()).not.toMatch(/too many clients/);
+    await sup.stop();
+  });
+});
+
+describe('outages', () => {
+  let proxy: TcpProxy;
+  beforeAll(async () => {
+    proxy = await TcpProxy.start(databaseUrl());
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+
+  it('the database goes away for 3 s during 200 tasks: every task succeeds, no worker crashes, outage and recovery are logged', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '3', '--database-url', proxy.url(), '--max-attempts', '10']);
+    await sup.ready();
+    await insertTasks(schema, 'fixture.hold', Array.from({ length: 200 }, () => ({ ms: 20 })));
+    await expect.poll(async () => (await countByState(schema)).succeeded ?? 0).toBeGreaterThan(20);
+    await outage(proxy);
+    await new Promise((r) => setTimeout(r, 3_000));
+    await proxy.restore();
+    await waitForFinal(schema, 200, 60_000);
+    expect(await countByState(schema)).toEqual({ succeeded: 200 });
+    expect(sup.events('worker_crashed')).toEqual([]);
+    expect(sup.events('listener_lost').length).toBe(1);
+    await sup.waitForEvent('listener_reconnected');
+    const status = JSON.parse((await runCli(['status', '--json'], { schema })).stdout);
+    expect(status.supervisors[0].workers.map((w: { state: string }) => w.state)).toEqual(['ready', 'ready', 'ready']);
+    await sup.stop();
+  });
+
+  it('workers started while the database is down wait for it, then become ready', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2', '--database-url', proxy.url()]);
+    await sup.ready();
+    await outage(proxy);
+    try {
+      // A replacement worker starts during the outage.
+      process.kill(sup.workerPids()[0]!, 'SIGKILL');
+      await sup.waitForEvent('worker_waiting_for_database');
+    } finally {
+      await proxy.restore();
+    }
+    await sup.waitForEvent('worker_ready', 3);
+    const r = await runCli(['send', 'prefork.echo', '{"back":true}', '--wait'], { schema });
+    expect(r.stdout).toBe('{"back":true}\n');
+    await sup.stop();
+  });
+});
+
+describe('timeouts and bad configuration', () => {
+  it('a query past the statement timeout fails clearly, and the worker serves the next task', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1', '--statement-timeout', '300']);
+    await sup.ready();
+    const slow = await runCli(['send', 'fixture.dbSleep', '{"seconds": 2}', '--max-attempts', '1', '--wait', '--json'], { schema });
+    expect(slow.code).toBe(1);
+    expect(JSON.parse(slow.stdout)).toMatchObject({ status: 'failed', error: { code: '57014', message: expect.stringMatching(/statement timeout/) } });
+    const next = await runCli(['send', 'fixture.backendPid', '--wait', '--json'], { schema });
+    expect(next.code).toBe(0);
+    await sup.stop();
+  });
+
+  it('an unknown database: one clear error, exit 3, no retry storm, no password anywhere', async () => {
+    const schema = schemaName();
+    const proxy = await TcpProxy.start(databaseUrl());
+    try {
+      const url = proxy.url({ database: 'no_such_database', password: 'hunter2-secret' });
+      const sup = SupervisorProcess.start(schema, ['--workers', '2', '--database-url', url]);
+      const exit = await sup.exited;
+      expect(exit.code).toBe(3);
+      expect(sup.stderr).toMatch(/^prefork: error: .*no_such_database.*\n$/);
+      expect(sup.stderr + sup.stdout()).not.toContain('hunter2-secret');
+      expect(proxy.accepted).toBeLessThanOrEqual(2);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
