@@ -61,14 +61,14 @@ function exited(child) {
 }
 
 /**
- * Stops a child process and everything it forked: `signal` first, SIGKILL after `graceMs`, then SIGKILL for
+ * Stops a child process and everything it forked: `signal` first (null: it was asked another way), SIGKILL after `graceMs`, then SIGKILL for
  * any descendant left behind.
  */
 export async function stopTree(child, { signal = 'SIGTERM', graceMs = 10_000 } = {}) {
   if (!child?.pid) return;
   const tree = descendants(child.pid);
   if (child.exitCode === null && child.signalCode === null) {
-    child.kill(signal);
+    if (signal) child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     await exited(child);
     clearTimeout(timer);

@@ -11,7 +11,7 @@ const connectScript = fileURLToPath(new URL('../raw/connect.js', import.meta.url
 /** W1 and W3 in one subprocess: 4 cluster workers, echo over IPC. */
 export async function ipc({ w1, w3 }, workloads) {
   return scope(async (defer) => {
-    const r = await runJsonScript(defer, ipcScript, [String(workloads.includes('W1') ? w1 : 0), String(workloads.includes('W3') ? w3 : 0)]);
+    const r = await runJsonScript(defer, ipcScript, [String(workloads.includes('W1') ? w1 : 0), String(workloads.includes('W3') ? w3 : 0)], { timeoutMs: 120_000 });
     const metrics = {};
     if (workloads.includes('W1')) metrics['W1 tasks/s'] = perSecond(r.w1Count, r.w1Ms);
     if (workloads.includes('W3')) Object.assign(metrics, latencyFigures(r.w3SamplesMs));
@@ -26,7 +26,7 @@ export function connect(transport) {
       const schema = freshSchema(`raw${transport}`);
       dropLater(defer, schema);
       await createRowsTable(schema);
-      const r = await runJsonScript(defer, connectScript, [url, schema, String(n)]);
+      const r = await runJsonScript(defer, connectScript, [url, schema, String(n)], { timeoutMs: 300_000 });
       if (r.errors.length > 0) throw new Error(`raw connect failed: ${r.errors[0]}`);
       return { metrics: { 'W2 tasks/s': perSecond(n, r.ms) }, checks: { W2: await checkRows(schema, n) } };
     });
