@@ -10,5 +10,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     globalSetup: ['test/support/embedded-global-setup.ts'],
     reporters: ['default'],
+    // expect.poll waits for a condition; on a loaded 2-core machine, give it time.
+    expect: { poll: { timeout: 20_000, interval: 50 } },
   },
 });

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
+import { query, taskConnections, useTestSchema } from './support/database.js';
 import { fixture, isAlive, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();

@@ -30,8 +30,8 @@ describe('task session settings', () => {
     const next = await sendJson(schema, ['db.settings']);
     expect(next.code, next.stderr).toBe(0);
     expect(next.view.result.workerPid).toBe(sup.workerPids()[0]);
-    // The worker's defaults (statement and lock timeouts off, idle in transaction 60 s).
-    expect(next.view.result).toMatchObject({ statementTimeout: '0', lockTimeout: '0', idleInTransactionTimeout: '1min' });
+    // The worker's defaults: statement timeout 5 min, lock timeout 1 min, idle in transaction 1 min.
+    expect(next.view.result).toMatchObject({ statementTimeout: '5min', lockTimeout: '1min', idleInTransactionTimeout: '1min' });
 
     const own = await sendJson(schema, ['db.ownSettings']);
     expect(own.code, own.stderr).toBe(0);

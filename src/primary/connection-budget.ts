@@ -3,6 +3,8 @@
  * open at once. A task that needs one while the budget is spent waits its turn (first come, first served)
  * instead of failing with "too many clients". A worker's slots and requests die with it.
  */
+import type { Logger } from 'pino';
+import type { Queryable } from '../db/queryable.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 interface Request {
@@ -73,4 +75,23 @@ export const supervisorOwnConnections = 5;
  */
 export function defaultBudget(server: { maxConnections: number; reserved: number }): number {
   return Math.max(1, server.maxConnections - server.reserved - supervisorOwnConnections - 3);
+}
+
+/** The budget for this supervisor: the option if given (with a warning when the server cannot honour it), else derived. */
+export async function budgetLimit(db: Queryable, o: { maxDbConnections?: number | undefined; taskSlots: number }, log: Logger): Promise<number> {
+  const { rows } = await db.query<{ max: number; reserved: number }>(
+    `select current_setting('max_connections')::int as max,
+            current_setting('superuser_reserved_connections')::int
+              + coalesce(current_setting('reserved_connections', true)::int, 0) as reserved`,
+  );
+  const server = { maxConnections: rows[0]!.max, reserved: rows[0]!.reserved };
+  const limit = o.maxDbConnections ?? defaultBudget(server);
+  if (limit > server.maxConnections - supervisorOwnConnections) {
+    log.warn(
+      { event: 'db_budget_exceeds_server', maxDbConnections: limit, serverMaxConnections: server.maxConnections, supervisorOwn: supervisorOwnConnections },
+      `--max-db-connections ${limit} is more than the server allows (max_connections ${server.maxConnections}, less ${supervisorOwnConnections} for the supervisor): tasks may fail with "too many clients"`,
+    );
+  }
+  log.info({ event: 'db_budget', maxDbConnections: limit, serverMaxConnections: server.maxConnections, taskSlots: o.taskSlots }, `at most ${limit} task connections at once`);
+  return limit;
 }

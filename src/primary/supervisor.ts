@@ -19,13 +19,13 @@ import { deleteFinished } from '../queue/delete-finished.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
 import { releaseTasks } from '../queue/release-tasks.js';
 import { signalBackends } from '../queue/terminate-backends.js';
-import type { Settlement } from '../queue/settle-tasks.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
-import { ConnectionBudget, defaultBudget, supervisorOwnConnections } from './connection-budget.js';
+import { budgetLimit, ConnectionBudget } from './connection-budget.js';
 import { Dispatcher } from './dispatcher.js';
 import { Fleet } from './fleet.js';
+import { parseControl, type ControlCommand, type ControlHandlers } from './control.js';
+import { Outcomes, type TaskFinished } from './outcomes.js';
 import { Listener } from './listener.js';
-import { backoffDelay } from './retry-policy.js';
 import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
 import { TimeLimits, type TimeLimitActions } from './time-limits.js';
@@ -37,6 +37,10 @@ import { WorkerPool } from './worker-pool.js';
 export interface SupervisorEvents {
   /** A stop (graceful or forced) finished. */
   stopped: [];
+  /** An attempt ended (for metrics). */
+  taskFinished: [TaskFinished];
+  /** A worker process exited; `crashed` when it was not asked to. */
+  workerExited: [{ workerId: number; pid: number; crashed: boolean }];
 }
 
 type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -54,6 +58,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   readonly #settler: Settler;
   readonly #listener: Listener;
   readonly #timeLimits: TimeLimits;
+  readonly #outcomes: Outcomes;
   #phase: Phase = 'new';
   #taskInfo = new Map<string, TaskInfo>();
   #everReady = false;
@@ -120,6 +125,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     });
     this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
     this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
+    this.#outcomes = new Outcomes(this.#settler, this.#taskInfo, options.hardTimeoutMs, this.#log);
+    this.#outcomes.on('finished', (finished) => this.emit('taskFinished', finished));
     this.#wire();
   }
 
@@ -186,7 +193,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     try {
       const { rows } = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
       this.#serverVersion = Number(rows[0]?.v ?? 0);
-      await this.#setUpBudget(client);
+      const limit = await budgetLimit(client, { maxDbConnections: this.#options.maxDbConnections, taskSlots: this.#options.workers * this.#options.concurrency }, this.#log);
+      this.#budget = new ConnectionBudget(limit, (handle, requestId) => handle.send({ type: 'slot_granted', requestId }));
       const { applied } = await migrate(client, this.#options.schema);
       if (applied.length > 0) this.#log.info({ event: 'migrations_applied', applied }, 'database schema migrated');
     } finally {
@@ -194,26 +202,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
     await registerSupervisor(this.#db, this.#options.schema, { id: this.id, host: this.host, pid: process.pid });
     await pruneSupervisors(this.#db, this.#options.schema, 24 * 3_600_000);
-  }
-
-  async #setUpBudget(client: pg.PoolClient): Promise<void> {
-    const { rows } = await client.query<{ max: number; reserved: number }>(
-      `select current_setting('max_connections')::int as max,
-              current_setting('superuser_reserved_connections')::int
-                + coalesce(current_setting('reserved_connections', true)::int, 0) as reserved`,
-    );
-    const server = { maxConnections: rows[0]!.max, reserved: rows[0]!.reserved };
-    const derived = defaultBudget(server);
-    const limit = this.#options.maxDbConnections ?? derived;
-    const slots = this.#options.workers * this.#options.concurrency;
-    if (limit > server.maxConnections - supervisorOwnConnections) {
-      this.#log.warn(
-        { event: 'db_budget_exceeds_server', maxDbConnections: limit, serverMaxConnections: server.maxConnections, supervisorOwn: supervisorOwnConnections },
-        `--max-db-connections ${limit} is more than the server allows (max_connections ${server.maxConnections}, less ${supervisorOwnConnections} for the supervisor): tasks may fail with "too many clients"`,
-      );
-    }
-    this.#log.info({ event: 'db_budget', maxDbConnections: limit, serverMaxConnections: server.maxConnections, taskSlots: slots }, `at most ${limit} task connections at once`);
-    this.#budget = new ConnectionBudget(limit, (handle, requestId) => handle.send({ type: 'slot_granted', requestId }));
   }
 
   /** Resolves when all initial workers are ready; rejects on the first start-up failure. */
@@ -279,19 +267,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       crashed ? 'worker exited unexpectedly' : 'worker exited',
     );
     if (crashed) this.#track(this.#terminateBackends(handle, inFlight));
-    for (const f of inFlight) {
-      if (f.timedOut) {
-        this.#settleFailure(f, handle, this.#timeoutError(f), this.#retryDelay(f));
-        continue;
-      }
-      const error: SerializedError = {
-        name: 'WorkerCrashed',
-        code: 'WORKER_CRASHED',
-        message: `worker ${handle.id} (pid ${handle.pid}) exited ${info.signal ? `on ${info.signal}` : `with code ${info.code}`} while running the task`,
-      };
-      // Redelivered at once: the crash was the worker's, not a reason to wait.
-      this.#settleFailure(f, handle, error, 0);
-    }
+    for (const f of inFlight) this.#outcomes.crashed(f, handle, info);
+    this.emit('workerExited', { workerId: handle.id, pid: handle.pid, crashed });
     this.#publishSoon();
     this.#fleet.onExit(handle);
   }
@@ -347,22 +324,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         if (f) f.backendPid = m.backendPid;
       },
       task_succeeded: (m) => {
-        const f = this.#take(handle, m.taskId);
+        const f = handle.take(m.taskId);
         if (!f) return;
         handle.tasksDone += 1;
-        this.#settler.add({ id: f.task.id, state: 'succeeded', result: m.result, workerPid: handle.pid });
+        this.#outcomes.succeeded(f, handle, m.result);
         this.#maybeRecycle(handle);
         this.#dispatcher.wake();
       },
       task_failed: (m) => {
-        const f = this.#take(handle, m.taskId);
+        const f = handle.take(m.taskId);
         if (!f) return;
         if (this.#abortedForStop.delete(f.task.id)) {
           this.#track(this.#release([f.task.id], 'aborted by the stop'));
           return;
         }
         handle.failures += 1;
-        this.#settleFailure(f, handle, f.timedOut ? this.#timeoutError(f) : m.error, this.#retryDelay(f));
+        this.#outcomes.failed(f, handle, m.error);
         this.#maybeRecycle(handle);
         this.#dispatcher.wake();
       },
@@ -396,65 +373,25 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#publishSoon();
   }
 
-  #take(handle: WorkerHandle, taskId: string): InFlightTask | undefined {
-    return handle.take(taskId);
-  }
-
-  #retryDelay(f: InFlightTask): number {
-    return backoffDelay(this.#taskInfo.get(f.task.name)?.backoff, f.task.attempt);
-  }
-
-  #timeoutError(f: InFlightTask): SerializedError {
-    const info = this.#taskInfo.get(f.task.name);
-    const limit = info?.hardTimeoutMs ?? this.#options.hardTimeoutMs;
-    return { name: 'TimeoutError', code: 'TIMED_OUT', message: `the task passed its hard time limit of ${limit} ms` };
-  }
-
-  #settleFailure(f: InFlightTask, handle: WorkerHandle, error: SerializedError, delayMs: number): void {
-    if (f.cancelled) {
-      this.#log.info({ event: 'task_cancelled', taskId: f.task.id, task: f.task.name, attempt: f.task.attempt, workerPid: handle.pid }, 'task cancelled');
-      this.#settler.add({ id: f.task.id, state: 'cancelled', error: cancelledError, workerPid: handle.pid });
-      return;
-    }
-    const retry = error.retryable !== false && f.task.attempt < f.task.maxAttempts;
-    const final = f.timedOut ? 'timed_out' : 'failed';
-    const settlement: Settlement = { id: f.task.id, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid };
-    this.#log[retry ? 'info' : 'warn'](
-      { event: retry ? 'task_retry_scheduled' : `task_${final}`, taskId: f.task.id, task: f.task.name, attempt: f.task.attempt, maxAttempts: f.task.maxAttempts, workerPid: handle.pid, retryInMs: retry ? delayMs : undefined, error: { name: error.name, message: error.message, code: error.code } },
-      retry ? 'task failed; retry scheduled' : `task ${final.replace('_', ' ')}`,
-    );
-    this.#settler.add(settlement);
-  }
-
   #onControl(payload: string): void {
-    let command: { command?: unknown; target?: unknown };
-    try {
-      command = JSON.parse(payload) as typeof command;
-    } catch {
-      return;
+    const command = parseControl(payload, this.id);
+    if (!command) return;
+    if (command.command !== 'cancel') {
+      this.#log.info({ event: 'control_command', command: command.command }, `${command.command} requested through the database`);
     }
-    if (command.target !== '*' && command.target !== this.id) return;
-    const handlers: Record<string, () => void> = {
+    const handlers: ControlHandlers = {
       stop: () => void this.stop(),
       reload: () => void this.reload(),
-      cancel: () => this.#cancel(String((command as { taskId?: unknown }).taskId)),
-      scale: () => {
-        const n = Number((command as { workers?: unknown }).workers);
-        if (Number.isInteger(n) && n >= 1 && n <= 1024) this.scale(n);
-      },
+      scale: (c) => this.scale(c.workers),
+      cancel: (c) => this.#cancel(c.taskId),
     };
-    const handler = typeof command.command === 'string' ? handlers[command.command] : undefined;
-    if (!handler) return;
-    if (command.command === 'cancel') return handler();
-    this.#log.info({ event: 'control_command', command: command.command }, `${command.command} requested through the database`);
-    handler();
+    (handlers[command.command] as (c: ControlCommand) => void)(command);
   }
 
   /** A running task was cancelled: abort its signal; its hard limit still applies. */
   #cancel(taskId: string): void {
-    const buffered = this.#dispatcher.unbuffer(taskId);
-    if (buffered) {
-      this.#settler.add({ id: taskId, state: 'cancelled', error: cancelledError });
+    if (this.#dispatcher.unbuffer(taskId)) {
+      this.#outcomes.cancelledBeforeStart(taskId);
       return;
     }
     for (const handle of this.#pool.handles) {
@@ -628,8 +565,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await this.#db.end().catch(() => {});
   }
 }
-
-const cancelledError: SerializedError = { name: 'CancelledError', code: 'CANCELLED', message: 'the task was cancelled' };
 
 function toStartError(error: unknown): PreforkError {
   if (error instanceof PreforkError) return error;
