@@ -39,7 +39,10 @@ export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRe
        update ${q}.tasks t
           set state = case when t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then 'queued' else 'failed' end,
               finished_at = case when t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then null else now() end,
-              run_at = now(), supervisor_id = null, error = $6::jsonb, errors = t.errors || jsonb_build_array($6::jsonb)
+              run_at = now(), supervisor_id = null, error = $6::jsonb, errors = t.errors || jsonb_build_array($6::jsonb),
+              history = t.history || jsonb_build_array(jsonb_build_object(
+                'attempt', t.attempts, 'outcome', 'lost', 'workerPid', t.worker_pid, 'supervisorId', t.supervisor_id,
+                'startedAt', t.started_at, 'finishedAt', now(), 'error', $6::jsonb))
         where t.state = 'running' and t.supervisor_id is distinct from $1
           and (t.supervisor_id is null or t.supervisor_id not in (select id from live))
        returning t.id, t.state

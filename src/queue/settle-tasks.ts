@@ -48,7 +48,11 @@ export async function settleTasks(db: Queryable, schema: string, supervisorId: s
               run_at = case when i.state = 'queued' then now() + i.delay_ms * interval '1 millisecond' else t.run_at end,
               finished_at = case when i.state = 'queued' then null else now() end,
               supervisor_id = case when i.state = 'queued' then null else t.supervisor_id end,
-              worker_pid = coalesce(i.worker_pid, t.worker_pid)
+              worker_pid = coalesce(i.worker_pid, t.worker_pid),
+              history = t.history || jsonb_build_array(jsonb_build_object(
+                'attempt', t.attempts, 'outcome', case when i.state = 'queued' then 'retried' else i.state end,
+                'workerPid', i.worker_pid, 'supervisorId', t.supervisor_id,
+                'startedAt', t.started_at, 'finishedAt', now(), 'error', i.error))
          from input i
         where t.id = i.id and t.state = 'running' and t.supervisor_id = $2
        returning t.id, t.state, i.delay_ms

@@ -20,9 +20,21 @@ export interface TaskRow {
   result: unknown;
   error: SerializedError | null;
   errors: SerializedError[];
+  history: AttemptRecord[];
   supervisor_id: string | null;
   worker_pid: number | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+}
+
+/** One attempt of a task, as recorded when it ended. */
+export interface AttemptRecord {
+  attempt: number;
+  outcome: 'succeeded' | 'retried' | 'failed' | 'timed_out' | 'cancelled' | 'lost';
+  workerPid: number | null;
+  supervisorId: string | null;
+  startedAt: string | null;
+  finishedAt: string;
+  error: SerializedError | null;
 }

@@ -1,5 +1,6 @@
 import initial from './000001-initial.js';
 import addTaskFunction from './000002-add-task-function.js';
+import taskHistory from './000003-task-history.js';
 
 export interface Migration {
   id: number;
@@ -11,4 +12,5 @@ export interface Migration {
 export const migrations: readonly Migration[] = [
   { id: 1, name: 'initial', sql: initial },
   { id: 2, name: 'add_task function', sql: addTaskFunction },
+  { id: 3, name: 'task history', sql: taskHistory },
 ];
