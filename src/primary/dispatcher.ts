@@ -108,7 +108,8 @@ export class Dispatcher {
     const free = this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
     const names = this.deps.taskNames();
     const want = free + this.deps.prefetch - this.#buffer.length;
-    if (want <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > 0)) return;
+    // With no free slot, refill only below half the prefetch: fewer, larger claims.
+    if (want <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > this.deps.prefetch / 2)) return;
     const tasks = await claimTasks(this.deps.db, this.deps.schema, {
       supervisorId: this.deps.supervisorId,
       names,

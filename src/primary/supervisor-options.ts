@@ -32,7 +32,7 @@ export interface SupervisorOptions {
   queues?: string[] | undefined;
   /** Finished tasks are deleted this long after they finished (default 7 days; 0 keeps them forever). */
   keepFinishedMs?: number | undefined;
-  /** Claimed tasks buffered in the primary beyond the free slots (default: workers × concurrency; 0: none). */
+  /** Claimed tasks buffered in the primary beyond the free slots (default: 2 × workers × concurrency; 0: none). */
   prefetch?: number | undefined;
   /** Task connections open at once across all workers; default: derived from the server's max_connections. */
   maxDbConnections?: number | undefined;

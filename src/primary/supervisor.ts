@@ -116,7 +116,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       maxAttemptsByName: () => this.#maxAttemptsByName(),
       defaultMaxAttempts: options.defaultMaxAttempts,
       pollIntervalMs: options.pollIntervalMs,
-      prefetch: options.prefetch ?? options.workers * options.concurrency,
+      prefetch: options.prefetch ?? 2 * options.workers * options.concurrency,
       queues: options.queues?.length ? options.queues : null,
       onAssigned: (handle, taskId) => {
         const f = handle.inFlight.get(taskId);

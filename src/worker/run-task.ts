@@ -25,7 +25,9 @@ export interface RunTaskDeps {
 export async function runTask(task: TaskEnvelope, controller: AbortController, deps: RunTaskDeps): Promise<void> {
   const log = deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt });
   const definition = deps.registry.get(task.name);
-  const connection = new TaskConnection({
+  // Made on first use: a task that never touches the database pays nothing for it.
+  let made: TaskConnection | undefined;
+  const connection = () => (made ??= new TaskConnection({
     ...taskSessionSettings(deps.session, definition),
     connectionString: deps.databaseUrl,
     applicationName: taskApplicationName(deps.schema, deps.workerId, task.id),
@@ -34,7 +36,7 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
     slot: deps.connectionSlot?.(),
     onConnectRetry: (e) =>
       log.warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
-  });
+  }));
   let outcome: WorkerMessage;
   try {
     if (!definition) {
@@ -47,10 +49,12 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
       maxAttempts: task.maxAttempts,
       signal: controller.signal,
       log,
-      db: connection.db,
-      connection: () => connection.client(),
+      get db() {
+        return connection().db;
+      },
+      connection: () => connection().client(),
       transaction: (fn, options = {}) =>
-        withTransaction(connection.db, fn, {
+        withTransaction(connection().db, fn, {
           ...options,
           signal: options.signal ?? controller.signal,
           onRetry: (e) => {
@@ -67,7 +71,7 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
   } finally {
     // The connection closes before the outcome is reported: when a sender sees the result, the task's
     // backend is already gone.
-    await connection.close();
+    await made?.close();
   }
   deps.send(outcome);
 }
