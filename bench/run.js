@@ -7,8 +7,8 @@
 //   npm run bench -- --workloads W1,W2,W3,W4,idle
 //
 // DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) is the PostgreSQL used by everything; BullMQ
-// uses the Redis at 127.0.0.1:6379 (started if down). BENCH_PRIMARY_NODE_OPTIONS is added to NODE_OPTIONS of
-// the `prefork start` subprocesses only (e.g. "--cpu-prof --cpu-prof-dir=bench/results/prof").
+// uses the Redis at 127.0.0.1:6379 (started if down). BENCH_PRIMARY_NODE_ARGS are node flags for the `prefork
+// start` subprocesses (and so their workers), e.g. "--cpu-prof --cpu-prof-dir=bench/results/prof".
 //
 // Workloads (4 worker processes, or concurrency 4 for the peers; each run on a fresh schema / queue):
 //   W1   no-op throughput: 20,000 tasks that return their input, inserted in bulk; tasks/s from the first

@@ -47,10 +47,11 @@ export class SupervisorProcess {
   /** Starts a supervisor with 4 workers on `schema`; `defer` registers its stop. */
   static start(defer, schema, { logLevel = 'warn', workers = 4, extraArgs = [] } = {}) {
     const env = { ...process.env, DATABASE_URL: databaseUrl };
-    if (process.env.BENCH_PRIMARY_NODE_OPTIONS) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${process.env.BENCH_PRIMARY_NODE_OPTIONS}`.trim();
+    // e.g. "--cpu-prof --cpu-prof-dir=DIR" (not allowed in NODE_OPTIONS); cluster workers inherit them.
+    const nodeArgs = (process.env.BENCH_PRIMARY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     const child = spawn(
       process.execPath,
-      [binPath, 'start', '--workers', String(workers), '--schema', schema, '--log-level', logLevel, '--tasks', tasksPath, ...extraArgs],
+      [...nodeArgs, binPath, 'start', '--workers', String(workers), '--schema', schema, '--log-level', logLevel, '--tasks', tasksPath, ...extraArgs],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const sup = new SupervisorProcess(child, schema, logLevel);
@@ -100,7 +101,10 @@ export class SupervisorProcess {
     if (['info', 'debug', 'trace'].includes(this.logLevel)) return this.waitForEvent('supervisor_ready', 1, timeoutMs);
     await pollUntil(
       async () => {
-        if (!this.running) throw new Error(`prefork exited before it was ready: ${this.tail()}`);
+        if (!this.running) {
+          await this.exited;
+          throw new Error(`prefork exited before it was ready: ${this.tail().trim()}`);
+        }
         try {
           const [r] = await query(`select count(*)::int as n from ${quoteIdent(this.schema)}.supervisors where pid = $1 and state = 'running'`, [this.pid]);
           return r.n > 0;
