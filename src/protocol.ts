@@ -43,7 +43,12 @@ export interface SlotGrantedMessage {
   type: 'slot_granted';
   requestId: number;
 }
-export type PrimaryMessage = RunMessage | AbortMessage | ShutdownMessage | SlotGrantedMessage;
+/** The connection budget starts or stops needing slots (the worker count changed). */
+export interface BudgetMessage {
+  type: 'budget';
+  enforced: boolean;
+}
+export type PrimaryMessage = RunMessage | AbortMessage | ShutdownMessage | SlotGrantedMessage | BudgetMessage;
 
 // ---- worker -> primary ----------------------------------------------------------------------------------
 /** Start-up hooks ran and the task module loaded: the worker may receive tasks. */
@@ -115,7 +120,7 @@ const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
   'task_failed',
   'heartbeat',
 ]);
-const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'shutdown', 'slot_granted']);
+const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'shutdown', 'slot_granted', 'budget']);
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   return isTyped(value) && workerMessageTypes.has(value.type);

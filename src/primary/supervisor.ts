@@ -104,6 +104,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
           clientConnectionCheckIntervalMs: this.#serverVersion >= 140000 ? 1_000 : undefined,
         },
         heartbeatMs: options.heartbeatMs,
+        budgetEnforced: this.#budgetEnforced(),
       }),
     });
     this.#dispatcher = new Dispatcher({
@@ -357,6 +358,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
   }
 
+  /** Whether task connections must ask for a budget slot: only when the budget is below the task slots. */
+  #budgetEnforced(): boolean {
+    const slots = (this.#fleet?.wanted ?? this.#options.workers) * this.#options.concurrency;
+    return this.#budget !== undefined && this.#budget.limit < slots;
+  }
+
   /** Rolling restart of every worker; resolves when the last old worker has left. */
   reload(): Promise<void> {
     if (this.#phase !== 'running') return Promise.resolve();
@@ -369,7 +376,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   scale(workers: number): void {
     if (this.#phase !== 'running') return;
+    const before = this.#budgetEnforced();
     this.#fleet.scale(workers);
+    const enforced = this.#budgetEnforced();
+    if (enforced !== before) for (const h of this.#pool.handles) h.send({ type: 'budget', enforced });
     this.#publishSoon();
   }
 
@@ -425,8 +435,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
       pendingOutcomes: this.#settler.pending,
       buffered: this.#dispatcher.buffered,
-      dbConnections: this.#budget?.snapshot() ?? null,
+      dbConnections: this.#connectionsSnapshot(),
     };
+  }
+
+  #connectionsSnapshot() {
+    if (!this.#budget) return null;
+    const enforced = this.#budgetEnforced();
+    const budget = this.#budget.snapshot();
+    if (enforced) return { ...budget, enforced };
+    // Not enforced (the budget exceeds every task slot): count the tasks that opened a connection.
+    const open = this.#pool.handles.reduce((n, h) => n + [...h.inFlight.values()].filter((f) => f.backendPid !== null).length, 0);
+    return { ...budget, inUse: open, enforced };
   }
 
   async #publish(state: SupervisorState = this.#phase === 'stopping' ? 'stopping' : 'running'): Promise<void> {

@@ -14,7 +14,8 @@ export interface DatabaseCheckOptions {
   databaseUrl: string;
   applicationName: string;
   timeoutMs: number;
-  slots: ConnectionSlots;
+  /** null: the budget is not enforced. */
+  slots: ConnectionSlots | null;
   log: Logger;
   onWaiting: (error: SerializedError) => void;
 }
@@ -38,8 +39,8 @@ export async function waitForDatabase(o: DatabaseCheckOptions): Promise<void> {
 }
 
 async function checkOnce(o: DatabaseCheckOptions): Promise<void> {
-  const slot = o.slots.slot();
-  await slot.acquire();
+  const slot = o.slots?.slot();
+  await slot?.acquire();
   const client = new pg.Client({
     connectionString: o.databaseUrl,
     application_name: o.applicationName,
@@ -52,6 +53,6 @@ async function checkOnce(o: DatabaseCheckOptions): Promise<void> {
     await client.query('select 1');
   } finally {
     await client.end().catch(() => {});
-    slot.release();
+    slot?.release();
   }
 }

@@ -31,6 +31,7 @@ process.on('SIGTERM', () => {});
 
 const registry = new TaskRegistry();
 const slots = new ConnectionSlots(send);
+let budgetEnforced = config.budgetEnforced;
 const running = new Map<string, AbortController>();
 let shuttingDown = false;
 
@@ -64,7 +65,7 @@ async function checkDatabase(): Promise<void> {
     databaseUrl: config.databaseUrl,
     applicationName: `prefork:${config.schema} w${config.workerId} check`.slice(0, 63),
     timeoutMs: config.session.connectTimeoutMs || 10_000,
-    slots,
+    slots: budgetEnforced ? slots : null,
     log,
     onWaiting: (error) => send({ type: 'database_wait', error }),
   });
@@ -79,7 +80,7 @@ const handlers: MessageHandlers<PrimaryMessage> = {
       workerId: config.workerId,
       databaseUrl: config.databaseUrl,
       schema: config.schema,
-      connectionSlot: () => slots.slot(),
+      connectionSlot: budgetEnforced ? () => slots.slot() : undefined,
       session: config.session,
       log,
       send,
@@ -96,6 +97,9 @@ const handlers: MessageHandlers<PrimaryMessage> = {
     if (running.size === 0) void exit(0);
   },
   slot_granted: ({ requestId }) => slots.granted(requestId),
+  budget: ({ enforced }) => {
+    budgetEnforced = enforced;
+  },
 };
 
 process.on('message', (message: unknown) => {

@@ -10,6 +10,11 @@ export interface WorkerConfig {
   startupTimeoutMs: number;
   session: SessionSettings;
   heartbeatMs: number;
+  /**
+   * Whether connections need a slot of the supervisor's budget. When the budget is at least every task slot
+   * (workers × concurrency), it cannot run out and asking would only cost IPC round trips.
+   */
+  budgetEnforced: boolean;
 }
 
 export const workerConfigEnv = 'PREFORK_WORKER_CONFIG';
