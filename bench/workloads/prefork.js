@@ -53,7 +53,7 @@ async function throughput(schema, defer, name, n, payloadSql) {
 export async function w1({ w1: n }) {
   return withSupervisor('warn', async (_sup, schema, defer) => {
     const ms = await throughput(schema, defer, 'bench.echo', n, `jsonb_build_object('i', g)`);
-    return { metrics: { 'W1 tasks/s': perSecond(n, ms) } };
+    return { metrics: { 'W1 tasks/s': perSecond(n, ms) }, detail: await batching(schema) };
   });
 }
 
@@ -64,6 +64,18 @@ export async function w2({ w2: n }) {
     const check = await checkRows(schema, n);
     return { metrics: { 'W2 tasks/s': perSecond(n, ms) }, checks: { W2: check } };
   });
+}
+
+/**
+ * How many tasks each claim and each outcome batch carried: every claim and every settle is one transaction,
+ * and rows written by one transaction share its now() (started_at, finished_at).
+ */
+async function batching(schema) {
+  const [r] = await query(
+    `select count(*)::int as tasks, count(distinct started_at)::int as claims, count(distinct finished_at)::int as settles
+       from ${quoteIdent(schema)}.tasks`,
+  );
+  return { claims: r.claims, tasksPerClaim: Math.round((r.tasks / r.claims) * 10) / 10, settles: r.settles, tasksPerSettle: Math.round((r.tasks / r.settles) * 10) / 10 };
 }
 
 /** A client with a TaskWaiter on it, as `prefork send --wait` uses. */
@@ -88,14 +100,37 @@ export async function w3({ w3: n }) {
     const { client, waiter } = await waiterClient(defer, schema);
     for (let i = 0; i < 10; i++) await sendAndWait(client, waiter, schema, 'bench.echo', { warmup: i });
     const samples = [];
+    const seen = new Map();
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
       const row = await sendAndWait(client, waiter, schema, 'bench.echo', { i });
       samples.push(performance.now() - t0);
+      seen.set(row.id, Date.now());
       if (row.state !== 'succeeded' || row.result?.i !== i) throw new Error(`task ${row.id} ended ${row.state} with ${JSON.stringify(row.result)}`);
     }
-    return { metrics: latencyFigures(samples), samples: samples.length };
+    return { metrics: latencyFigures(samples), samples: samples.length, detail: await latencyBreakdown(schema, seen) };
   });
+}
+
+/**
+ * Where a W3 task's time goes, from the row's own timestamps (each the start of the transaction that wrote
+ * it): insert → claimed, claimed → outcome recorded, recorded → seen by the sender. Medians in ms.
+ */
+async function latencyBreakdown(schema, seen) {
+  const rows = await query(
+    `select id::text, extract(epoch from started_at - created_at) * 1000 as claim_ms,
+            extract(epoch from finished_at - started_at) * 1000 as run_ms,
+            extract(epoch from finished_at) * 1000 as finished_epoch_ms
+       from ${quoteIdent(schema)}.tasks where id = any($1::bigint[])`,
+    [[...seen.keys()]],
+  );
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const round = (x) => Math.round(x * 100) / 100;
+  return {
+    w3InsertToClaimMs: round(median(rows.map((r) => Number(r.claim_ms)))),
+    w3ClaimToRecordedMs: round(median(rows.map((r) => Number(r.run_ms)))),
+    w3RecordedToSeenMs: round(median(rows.map((r) => seen.get(r.id) - Number(r.finished_epoch_ms)))),
+  };
 }
 
 /** W4a: SIGKILL of the worker running a task → that task's completion on another worker. */
