@@ -113,6 +113,15 @@ describe('Client', () => {
   });
 });
 
+/** Two supervisors with a short lease, a table that counts executions, and a client. */
+async function twoSupervisors(schema: string) {
+  const a = start(schema, ['--workers', '2', '--lease', '2000']);
+  const b = start(schema, ['--workers', '2', '--lease', '2000']);
+  await Promise.all([a.ready(), b.ready()]);
+  await query(`create table "${schema}".executions (task_id bigint primary key, runs integer not null default 1)`);
+  return { a, b, prefork: client(schema) };
+}
+
 describe('many supervisors on one database', () => {
   it('two supervisors share 5,000 tasks sent through the client: each runs exactly once, both do work', async () => {
     const schema = schemaName();
@@ -139,11 +148,7 @@ describe('many supervisors on one database', () => {
 
   it('a supervisor killed mid-stream: the other finishes its tasks; none recorded as succeeded twice', async () => {
     const schema = schemaName();
-    const a = start(schema, ['--workers', '2', '--lease', '2000']);
-    const b = start(schema, ['--workers', '2', '--lease', '2000']);
-    await Promise.all([a.ready(), b.ready()]);
-    await query(`create table "${schema}".executions (task_id bigint primary key, runs integer not null default 1)`);
-    const prefork = client(schema);
+    const { a, b, prefork } = await twoSupervisors(schema);
     await prefork.sendMany(Array.from({ length: 600 }, () => ({ task: 'fixture.record', payload: { ms: 5 } })));
     await expect.poll(async () => (await countByState(schema)).succeeded ?? 0).toBeGreaterThan(100);
     a.kill('SIGKILL');
@@ -158,11 +163,7 @@ describe('many supervisors on one database', () => {
 
   it('a frozen supervisor loses its lease: the other takes its tasks, and its late outcomes are fenced out', async () => {
     const schema = schemaName();
-    const a = start(schema, ['--workers', '2', '--lease', '2000']);
-    const b = start(schema, ['--workers', '2', '--lease', '2000']);
-    await Promise.all([a.ready(), b.ready()]);
-    await query(`create table "${schema}".executions (task_id bigint primary key, runs integer not null default 1)`);
-    const prefork = client(schema);
+    const { a, b, prefork } = await twoSupervisors(schema);
     await prefork.sendMany(Array.from({ length: 400 }, () => ({ task: 'fixture.record', payload: { ms: 10 } })));
     await expect.poll(async () => (await countByState(schema)).succeeded ?? 0).toBeGreaterThan(50);
     a.kill('SIGSTOP');

@@ -232,12 +232,14 @@ async function transpileLauncher(dir: string): Promise<string> {
   await mkdir(target);
   await writeFile(path.join(dir, 'package.json'), '{"type":"module"}');
   await symlink(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
-  for (const file of await readdir(source)) {
-    if (!file.endsWith('.ts')) continue;
-    const { outputText } = ts.transpileModule(await readFile(path.join(source, file), 'utf8'), {
+  const files = (await readdir(source)).filter((f) => f.endsWith('.ts')).map((f) => [path.join(source, f), path.join(target, f)]);
+  // Shared modules the launcher imports from src/.
+  files.push([path.join(repoRoot, 'src', 'process-alive.ts'), path.join(dir, 'process-alive.ts')]);
+  for (const [from, to] of files) {
+    const { outputText } = ts.transpileModule(await readFile(from!, 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
     });
-    await writeFile(path.join(target, file.replace(/\.ts$/, '.js')), outputText);
+    await writeFile(to!.replace(/\.ts$/, '.js'), outputText);
   }
   return path.join(target, 'postgres.js');
 }

@@ -1,6 +1,6 @@
 import { readFile, readlink, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { isProcessAlive } from './process-alive.js';
+import { isProcessAlive } from '../process-alive.js';
 
 /**
  * Removes PostgreSQL's lock files (`postmaster.pid` in the data dir, `.s.PGSQL.<port>.lock` in the socket dir)

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-export { isProcessAlive } from './process-alive.js';
+export { isProcessAlive } from '../process-alive.js';
 
 /**
  * A small JSON file by which other CLI invocations find a running supervisor's embedded server.

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isProcessAlive } from './process-alive.js';
+import { isProcessAlive } from '../process-alive.js';
 import { processIdentity } from './process-identity.js';
 
 /**

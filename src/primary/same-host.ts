@@ -1,14 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { isProcessAlive } from '../process-alive.js';
 
 /**
  * Supervisors registered from this host whose process is gone (killed, crashed): their tasks need not wait

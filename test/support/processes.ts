@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect } from 'vitest';
+import { isProcessAlive } from '../../src/process-alive.js';
 
 export const binPath = fileURLToPath(new URL('../../bin/prefork.js', import.meta.url));
 export const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
@@ -19,14 +20,8 @@ export interface LogLine {
 
 const live = new Set<ChildProcess>();
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Whether the process runs (a zombie awaiting its reaper counts as gone). */
+export const isAlive = isProcessAlive;
 
 export class SupervisorProcess {
   readonly logs: LogLine[] = [];

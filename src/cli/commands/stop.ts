@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command } from 'commander';
-import { isProcessAlive } from '../../primary/same-host.js';
+import { isProcessAlive } from '../../process-alive.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { liveSupervisors } from '../../queue/supervisors.js';
 import { locateDatabase, openDatabase, resolveDatabase, unreachable, type DatabaseFlags } from '../database.js';
