@@ -93,7 +93,7 @@ export function renderReport({ results, systems, ratios, runs, skipped, checks, 
     const rows = systems.filter((s) => keys.some((k) => results[s.id]?.[k])).map((s) => [s.label, ...keys.map((k) => cell(results[s.id]?.[k]))]);
     parts.push(renderTable('', header, rows).trimStart());
   }
-  const fmtRatio = (r) => `${r.ratio >= 10 || r.ratio < 0.1 ? r.ratio.toPrecision(2) : r.ratio.toFixed(2)}×`;
+  const fmtRatio = (r) => `${r.ratio >= 10 ? formatNumber(r.ratio) : r.ratio < 0.1 ? r.ratio.toPrecision(2) : r.ratio.toFixed(2)}×`;
   if (ratios.limit.length > 0) {
     parts.push(
       ['prefork / physical limit (throughput: share of the limit reached; latency: times the limit)',
@@ -106,14 +106,23 @@ export function renderReport({ results, systems, ratios, runs, skipped, checks, 
         ...ratios.bestPeer.map((r) => `  ${r.metric.padEnd(14)} ${formatNumber(r.prefork).padStart(9)} / ${formatNumber(r.value).padStart(9)} (${label[r.against]}) = ${fmtRatio(r)}`)].join('\n'),
     );
   }
-  const na = [];
+  // The same reason for several systems or metrics is printed once.
+  const na = new Map();
   for (const s of systems) {
-    for (const [key, entry] of Object.entries(results[s.id] ?? {})) if (entry.na) na.push(`  ${s.label}, ${key}: ${entry.na}`);
+    for (const [key, entry] of Object.entries(results[s.id] ?? {})) {
+      if (!entry.na) continue;
+      const byReason = na.get(entry.na) ?? new Map();
+      na.set(entry.na, byReason);
+      byReason.set(s.label, [...(byReason.get(s.label) ?? []), key]);
+    }
   }
-  if (na.length > 0) parts.push(['n/a:', ...na].join('\n'));
+  if (na.size > 0) {
+    const lines = [...na].map(([reason, bySystem]) => `  ${[...bySystem].map(([sys, keys]) => `${sys} ${keys.join(', ')}`).join('; ')}: ${reason}`);
+    parts.push(['n/a:', ...lines].join('\n'));
+  }
   if (skipped.length > 0) parts.push(['skipped:', ...skipped.map((s) => `  ${s.label}: ${s.reason}`)].join('\n'));
   const badChecks = checks.filter((c) => !c.ok);
-  parts.push(
+  if (checks.length > 0) parts.push(
     badChecks.length === 0
       ? `checks: ${checks.length} W2 row counts verified (nothing lost or doubled)`
       : ['checks FAILED:', ...badChecks.map((c) => `  ${label[c.system]} run ${c.run}: ${c.rows} rows, ${c.distinct} distinct, ${c.expected} expected`)].join('\n'),

@@ -16,11 +16,12 @@
 //   W2   connection-per-task throughput: 2,000 tasks, each opening its own connection (prefork: ctx.db),
 //        inserting one row and closing it; the rows are counted afterwards (nothing lost or doubled).
 //   W3   idle latency: 300 tasks sent one at a time, each awaited before the next through LISTEN (prefork:
-//        TaskWaiter); p50 and p99 in ms from send to the result seen by the sender.
+//        TaskWaiter); p50 and p99 in ms from send to the result seen by the sender. pg-boss polls (0.5 s),
+//        so it gets 30 samples (6 with --quick).
 //   W4   recovery: (a) SIGKILL of the worker running a task → that task done on another worker (its second
 //        attempt returns at once); (b) a busy task passing its 500 ms hard limit → its timed_out record and
 //        the replacement worker's worker_ready line (the later of the two).
-//   idle `prefork start` → supervisor_ready, then VmRSS of the primary and of each worker after 1 s idle.
+//   idle `prefork start` → supervisor_ready, then VmRSS of the primary and of each worker after 0.5 s idle.
 // Baselines: raw node:cluster IPC with the same 4 workers (W1 with one message in flight per worker, W3 one at
 // a time), and raw connect + insert + end from 4 processes over TCP and the Unix socket (W2).
 // Peers: graphile-worker 0.17 (defaults, and its batching options), pg-boss 10, BullMQ 5 sandboxed.

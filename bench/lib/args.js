@@ -2,8 +2,8 @@
 export const allSystems = ['prefork', 'raw', 'graphile', 'pgboss', 'bullmq'];
 export const allWorkloads = ['W1', 'W2', 'W3', 'W4', 'idle'];
 
-const full = { w1: 20_000, w2: 2_000, w3: 300, w3Polling: 40, runs: 3 };
-const quick = { w1: 5_000, w2: 500, w3: 100, w3Polling: 12, runs: 1 };
+const full = { w1: 20_000, w2: 2_000, w3: 300, w3Polling: 30, runs: 3 };
+const quick = { w1: 5_000, w2: 500, w3: 100, w3Polling: 6, runs: 1 };
 
 export class UsageError extends Error {}
 

@@ -12,7 +12,7 @@ import { scope } from '../lib/cleanup.js';
 import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema } from '../lib/db.js';
 import { startPeer } from '../lib/peer-process.js';
 import { childPids, rssBytes } from '../lib/proc.js';
-import { latencyFigures, mb, perSecond } from '../lib/timing.js';
+import { idleSettleMs, latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 import { redisConnection } from './redis.js';
 
@@ -103,7 +103,7 @@ export const workloads = {
       const qe = await events();
       const jobs = await queue.addBulk([1, 2, 3, 4].map(() => ({ name: 'job', data: { kind: 'sleep', ms: 300 } })));
       await Promise.all(jobs.map((j) => j.waitUntilFinished(qe, 30_000)));
-      await delay(1_000);
+      await delay(idleSettleMs);
       const kids = childPids(peer.pid).map(rssBytes).filter((r) => r !== null);
       return {
         metrics: {

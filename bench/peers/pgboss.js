@@ -10,7 +10,7 @@ import { IdWaiter } from '../lib/id-waiter.js';
 import { listenConnection } from '../lib/listen.js';
 import { startPeer } from '../lib/peer-process.js';
 import { rssBytes } from '../lib/proc.js';
-import { latencyFigures, mb, perSecond } from '../lib/timing.js';
+import { idleSettleMs, latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 
 const runnerScript = fileURLToPath(new URL('./pgboss-runner.js', import.meta.url));
@@ -76,7 +76,7 @@ export const workloads = {
     }),
   idle: () =>
     withRunner(async ({ peer }) => {
-      await delay(1_000);
+      await delay(idleSettleMs);
       return { metrics: { 'start ms': peer.startMs, 'RSS primary MB': mb(rssBytes(peer.pid)) } };
     }),
 };

@@ -10,7 +10,7 @@ import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema, query,
 import { countNotifiedIds, listenConnection } from '../lib/listen.js';
 import { SupervisorProcess } from '../lib/prefork-process.js';
 import { childPids, rssBytes } from '../lib/proc.js';
-import { latencyFigures, mb, perSecond } from '../lib/timing.js';
+import { idleSettleMs, latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 
 const insertBatch = 5_000;
@@ -190,7 +190,7 @@ export async function idle() {
     const sup = SupervisorProcess.start(defer, schema, { logLevel: 'info' });
     const line = await sup.ready();
     const startMs = line.seenAt - sup.spawnedAt;
-    await delay(1_000);
+    await delay(idleSettleMs);
     const workers = childPids(sup.pid).map((pid) => rssBytes(pid)).filter((r) => r !== null);
     if (workers.length !== 4) throw new Error(`expected 4 worker processes, found ${workers.length}`);
     return {
