@@ -10,6 +10,8 @@ export interface SupervisorOptions {
   /** Path of the task module, or undefined for the built-in tasks only. */
   tasksPath?: string | undefined;
   logLevel: string;
+  /** Log format of the workers (the primary's logger is injected); default JSON. */
+  logFormat?: 'json' | 'pretty' | undefined;
   /** How long a graceful stop waits for running tasks before it aborts them. */
   shutdownTimeoutMs: number;
   /** Between supervisor heartbeats (lease renewals and status snapshots). */

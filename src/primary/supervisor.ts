@@ -97,6 +97,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         databaseUrl: options.databaseUrl,
         schema: options.schema,
         logLevel: options.logLevel,
+        logFormat: options.logFormat,
         startupTimeoutMs: options.startupTimeoutMs,
         session: {
           ...options.session,

@@ -18,7 +18,7 @@ import { ConnectionSlots } from './connection-slots.js';
 import { waitForDatabase } from './database-check.js';
 
 const config = { ...decodeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
-const log = createLogger({ level: config.logLevel, base: { role: 'worker', workerId: config.workerId } });
+const log = createLogger({ level: config.logLevel, format: config.logFormat, base: { role: 'worker', workerId: config.workerId } });
 
 function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);

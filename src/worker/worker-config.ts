@@ -7,6 +7,8 @@ export interface WorkerConfig {
   databaseUrl: string;
   schema: string;
   logLevel: string;
+  /** The primary's log format (`--pretty`), so all processes' lines look alike; absent: JSON. */
+  logFormat?: 'json' | 'pretty' | undefined;
   startupTimeoutMs: number;
   session: SessionSettings;
   heartbeatMs: number;
