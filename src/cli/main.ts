@@ -9,6 +9,8 @@ import { statusCommand } from './commands/status.js';
 import { stopCommand } from './commands/stop.js';
 import { reloadCommand } from './commands/reload.js';
 import { scaleCommand } from './commands/scale.js';
+import { configCommand } from './commands/config.js';
+import { installConfiguration } from '../config/apply-configuration.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -29,6 +31,9 @@ Quick start (no database to set up: without DATABASE_URL, start runs an embedded
   for (const command of [startCommand(), sendCommand(), statusCommand(), stopCommand(), reloadCommand(), scaleCommand()]) {
     program.addCommand(command);
   }
+  program.addCommand(configCommand());
+  // Options from PREFORK_* variables and prefork.config.json: all of start's, and the database options of every command.
+  installConfiguration(program, { deploymentCommand: 'start', mirrorCommands: ['config'], sharedOptions: ['databaseUrl', 'schema', 'dataDir'] });
   // Commander's own errors (unknown option, bad value) become exit 2; --help and --version exit 0.
   const configure = (c: Command) => {
     c.exitOverride();

@@ -4,7 +4,11 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { redactConnectionString } from '../../db/connection-string.js';
 import { PreforkError } from '../../errors.js';
-import { createLogger } from '../../logger.js';
+import { originsOf } from '../../config/origins.js';
+import { createLogger, resolveLogFormat } from '../../logger.js';
+import { MetricsServer } from '../../metrics/metrics-server.js';
+import { QueueDepth } from '../../metrics/queue-depth.js';
+import { SupervisorMetrics } from '../../metrics/supervisor-metrics.js';
 import { Supervisor } from '../../primary/supervisor.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { handleStopSignals } from '../../signals.js';
@@ -35,11 +39,39 @@ interface StartFlags extends DatabaseFlags {
   idleInTransactionTimeout: number;
   connectTimeout: number;
   connectRetries: number;
+  metricsPort?: number;
+  metricsHost: string;
+  pretty?: boolean;
 }
 
 export function startCommand(): Command {
-  const command = new Command('start')
-    .description('run a supervisor in the foreground: a primary process that forks workers and feeds them tasks')
+  const command = new Command('start').description('run a supervisor in the foreground: a primary process that forks workers and feeds them tasks');
+  addStartOptions(command);
+  command.addHelpText(
+    'after',
+    `
+Without --database-url or DATABASE_URL, an embedded PostgreSQL runs with the supervisor; its data stays in
+--data-dir (default ./.prefork/pgdata) between runs, and send, status and stop run here find it.
+
+Every option can also be set in the environment, as PREFORK_ and the long flag in capitals (--max-db-connections:
+PREFORK_MAX_DB_CONNECTIONS; --database-url: also DATABASE_URL), or in a JSON config file (--config, default
+./prefork.config.json when present) under its camelCase name: {"workers": 4, "maxDbConnections": 20}.
+A flag wins over the environment, the environment over the file. "prefork config" shows what start would use.
+
+With --metrics-port, GET /metrics serves Prometheus metrics and GET /healthz answers 200 while the supervisor
+runs (503 while it starts or stops).
+
+Examples:
+  $ prefork start --workers 4 --tasks ./tasks.js
+  $ DATABASE_URL=postgres://app@db/app prefork start -w 2 -c 4 --tasks ./dist/tasks.js
+  $ PREFORK_WORKERS=8 prefork start --metrics-port 9100`,
+  );
+  return command.action(runStart);
+}
+
+/** start's options; `prefork config` takes the same ones to show their effective values. */
+export function addStartOptions(command: Command): Command {
+  command
     .option('-w, --workers <n>', 'worker processes (default: available parallelism)', integer('--workers', 1, 1024))
     .option('-c, --concurrency <n>', 'tasks one worker runs at once', integer('--concurrency', 1, 1000), supervisorDefaults.concurrency)
     .option('-t, --tasks <path>', 'ES module whose default export maps task names to handlers')
@@ -59,80 +91,103 @@ export function startCommand(): Command {
     .option('--idle-in-transaction-timeout <ms>', "task connections' idle_in_transaction_session_timeout (0: none)", integer('--idle-in-transaction-timeout', 0, 2_147_483_647), supervisorDefaults.session.idleInTransactionTimeoutMs)
     .option('--connect-timeout <ms>', 'per connection attempt', integer('--connect-timeout', 100, 600_000), supervisorDefaults.session.connectTimeoutMs)
     .option('--connect-retries <n>', 'retries of a transient connect failure, with backoff', integer('--connect-retries', 0, 100), supervisorDefaults.session.connectRetries)
-    .option('--keep-finished <ms>', 'delete finished tasks this long after they finished (0: keep forever)', integer('--keep-finished', 0, 2 ** 40), supervisorDefaults.keepFinishedMs);
-  addDatabaseOptions(command);
-  command.addHelpText(
-    'after',
-    `
-Without --database-url or DATABASE_URL, an embedded PostgreSQL runs with the supervisor; its data stays in
---data-dir (default ./.prefork/pgdata) between runs, and send, status and stop run here find it.
+    .option('--keep-finished <ms>', 'delete finished tasks this long after they finished (0: keep forever)', integer('--keep-finished', 0, 2 ** 40), supervisorDefaults.keepFinishedMs)
+    .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics and a health check on GET /healthz at this port (default: off)', integer('--metrics-port', 1, 65_535))
+    .option('--metrics-host <host>', 'address the metrics server listens on (0.0.0.0: every interface, as in a container)', '127.0.0.1')
+    .option('--pretty', 'human-readable, coloured log lines (default: when stdout is a terminal)')
+    .option('--no-pretty', 'JSON log lines, even on a terminal');
+  return addDatabaseOptions(command);
+}
 
-Examples:
-  $ prefork start --workers 4 --tasks ./tasks.js
-  $ DATABASE_URL=postgres://app@db/app prefork start -w 2 -c 4 --tasks ./dist/tasks.js`,
-  );
-  return command.action(async (flags: StartFlags) => {
-    const database = resolveDatabase(flags);
-    const tasksPath = flags.tasks ? resolve(flags.tasks) : undefined;
-    if (tasksPath && !existsSync(tasksPath)) {
-      throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
-    }
-    const log = createLogger({ level: flags.logLevel, base: { role: 'primary' } });
-    // Without a database URL, the embedded PostgreSQL: started before the supervisor, stopped after it.
-    const embedded = database.url ? undefined : await startEmbeddedServer(database.embedded, log);
-    try {
-      const databaseUrl = database.url ?? embedded!.server.connectionString;
-      // Task modules that read DATABASE_URL themselves reach the same server as ctx.db.
-      if (embedded) process.env.DATABASE_URL = databaseUrl;
-      log.info(
-        { event: 'database_selected', source: database.source, database: redactConnectionString(databaseUrl), dataDir: embedded?.server.dataDir },
-        embedded ? `using the embedded PostgreSQL; its data lives in ${embedded.server.dataDir}` : `using the database from ${database.source}`,
-      );
-      const supervisor = new Supervisor(
-        {
-          ...supervisorDefaults,
-          databaseUrl,
-          schema: database.schema,
-          workers: flags.workers ?? availableParallelism(),
-          concurrency: flags.concurrency,
-          tasksPath,
-          logLevel: flags.logLevel,
-          shutdownTimeoutMs: flags.shutdownTimeout,
-          defaultMaxAttempts: flags.maxAttempts,
-          softTimeoutMs: flags.softTimeout,
-          hardTimeoutMs: flags.hardTimeout,
-          maxTasksPerWorker: flags.maxTasksPerWorker,
-          maxMemoryPerWorkerMb: flags.maxMemoryPerWorker,
-          maxDbConnections: flags.maxDbConnections,
-          prefetch: flags.prefetch,
-          queues: flags.queues,
-          leaseMs: flags.lease,
-          keepFinishedMs: flags.keepFinished,
-          session: {
-            ...supervisorDefaults.session,
-            statementTimeoutMs: flags.statementTimeout,
-            lockTimeoutMs: flags.lockTimeout,
-            idleInTransactionTimeoutMs: flags.idleInTransactionTimeout,
-            connectTimeoutMs: flags.connectTimeout,
-            connectRetries: flags.connectRetries,
-          },
-        },
+async function runStart(flags: StartFlags, command: Command): Promise<void> {
+  const database = resolveDatabase(flags);
+  const tasksPath = flags.tasks ? resolve(flags.tasks) : undefined;
+  if (tasksPath && !existsSync(tasksPath)) {
+    throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
+  }
+  const logFormat = resolveLogFormat(flags.pretty);
+  const log = createLogger({ level: flags.logLevel, base: { role: 'primary' }, format: logFormat });
+  // The metrics port first: a port in use fails before anything starts. /healthz says 503 until the supervisor runs.
+  let supervisor: Supervisor | undefined;
+  const metrics = flags.metricsPort === undefined ? undefined : new SupervisorMetrics();
+  const metricsServer = metrics
+    ? await MetricsServer.listen({
+        host: flags.metricsHost,
+        port: flags.metricsPort!,
+        registry: metrics.registry,
+        health: () => ({ ok: supervisor?.phase === 'running', state: supervisor?.phase ?? 'starting' }),
         log,
-      );
-      handleStopSignals(supervisor, log, () => {
-        embedded?.abandon();
-        process.exit(exitCodes.forced);
-      });
-      const stopped = new Promise<void>((done) => supervisor.once('stopped', done));
-      try {
-        await supervisor.start();
-      } catch (error) {
-        log.fatal({ event: 'supervisor_start_failed', err: error }, (error as Error).message);
-        throw error;
-      }
-      await stopped;
-    } finally {
-      await embedded?.stop();
-    }
+      })
+    : undefined;
+  // Without a database URL, the embedded PostgreSQL: started before the supervisor, stopped after it.
+  const embedded = database.url ? undefined : await startEmbeddedServer(database.embedded, log).catch(async (error: unknown) => {
+    await metricsServer?.close();
+    throw error;
   });
+  try {
+    const databaseUrl = database.url ?? embedded!.server.connectionString;
+    // Task modules that read DATABASE_URL themselves reach the same server as ctx.db.
+    if (embedded) process.env.DATABASE_URL = databaseUrl;
+    const source = databaseSource(command, database.source);
+    log.info(
+      { event: 'database_selected', source, database: redactConnectionString(databaseUrl), dataDir: embedded?.server.dataDir },
+      embedded ? `using the embedded PostgreSQL; its data lives in ${embedded.server.dataDir}` : `using the database from ${source}`,
+    );
+    supervisor = new Supervisor(
+      {
+        ...supervisorDefaults,
+        databaseUrl,
+        schema: database.schema,
+        workers: flags.workers ?? availableParallelism(),
+        concurrency: flags.concurrency,
+        tasksPath,
+        logLevel: flags.logLevel,
+        logFormat,
+        shutdownTimeoutMs: flags.shutdownTimeout,
+        defaultMaxAttempts: flags.maxAttempts,
+        softTimeoutMs: flags.softTimeout,
+        hardTimeoutMs: flags.hardTimeout,
+        maxTasksPerWorker: flags.maxTasksPerWorker,
+        maxMemoryPerWorkerMb: flags.maxMemoryPerWorker,
+        maxDbConnections: flags.maxDbConnections,
+        prefetch: flags.prefetch,
+        queues: flags.queues,
+        leaseMs: flags.lease,
+        keepFinishedMs: flags.keepFinished,
+        session: {
+          ...supervisorDefaults.session,
+          statementTimeoutMs: flags.statementTimeout,
+          lockTimeoutMs: flags.lockTimeout,
+          idleInTransactionTimeoutMs: flags.idleInTransactionTimeout,
+          connectTimeoutMs: flags.connectTimeout,
+          connectRetries: flags.connectRetries,
+        },
+      },
+      log,
+    );
+    metrics?.attach(supervisor, new QueueDepth({ databaseUrl, schema: database.schema, log }));
+    handleStopSignals(supervisor, log, () => {
+      embedded?.abandon();
+      process.exit(exitCodes.forced);
+    });
+    const stopped = new Promise<void>((done) => supervisor!.once('stopped', done));
+    try {
+      await supervisor.start();
+    } catch (error) {
+      log.fatal({ event: 'supervisor_start_failed', err: error }, (error as Error).message);
+      throw error;
+    }
+    await stopped;
+  } finally {
+    await metricsServer?.close();
+    await metrics?.close();
+    await embedded?.stop();
+  }
+}
+
+/** For the log: --database-url, the environment variable (DATABASE_URL, PREFORK_DATABASE_URL) or the config file. */
+function databaseSource(command: Command, fallback: string): string {
+  const origin = originsOf(command).get('databaseUrl');
+  if (!origin || origin.source === 'flag' || origin.source === 'default' || !origin.from) return fallback;
+  return origin.source === 'env' ? origin.from : `config file ${origin.from}`;
 }
