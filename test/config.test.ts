@@ -1,0 +1,131 @@
+/** Configuration: flags, PREFORK_* variables and prefork.config.json, in that order; `prefork config` shows the result. */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { query, useTestSchema } from './support/database.js';
+import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+let dir = '';
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'prefork-config-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Entry {
+  flag: string;
+  value: unknown;
+  source: string;
+  from?: string;
+  env: string[];
+}
+
+async function effective(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ configFile: string | null; options: Record<string, Entry> }> {
+  const r = await runCli(['config', '--json', ...args], { cwd: dir, env });
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as { configFile: string | null; options: Record<string, Entry> };
+}
+
+const writeConfig = (values: unknown, name = 'prefork.config.json') => writeFile(path.join(dir, name), JSON.stringify(values));
+
+describe('configuration', () => {
+  it('takes a flag over the environment over the config file over the default', async () => {
+    await writeConfig({ workers: 3, concurrency: 4, logLevel: 'debug', maxDbConnections: 20, tasks: 'tasks.js', queues: ['a', 'b'], pretty: false });
+    const { configFile, options } = await effective(['--log-level', 'error'], { PREFORK_CONCURRENCY: '5', PREFORK_LOG_LEVEL: 'warn', PREFORK_WORKERS: '' });
+    expect(configFile).toBe(path.join(dir, 'prefork.config.json'));
+    expect(options.workers).toMatchObject({ value: 3, source: 'config file', from: 'prefork.config.json' });
+    expect(options.concurrency).toMatchObject({ value: 5, source: 'env', from: 'PREFORK_CONCURRENCY' });
+    expect(options.logLevel).toEqual({ flag: '--log-level', value: 'error', source: 'flag', env: ['PREFORK_LOG_LEVEL'] });
+    expect(options.maxDbConnections).toMatchObject({ value: 20, source: 'config file', env: ['PREFORK_MAX_DB_CONNECTIONS'] });
+    expect(options.lease).toMatchObject({ value: 15_000, source: 'default' });
+    expect(options.queues).toMatchObject({ value: ['a', 'b'], source: 'config file' });
+    expect(options.pretty).toMatchObject({ value: false, source: 'config file' });
+    // A relative path in the file is relative to the file.
+    expect(options.tasks).toMatchObject({ value: path.join(dir, 'tasks.js'), source: 'config file' });
+
+    // --config names another file (so does PREFORK_CONFIG); the default one is then not read.
+    await writeConfig({ workers: 7 }, 'other.json');
+    expect((await effective(['--config', 'other.json'])).options.workers).toMatchObject({ value: 7, from: 'other.json' });
+    expect((await effective([], { PREFORK_CONFIG: 'other.json' })).options.concurrency).toMatchObject({ value: 1, source: 'default' });
+    // Booleans from the environment: PREFORK_PRETTY=false is --no-pretty; a flag still wins.
+    expect((await effective([], { PREFORK_PRETTY: 'true' })).options.pretty).toMatchObject({ value: true, source: 'env' });
+    expect((await effective(['--no-pretty'], { PREFORK_PRETTY: 'yes' })).options.pretty).toMatchObject({ value: false, source: 'flag' });
+  });
+
+  it('reads the database URL from PREFORK_DATABASE_URL before DATABASE_URL, and shows it without the password', async () => {
+    await writeConfig({ databaseUrl: 'postgres://file:filepw@filehost/db' });
+    const url = (env: NodeJS.ProcessEnv) => effective([], env).then((r) => r.options.databaseUrl);
+    expect(await url({ DATABASE_URL: undefined })).toMatchObject({ value: 'postgres://file:***@filehost/db', source: 'config file' });
+    expect(await url({ DATABASE_URL: 'postgres://env:envpw@envhost/db' })).toMatchObject({ value: 'postgres://env:***@envhost/db', source: 'env', from: 'DATABASE_URL' });
+    expect(await url({ DATABASE_URL: 'postgres://env:envpw@envhost/db', PREFORK_DATABASE_URL: 'postgres://p:ppw@phost/db' })).toMatchObject({
+      value: 'postgres://p:***@phost/db',
+      from: 'PREFORK_DATABASE_URL',
+    });
+    const text = await runCli(['config', '--database-url', 'postgres://flag:flagpw@flaghost/db'], { cwd: dir });
+    expect(text.code).toBe(0);
+    expect(text.stdout).not.toMatch(/filepw|flagpw/);
+    expect(text.stdout).toMatch(/^ {2}--database-url +postgres:\/\/flag:\*\*\*@flaghost\/db +flag$/m);
+  });
+
+  it('prints the effective configuration as a table with where each value came from', async () => {
+    await writeConfig({ workers: 3 });
+    const r = await runCli(['config'], { cwd: dir, env: { PREFORK_CONCURRENCY: '2', DATABASE_URL: undefined } });
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.stdout.split('\n');
+    expect(out[0]).toBe('configuration of prefork start (config file: prefork.config.json)');
+    expect(out).toContainEqual(expect.stringMatching(/^ {2}--workers +3 +config file prefork\.config\.json$/));
+    expect(out).toContainEqual(expect.stringMatching(/^ {2}--concurrency +2 +env PREFORK_CONCURRENCY$/));
+    expect(out).toContainEqual(expect.stringMatching(/^ {2}--lease +15000 +default$/));
+    expect(out).toContainEqual(expect.stringMatching(/^ {2}--database-url +\(none: the embedded PostgreSQL\) +default$/));
+  });
+
+  it('rejects a bad value from the environment or the file with the flag\'s own message, exit 2', async () => {
+    const bad = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const r = await runCli(args, { cwd: dir, env });
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      return r.stderr;
+    };
+    expect(await bad(['start'], { PREFORK_WORKERS: 'abc' })).toBe('prefork: error: PREFORK_WORKERS=abc: --workers must be a whole number from 1 to 1024\n');
+    expect(await bad(['config'], { PREFORK_LOG_LEVEL: 'loud' })).toBe(
+      'prefork: error: PREFORK_LOG_LEVEL=loud: --log-level must be one of fatal, error, warn, info, debug, trace, silent\n',
+    );
+    expect(await bad(['start'], { PREFORK_PRETTY: 'maybe' })).toBe('prefork: error: PREFORK_PRETTY=maybe: --pretty must be true or false (or 1/0, yes/no, on/off)\n');
+    await writeConfig({ workers: 0 });
+    expect(await bad(['start'])).toBe('prefork: error: prefork.config.json: workers=0: --workers must be a whole number from 1 to 1024\n');
+    // A bad flag fails as it always did, before the environment and the file are looked at.
+    expect(await bad(['start', '--workers', 'x'])).toContain("option '-w, --workers <n>' argument 'x' is invalid");
+    await writeFile(path.join(dir, 'prefork.config.json'), '{"workers": ');
+    expect(await bad(['config'])).toMatch(/^prefork: error: prefork\.config\.json: not valid JSON \(.+\)\n$/);
+    expect(await bad(['config', '--config', 'missing.json'])).toBe('prefork: error: --config missing.json: cannot read the config file: no such file\n');
+  });
+
+  it('rejects unknown config keys in one line listing the valid ones, for every command that reads the file', async () => {
+    await writeConfig({ workers: 2, wrokers: 3 });
+    for (const command of [['start'], ['config'], ['status']]) {
+      const r = await runCli(command, { cwd: dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')).toHaveLength(2);
+      expect(r.stderr).toMatch(/^prefork: error: prefork\.config\.json: unknown key "wrokers"; valid keys: concurrency, .*\bmaxDbConnections\b.*\bworkers\n$/);
+    }
+  });
+
+  it('starts a supervisor configured from the environment and the file; other commands read the database options from the file', async () => {
+    const schema = schemaName();
+    await writeConfig({ schema, concurrency: 2, workers: 4, tasks: fixture('tasks.js') });
+    const sup = SupervisorProcess.start(schema, [], { PREFORK_WORKERS: '1' }, { cwd: dir });
+    await sup.ready();
+    expect(sup.events('supervisor_starting')[0]).toMatchObject({ workers: 1, concurrency: 2, schema });
+    expect(sup.workerPids()).toHaveLength(1);
+    // `send` takes the schema from the file, but not start's PREFORK_MAX_ATTEMPTS: that configures the supervisor.
+    const r = await runCli(['send', 'fixture.backendPid', '{}', '--wait'], { cwd: dir, env: { PREFORK_SCHEMA: undefined, PREFORK_MAX_ATTEMPTS: '7' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect((await query<{ max_attempts: number | null }>(`select max_attempts from "${schema}".tasks`))[0]!.max_attempts).toBeNull();
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+});
