@@ -9,6 +9,7 @@ import { statusCommand } from './commands/status.js';
 import { stopCommand } from './commands/stop.js';
 import { reloadCommand } from './commands/reload.js';
 import { scaleCommand } from './commands/scale.js';
+import { inspectCommand } from './commands/inspect.js';
 import { configCommand } from './commands/config.js';
 import { installConfiguration } from '../config/apply-configuration.js';
 
@@ -31,6 +32,7 @@ Quick start (no database to set up: without DATABASE_URL, start runs an embedded
   for (const command of [startCommand(), sendCommand(), statusCommand(), stopCommand(), reloadCommand(), scaleCommand()]) {
     program.addCommand(command);
   }
+  program.addCommand(inspectCommand());
   program.addCommand(configCommand());
   // Options from PREFORK_* variables and prefork.config.json: all of start's, and the database options of every command.
   installConfiguration(program, { deploymentCommand: 'start', mirrorCommands: ['config'], sharedOptions: ['databaseUrl', 'schema', 'dataDir'] });

@@ -1,16 +1,46 @@
 import { Command } from 'commander';
+import { PreforkError } from '../../errors.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { statusReport, type StatusReport } from '../../queue/status-report.js';
+import { exitCodes } from '../exit-codes.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { integer } from '../parse.js';
+import { watchStatus } from '../watch/watch-status.js';
 import { addDatabaseOptions } from './common.js';
+
+interface StatusFlags extends DatabaseFlags {
+  json?: boolean;
+  watch?: boolean;
+  interval?: number;
+}
 
 export function statusCommand(): Command {
   const command = new Command('status')
     .description('show the running supervisors, their workers, and the queue by state')
-    .option('--json', 'print one JSON object: { supervisors: [{ id, pid, host, state, workers: [...] }], queue: {...} }');
+    .option('--json', 'print one JSON object: { supervisors: [{ id, pid, host, state, workers: [...] }], queue: {...} }; with --watch, one per refresh')
+    .option('-w, --watch', 'refresh in place until Ctrl-C: workers, current tasks, database connections, queue, throughput')
+    .option('--interval <ms>', 'with --watch: milliseconds between refreshes (default 1000)', integer('--interval', 100, 3_600_000));
   addDatabaseOptions(command);
-  return command.action(async (flags: DatabaseFlags & { json?: boolean }) => {
+  command.addHelpText(
+    'after',
+    `
+With --watch on a terminal the view is redrawn in place; when stdout is not a terminal a plain report is
+printed per refresh, and with --json one JSON object per line. Ctrl-C (SIGINT) or SIGTERM ends it, exit 0.
+
+Examples:
+  $ prefork status
+  $ prefork status --watch --interval 500
+  $ prefork status --watch --json | jq -c '.throughput'`,
+  );
+  return command.action(async (flags: StatusFlags) => {
+    if (flags.interval !== undefined && !flags.watch) {
+      throw new PreforkError('INTERVAL_WITHOUT_WATCH', '--interval is for --watch', { exitCode: exitCodes.usage });
+    }
     const database = resolveDatabase(flags);
+    if (flags.watch) {
+      await watchStatus(database, { intervalMs: flags.interval ?? 1_000, json: flags.json === true });
+      return;
+    }
     const client = await openDatabase(database, 'prefork status');
     try {
       const report = await statusReport(client, database.schema, supervisorDefaults.leaseMs);
