@@ -105,6 +105,17 @@ describe('configuration', () => {
     expect(await bad(['config', '--config', 'missing.json'])).toBe('prefork: error: --config missing.json: cannot read the config file: no such file\n');
   });
 
+  it('lets a database URL win over a data dir from the environment or the file, but not over --data-dir', async () => {
+    const env = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' };
+    await writeConfig({ dataDir: 'db/pg' });
+    for (const extra of [{}, { PREFORK_DATA_DIR: 'other/pg' }]) {
+      const r = await runCli(['status'], { cwd: dir, env: { ...env, ...extra } });
+      expect(r.code, r.stderr).toBe(3); // the URL was used: unreachable
+    }
+    const flag = await runCli(['status', '--data-dir', 'x/pg'], { cwd: dir, env: { PREFORK_DATABASE_URL: env.DATABASE_URL } });
+    expect(flag).toMatchObject({ code: 2, stderr: 'prefork: error: --data-dir is for the embedded PostgreSQL, which is not used when PREFORK_DATABASE_URL is given\n' });
+  });
+
   it('rejects unknown config keys in one line listing the valid ones, for every command that reads the file', async () => {
     await writeConfig({ workers: 2, wrokers: 3 });
     for (const command of [['start'], ['config'], ['status']]) {

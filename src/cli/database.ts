@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import pg from 'pg';
+import { nameOrigin, originOf } from '../config/origins.js';
 import { redactConnectionString, redactSecrets } from '../db/connection-string.js';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
@@ -47,8 +48,12 @@ export function resolveDatabase(flags: DatabaseFlags, env: NodeJS.ProcessEnv = p
     throw new PreforkError('BAD_DATA_DIR', '--data-dir must not be empty', { exitCode: exitCodes.usage });
   }
   const url = flags.databaseUrl || env.DATABASE_URL || undefined;
-  if (url && flags.dataDir !== undefined) {
-    const from = flags.databaseUrl ? '--database-url' : 'DATABASE_URL';
+  // Values may come from the environment or a config file (src/config); a data dir that did not come from
+  // this command line is an ambient setting, and yields to a database URL.
+  const urlOrigin = originOf(flags, 'databaseUrl');
+  const dataDirOnCommandLine = flags.dataDir !== undefined && (originOf(flags, 'dataDir')?.source ?? 'flag') === 'flag';
+  if (url && dataDirOnCommandLine) {
+    const from = flags.databaseUrl ? nameOrigin(urlOrigin, 'databaseUrl', '--database-url') : 'DATABASE_URL';
     throw new PreforkError('DATA_DIR_WITH_URL', `--data-dir is for the embedded PostgreSQL, which is not used when ${from} is given`, {
       exitCode: exitCodes.usage,
     });
@@ -56,9 +61,9 @@ export function resolveDatabase(flags: DatabaseFlags, env: NodeJS.ProcessEnv = p
   const { dataDir, stateFile, baseDir } = pathsFor(flags.dataDir || env.PREFORK_DATA_DIR || DEFAULT_DATA_DIR);
   return {
     url,
-    source: flags.databaseUrl ? '--database-url' : url ? 'DATABASE_URL' : 'embedded',
+    source: flags.databaseUrl && urlOrigin?.from !== 'DATABASE_URL' ? '--database-url' : url ? 'DATABASE_URL' : 'embedded',
     schema,
-    embedded: { dataDir, stateFile, lockFile: path.join(baseDir, LOCK_FILE_NAME), fromFlag: flags.dataDir !== undefined },
+    embedded: { dataDir, stateFile, lockFile: path.join(baseDir, LOCK_FILE_NAME), fromFlag: dataDirOnCommandLine },
   };
 }
 

@@ -10,11 +10,26 @@ export interface ValueOrigin {
 }
 
 const origins = new WeakMap<Command, Map<string, ValueOrigin>>();
+/** The same maps, by the command's option values object (what its action receives as `flags`). */
+const byValues = new WeakMap<object, Map<string, ValueOrigin>>();
 
 export function recordOrigin(command: Command, key: string, origin: ValueOrigin): void {
   let map = origins.get(command);
   if (!map) origins.set(command, (map = new Map()));
   map.set(key, origin);
+  byValues.set(command.opts(), map);
+}
+
+/** Where an action's flag came from; undefined when nothing was recorded (the command line, as before). */
+export function originOf(flags: object, key: string): ValueOrigin | undefined {
+  return byValues.get(flags)?.get(key);
+}
+
+/** For messages: `--database-url`, `DATABASE_URL`, or `databaseUrl in prefork.config.json`. */
+export function nameOrigin(origin: ValueOrigin | undefined, key: string, flag: string): string {
+  if (origin?.source === 'env' && origin.from) return origin.from;
+  if (origin?.source === 'config file' && origin.from) return `${key} in ${origin.from}`;
+  return flag;
 }
 
 /** The origins recorded while the command's options were resolved (empty before its action runs). */
