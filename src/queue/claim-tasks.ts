@@ -34,21 +34,9 @@ export async function claimTasks(db: Queryable, schema: string, request: ClaimRe
     priority: number;
     run_at: Date;
   }>(
-    `with next as (
-       select id from ${q}.tasks
-        where state = 'queued' and run_at <= now() and name = any($1::text[])
-          and ($6::text[] is null or queue = any($6::text[]))
-        order by priority desc, run_at, id
-        limit $2
-        for update skip locked
-     )
-     update ${q}.tasks t
-        set state = 'running', attempts = t.attempts + 1, started_at = now(), finished_at = null,
-            supervisor_id = $3, worker_pid = null
-       from next
-      where t.id = next.id
-     returning t.id, t.name, t.payload, t.attempts, t.priority, t.run_at,
-               coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) as max_attempts`,
+    `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts,
+            task_priority as priority, task_run_at as run_at
+       from ${q}.claim_tasks($3::uuid, $1::text[], $2::int, $4::jsonb, $5::int, $6::text[])`,
     [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts, request.queues],
   );
   rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || compareIds(a.id, b.id));

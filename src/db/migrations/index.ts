@@ -1,6 +1,7 @@
 import initial from './000001-initial.js';
 import addTaskFunction from './000002-add-task-function.js';
 import taskHistory from './000003-task-history.js';
+import claimFunction from './000004-claim-function.js';
 
 export interface Migration {
   id: number;
@@ -13,4 +14,5 @@ export const migrations: readonly Migration[] = [
   { id: 1, name: 'initial', sql: initial },
   { id: 2, name: 'add_task function', sql: addTaskFunction },
   { id: 3, name: 'task history', sql: taskHistory },
+  { id: 4, name: 'claim_tasks function', sql: claimFunction },
 ];
