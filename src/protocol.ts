@@ -24,17 +24,25 @@ export interface TaskInfo {
 }
 
 // ---- primary -> worker ----------------------------------------------------------------------------------
+/**
+ * Tasks for the worker, run in this order, `concurrency` at a time. Beyond its free slots a worker is sent
+ * only a short queue, and only while its tasks take well under a millisecond or two (see WorkerHandle).
+ */
 export interface RunMessage {
   type: 'run';
-  task: TaskEnvelope;
+  tasks: TaskEnvelope[];
 }
-/** Abort the task's signal (cancel, soft time limit, shutdown deadline). */
+/** Abort the task's signal (cancel, soft time limit, shutdown deadline); a task still queued is dropped and reported failed. */
 export interface AbortMessage {
   type: 'abort';
   taskId: string;
   reason: string;
 }
-/** Finish what is in flight, release resources and exit. */
+/** Give back the tasks queued but not started (answered by `unqueued`): they go to another worker. */
+export interface UnqueueMessage {
+  type: 'unqueue';
+}
+/** Give back the queued tasks, finish the running ones, release resources and exit. */
 export interface ShutdownMessage {
   type: 'shutdown';
 }
@@ -48,7 +56,7 @@ export interface BudgetMessage {
   type: 'budget';
   enforced: boolean;
 }
-export type PrimaryMessage = RunMessage | AbortMessage | ShutdownMessage | SlotGrantedMessage | BudgetMessage;
+export type PrimaryMessage = RunMessage | AbortMessage | UnqueueMessage | ShutdownMessage | SlotGrantedMessage | BudgetMessage;
 
 // ---- worker -> primary ----------------------------------------------------------------------------------
 /** Start-up hooks ran and the task module loaded: the worker may receive tasks. */
@@ -77,6 +85,19 @@ export interface TaskFailedMessage {
   type: 'task_failed';
   taskId: string;
   error: SerializedError;
+}
+/** Tasks the worker had queued and will not start (after `unqueue` or `shutdown`). */
+export interface UnqueuedMessage {
+  type: 'unqueued';
+  taskIds: string[];
+}
+/**
+ * Several messages in one IPC write: what a worker says within one turn of its event loop travels together
+ * (each write to the IPC pipe is a system call; short tasks finish many per turn). Never nested.
+ */
+export interface BatchMessage {
+  type: 'batch';
+  messages: WorkerMessage[];
 }
 export interface HeartbeatMessage {
   type: 'heartbeat';
@@ -107,6 +128,8 @@ export type WorkerMessage =
   | DbBackendMessage
   | TaskSucceededMessage
   | TaskFailedMessage
+  | UnqueuedMessage
+  | BatchMessage
   | HeartbeatMessage;
 
 const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
@@ -118,9 +141,11 @@ const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
   'db_backend',
   'task_succeeded',
   'task_failed',
+  'unqueued',
+  'batch',
   'heartbeat',
 ]);
-const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'shutdown', 'slot_granted', 'budget']);
+const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'unqueue', 'shutdown', 'slot_granted', 'budget']);
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   return isTyped(value) && workerMessageTypes.has(value.type);

@@ -3,16 +3,21 @@
  * wakes that arrive meanwhile fold into one more round. Woken by NOTIFY, by a slot freeing up, by a timer
  * for the next scheduled task, and by a slow safety poll.
  *
- * Up to `prefetch` claimed tasks wait in a local buffer, so that a freed slot gets its next task at once,
- * without a database round trip. Buffered tasks are `running` under this supervisor's lease: if it dies they
- * are reclaimed like any other; on a graceful stop they are given back uncounted.
+ * Claimed tasks wait in a local buffer, so that a freed slot gets its next task at once, without a database
+ * round trip. Buffered tasks are `running` under this supervisor's lease: if it dies they are reclaimed like
+ * any other; on a graceful stop they are given back uncounted.
+ *
+ * The buffer's size follows the throughput: it starts at `prefetch` and doubles (up to `maxPrefetch`) each
+ * time a worker had a free slot and nothing was buffered while the queue still held due tasks; a claim that
+ * finds fewer due tasks than it asked for sets it back. Short tasks so get claims of hundreds (one statement
+ * for many tasks), while long tasks stay spread over the supervisors.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Queryable } from '../db/queryable.js';
 import { claimTasks, nextRunAt, type ClaimedTask } from '../queue/claim-tasks.js';
 import { releaseTasks } from '../queue/release-tasks.js';
-import type { WorkerHandle } from './worker-handle.js';
+import { stuckQueueMs, type WorkerHandle } from './worker-handle.js';
 
 export interface DispatcherDeps {
   db: Queryable;
@@ -27,10 +32,10 @@ export interface DispatcherDeps {
   defaultMaxAttempts: number;
   /** How often to look for due tasks when nothing wakes the dispatcher. */
   pollIntervalMs: number;
-  /** Called once a task is in a worker's hands. */
-  onAssigned: (worker: WorkerHandle, taskId: string) => void;
-  /** Claimed tasks kept ready beyond the free slots. */
+  /** Claimed tasks kept ready beyond the free slots, at first and whenever the queue runs dry. */
   prefetch: number;
+  /** The most the buffer grows to while workers wait for tasks (equal to `prefetch`: a fixed size). */
+  maxPrefetch: number;
   /** Only tasks of these named queues; null: all. */
   queues: readonly string[] | null;
 }
@@ -41,9 +46,23 @@ export class Dispatcher {
   #paused = true;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
+  #rebalanceTimer: NodeJS.Timeout | undefined;
+  #wakeScheduled = false;
   #buffer: ClaimedTask[] = [];
+  #target: number;
+  /** The last claim got all it asked for: the queue may hold more due tasks. */
+  #queueDeep = false;
+  /** The target grows at most once per claim. */
+  #grown = false;
 
-  constructor(private readonly deps: DispatcherDeps) {}
+  constructor(private readonly deps: DispatcherDeps) {
+    this.#target = deps.prefetch;
+  }
+
+  /** How many claimed tasks the buffer is meant to hold now. */
+  get prefetchTarget(): number {
+    return this.#target;
+  }
 
   resume(): void {
     this.#paused = false;
@@ -52,6 +71,8 @@ export class Dispatcher {
 
   pause(): void {
     this.#paused = true;
+    clearTimeout(this.#rebalanceTimer);
+    this.#rebalanceTimer = undefined;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
@@ -61,7 +82,20 @@ export class Dispatcher {
     return this.#buffer.length;
   }
 
+  /**
+   * Wakes are gathered until the current turn of the event loop ends: the outcomes a worker reports together
+   * free their slots together, and the freed slots are refilled in one message per worker.
+   */
   wake(): void {
+    if (this.#paused || this.#wakeScheduled) return;
+    this.#wakeScheduled = true;
+    setImmediate(() => {
+      this.#wakeScheduled = false;
+      this.#wakeNow();
+    });
+  }
+
+  #wakeNow(): void {
     if (this.#paused) return;
     this.#drain();
     if (this.#running) {
@@ -91,6 +125,14 @@ export class Dispatcher {
     } while (this.#again && !this.#paused);
   }
 
+  /** Tasks a worker gave back unstarted go first in line; false when paused (the caller releases them). */
+  putBack(tasks: ClaimedTask[]): boolean {
+    if (this.#paused) return false;
+    this.#buffer.unshift(...tasks);
+    this.wake();
+    return true;
+  }
+
   /** Takes a claimed task out of the buffer before it reaches a worker (it was cancelled). */
   unbuffer(taskId: string): ClaimedTask | undefined {
     const i = this.#buffer.findIndex((t) => t.id === taskId);
@@ -107,9 +149,9 @@ export class Dispatcher {
   async #round(): Promise<void> {
     const free = this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
     const names = this.deps.taskNames();
-    const want = free + this.deps.prefetch - this.#buffer.length;
-    // With no free slot, refill only below half the prefetch: fewer, larger claims.
-    if (want <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > this.deps.prefetch / 2)) return;
+    const want = free + this.#target - this.#buffer.length;
+    // With no free slot, refill only below half the target: fewer, larger claims.
+    if (want <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > this.#target / 2)) return;
     const tasks = await claimTasks(this.deps.db, this.deps.schema, {
       supervisorId: this.deps.supervisorId,
       names,
@@ -119,31 +161,77 @@ export class Dispatcher {
       queues: this.deps.queues,
     });
     this.#buffer.push(...tasks);
+    this.#queueDeep = tasks.length === want;
+    this.#grown = false;
+    if (!this.#queueDeep) this.#target = this.deps.prefetch;
     this.#drain();
     if (this.#paused && this.#buffer.length > 0) await this.releaseBuffered();
-    if (tasks.length === want) {
+    if (this.#queueDeep) {
       this.#again = true;
       return;
     }
     await this.#scheduleNext(names);
   }
 
-  /** Hands buffered tasks to free slots, least loaded worker first. Synchronous: no database involved. */
+  /**
+   * Deals buffered tasks to free slots, the worker with the most free slots first, then hands each worker its
+   * share in one IPC message. Synchronous: no database involved.
+   */
   #drain(): void {
-    if (this.#buffer.length === 0 || this.#paused) return;
+    if (this.#paused) return;
     const workers = this.deps.workers();
-    while (this.#buffer.length > 0) {
+    const free = new Map<WorkerHandle, number>();
+    for (const w of workers) if (w.freeSlots > 0) free.set(w, w.freeSlots);
+    if (free.size === 0) return;
+    const shares = new Map<WorkerHandle, ClaimedTask[]>();
+    let dealt = 0;
+    while (dealt < this.#buffer.length) {
       let best: WorkerHandle | undefined;
-      for (const w of workers) if (w.freeSlots > 0 && (!best || w.freeSlots > best.freeSlots)) best = w;
-      if (!best) return;
-      const task = this.#buffer[0]!;
-      if (!best.assign(task)) {
-        // The worker is going away; it will not be chosen again (its state changes on exit).
-        workers.splice(workers.indexOf(best), 1);
-        continue;
+      let most = 0;
+      for (const [w, n] of free) if (n > most) [best, most] = [w, n];
+      if (!best) break;
+      free.set(best, most - 1);
+      const task = this.#buffer[dealt++]!;
+      const share = shares.get(best);
+      if (share) share.push(task);
+      else shares.set(best, [task]);
+    }
+    this.#buffer.splice(0, dealt);
+    // A worker that cannot be sent to is going away; its tasks wait for the next round.
+    for (const [w, tasks] of shares) if (!w.assign(tasks)) this.#buffer.unshift(...tasks);
+    if (this.#buffer.length > 0) return;
+    if ([...free.values()].some((n) => n > 0)) {
+      // A slot waits while due tasks remain in the queue: the buffer is too small for this throughput.
+      if (this.#queueDeep && !this.#grown) {
+        this.#target = Math.min(this.deps.maxPrefetch, Math.max(1, this.#target * 2));
+        this.#grown = true;
       }
-      this.#buffer.shift();
-      this.deps.onAssigned(best, task.id);
+      this.#rebalance(workers);
+    }
+  }
+
+  /**
+   * Nothing to hand out and a worker idle: tasks queued on a worker behind one that turned out slow are
+   * asked back, so that they do not wait for it. Checked again when a queue could become stuck.
+   */
+  #rebalance(workers: WorkerHandle[]): void {
+    if (!workers.some((w) => w.state === 'ready' && w.inFlight.size === 0)) return;
+    let recheck = false;
+    for (const w of workers) {
+      if (w.queued === 0 || w.unqueuePending) continue;
+      if (w.queueStuck) {
+        w.unqueuePending = true;
+        w.send({ type: 'unqueue' });
+      } else {
+        recheck = true;
+      }
+    }
+    if (recheck && !this.#rebalanceTimer) {
+      this.#rebalanceTimer = setTimeout(() => {
+        this.#rebalanceTimer = undefined;
+        this.wake();
+      }, stuckQueueMs);
+      this.#rebalanceTimer.unref();
     }
   }
 

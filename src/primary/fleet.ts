@@ -71,6 +71,8 @@ export class Fleet {
   replace(old: WorkerHandle, reason: string): void {
     if (!this.#respawning || (old.state !== 'ready' && old.state !== 'draining')) return;
     old.state = 'draining';
+    // Its queued tasks go to the other workers now rather than wait for it.
+    old.send({ type: 'unqueue' });
     const next = this.pool.fork();
     this.#replacing.set(next.id, old);
     this.log.info({ event: 'worker_replacing', workerId: old.id, workerPid: old.pid, replacementId: next.id, reason }, `replacing worker: ${reason}`);

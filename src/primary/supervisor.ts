@@ -34,6 +34,9 @@ import { until } from './wait.js';
 import type { InFlightTask, WorkerHandle } from './worker-handle.js';
 import { WorkerPool } from './worker-pool.js';
 
+/** The largest buffer the automatic prefetch grows to: claims of up to this many tasks in one statement. */
+const maxAutoPrefetch = 1_000;
+
 export interface SupervisorEvents {
   /** A stop (graceful or forced) finished. */
   stopped: [];
@@ -91,11 +94,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#settler = new Settler(this.#db, options.schema, this.id, this.#log);
     this.#pool = new WorkerPool({
       concurrency: options.concurrency,
+      maxTasksPerWorker: options.maxTasksPerWorker,
+      onTaskStart: (handle, f) => this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name)),
       log: this.#log,
       workerConfig: () => ({
         tasksUrl: options.tasksPath ? pathToFileURL(options.tasksPath).href : null,
         databaseUrl: options.databaseUrl,
         schema: options.schema,
+        concurrency: options.concurrency,
         logLevel: options.logLevel,
         logFormat: options.logFormat,
         startupTimeoutMs: options.startupTimeoutMs,
@@ -118,12 +124,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       maxAttemptsByName: () => this.#maxAttemptsByName(),
       defaultMaxAttempts: options.defaultMaxAttempts,
       pollIntervalMs: options.pollIntervalMs,
-      prefetch: options.prefetch ?? 2 * options.workers * options.concurrency,
+      ...prefetchRange(options),
       queues: options.queues?.length ? options.queues : null,
-      onAssigned: (handle, taskId) => {
-        const f = handle.inFlight.get(taskId);
-        if (f) this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name));
-      },
     });
     this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
     this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
@@ -269,7 +271,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       crashed ? 'worker exited unexpectedly' : 'worker exited',
     );
     if (crashed) this.#track(this.#terminateBackends(handle, inFlight));
-    for (const f of inFlight) this.#outcomes.crashed(f, handle, info);
+    // Tasks it had not started yet go to another worker as they are: this attempt never began.
+    for (const f of inFlight) if (f.started) this.#outcomes.crashed(f, handle, info);
+    this.#returnUnstarted(inFlight.filter((f) => !f.started));
     this.emit('workerExited', { workerId: handle.id, pid: handle.pid, crashed });
     this.#publishSoon();
     this.#fleet.onExit(handle);
@@ -333,6 +337,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         this.#maybeRecycle(handle);
         this.#dispatcher.wake();
       },
+      unqueued: (m) => {
+        const returned: InFlightTask[] = [];
+        for (const id of m.taskIds) {
+          const f = handle.take(id);
+          if (f) returned.push(f);
+        }
+        this.#returnUnstarted(returned);
+      },
+      batch: ignore,
       task_failed: (m) => {
         const f = handle.take(m.taskId);
         if (!f) return;
@@ -346,6 +359,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         this.#dispatcher.wake();
       },
     });
+  }
+
+  /** Tasks a worker never started: to the front of the buffer, or back to the queue uncounted when stopping. */
+  #returnUnstarted(tasks: InFlightTask[]): void {
+    if (tasks.length === 0) return;
+    const claimed = tasks.map((f) => f.task);
+    if (this.#phase === 'running' && this.#dispatcher.putBack(claimed)) return;
+    this.#track(this.#release(claimed.map((t) => t.id), 'not started before the stop'));
   }
 
   /** At a task boundary: a worker past its task count or memory limit is replaced. */
@@ -518,6 +539,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#fleet.stopRespawning();
     this.#dispatcher.pause();
     this.#track(this.#dispatcher.releaseBuffered().catch((error) => this.#log.warn({ event: 'release_failed', err: error }, 'could not give back the buffered tasks; they return when the lease expires')));
+    // Tasks queued on workers come back (`unqueued`) and are released like the buffer.
+    for (const h of this.#pool.handles) h.send({ type: 'unqueue' });
     const inFlight = () => this.#pool.handles.reduce((n, h) => n + h.inFlight.size, 0);
     this.#log.info({ event: 'supervisor_stopping', inFlight: inFlight(), forced }, 'stopping: no new tasks, waiting for running ones');
     void this.#publish('stopping');
@@ -591,4 +614,11 @@ function toStartError(error: unknown): PreforkError {
   if (error instanceof PreforkError) return error;
   const e = error as { code?: string; message?: string };
   return new PreforkError('DATABASE_UNREACHABLE', `could not use the database: ${e?.message ?? String(error)}`, { cause: error, exitCode: 3 });
+}
+
+/** `--prefetch N` fixes the buffer; by default it starts at 2 × task slots and grows with the throughput. */
+function prefetchRange(options: SupervisorOptions): { prefetch: number; maxPrefetch: number } {
+  if (options.prefetch !== undefined) return { prefetch: options.prefetch, maxPrefetch: options.prefetch };
+  const base = 2 * options.workers * options.concurrency;
+  return { prefetch: base, maxPrefetch: Math.max(base, maxAutoPrefetch) };
 }

@@ -7,6 +7,9 @@ export type WorkerState = 'starting' | 'waiting_for_database' | 'ready' | 'drain
 
 export interface InFlightTask {
   task: ClaimedTask;
+  /** Whether the worker has started it: it runs its tasks in order, `concurrency` at a time. */
+  started: boolean;
+  /** When it started (when it was handed over, until then). */
   startedAt: number;
   /** The backend of the task's own connection, once it opened one. */
   backendPid: number | null;
@@ -18,12 +21,38 @@ export interface InFlightTask {
   timers: NodeJS.Timeout[];
 }
 
-/** The primary's view of one worker process. */
+/** A worker is sent a queue beyond its free slots only while its tasks take less than this on average. */
+export const pipelineWindowMs = 2;
+/** The longest queue a worker is sent beyond its free slots. */
+export const maxPipeline = 32;
+/** A task running this long makes its worker's queue stuck: no more is queued there, and what is goes elsewhere. */
+export const stuckQueueMs = 10 * pipelineWindowMs;
+/** Weight of the newest run time in the average that sizes the queue. */
+const runTimeWeight = 0.2;
+
+/**
+ * The primary's view of one worker process.
+ *
+ * A worker runs its tasks in the order they were handed over, `concurrency` at a time, so the tasks it runs
+ * are always the first `concurrency` of those not yet finished: the primary knows which have started (for
+ * time limits, and for redelivery after a crash) without being told. Tasks that take well under a
+ * millisecond are sent ahead in a short queue, many per IPC message, so that the worker does not wait a
+ * round trip between them; as soon as tasks take longer the queue goes (no task waits behind a slow one).
+ */
 export class WorkerHandle {
   readonly id: number;
   readonly pid: number;
   readonly startedAt = Date.now();
+  /** Handed over and not finished, in hand-over order: the first `concurrency` have started. */
   readonly inFlight = new Map<string, InFlightTask>();
+  /** Called when a task starts on the worker (by the primary's reckoning). */
+  onStart: (f: InFlightTask) => void = () => {};
+  /** Tasks this worker may still be given in all (recycling by task count); Infinity: no limit. */
+  maxTasks = Infinity;
+  #runTimeMs: number | null = null;
+  #pipeline = 0;
+  /** An `unqueue` was sent and its answer has not come. */
+  unqueuePending = false;
   state: WorkerState = 'starting';
   tasks: TaskInfo[] = [];
   tasksDone = 0;
@@ -40,7 +69,15 @@ export class WorkerHandle {
   }
 
   get freeSlots(): number {
-    return this.state === 'ready' ? this.concurrency - this.inFlight.size : 0;
+    if (this.state !== 'ready') return 0;
+    const room = this.concurrency + (this.#runningLongerThan(stuckQueueMs) ? 0 : this.#pipeline) - this.inFlight.size;
+    const allowed = this.maxTasks - this.tasksDone - this.failures - this.inFlight.size;
+    return Math.max(0, Math.min(room, allowed));
+  }
+
+  /** Tasks handed over that the worker has not started. */
+  get queued(): number {
+    return Math.max(0, this.inFlight.size - this.concurrency);
   }
 
   send(message: PrimaryMessage): boolean {
@@ -53,25 +90,71 @@ export class WorkerHandle {
     }
   }
 
-  assign(task: ClaimedTask): boolean {
-    this.inFlight.set(task.id, { task, startedAt: Date.now(), backendPid: null, timedOut: false, cancelled: false, timers: [] });
-    if (this.send({ type: 'run', task })) return true;
-    this.inFlight.delete(task.id);
+  /** Hands tasks over in one message; false when the worker is gone (nothing was handed over). */
+  assign(tasks: ClaimedTask[]): boolean {
+    const now = Date.now();
+    for (const task of tasks) {
+      this.inFlight.set(task.id, { task, started: false, startedAt: now, backendPid: null, timedOut: false, cancelled: false, timers: [] });
+    }
+    if (this.send({ type: 'run', tasks: tasks.map(({ id, name, payload, attempt, maxAttempts }) => ({ id, name, payload, attempt, maxAttempts })) })) {
+      this.#promote(now);
+      return true;
+    }
+    for (const task of tasks) this.inFlight.delete(task.id);
     return false;
   }
 
-  /** Removes a task from the worker's books and stops its timers. */
+  /** Removes a task from the worker's books and stops its timers; the next queued task starts. */
   take(taskId: string): InFlightTask | undefined {
     const f = this.inFlight.get(taskId);
     if (!f) return undefined;
     this.inFlight.delete(taskId);
     for (const t of f.timers) clearTimeout(t);
+    const now = Date.now();
+    if (f.started) this.#recordRunTime(now - f.startedAt);
+    this.#promote(now);
     return f;
   }
 
-  /** Empties the worker's books (it exited or is being abandoned). */
+  /** Empties the worker's books (it exited or is being abandoned): started tasks first, in order. */
   takeAll(): InFlightTask[] {
-    return [...this.inFlight.keys()].map((id) => this.take(id)!);
+    const all = [...this.inFlight.values()];
+    this.inFlight.clear();
+    for (const f of all) for (const t of f.timers) clearTimeout(t);
+    return all;
+  }
+
+  /** Whether queued tasks wait behind a task that has run for `stuckQueueMs` already. */
+  get queueStuck(): boolean {
+    return this.queued > 0 && this.#runningLongerThan(stuckQueueMs);
+  }
+
+  #runningLongerThan(ms: number): boolean {
+    if (this.inFlight.size === 0) return false;
+    const now = Date.now();
+    let i = 0;
+    for (const f of this.inFlight.values()) {
+      if (i++ >= this.concurrency) break;
+      if (f.started && now - f.startedAt >= ms) return true;
+    }
+    return false;
+  }
+
+  /** The first `concurrency` unfinished tasks are the ones running. */
+  #promote(now: number): void {
+    let i = 0;
+    for (const f of this.inFlight.values()) {
+      if (i++ >= this.concurrency) break;
+      if (f.started) continue;
+      f.started = true;
+      f.startedAt = now;
+      this.onStart(f);
+    }
+  }
+
+  #recordRunTime(ms: number): void {
+    this.#runTimeMs = this.#runTimeMs === null ? ms : this.#runTimeMs + runTimeWeight * (ms - this.#runTimeMs);
+    this.#pipeline = this.#runTimeMs >= pipelineWindowMs ? 0 : Math.min(maxPipeline, Math.floor(pipelineWindowMs / Math.max(this.#runTimeMs, 0.05)));
   }
 
   snapshot(now = Date.now()) {
@@ -84,7 +167,7 @@ export class WorkerHandle {
       rss: this.rss,
       loopLagMs: this.loopLagMs,
       uptimeMs: now - this.startedAt,
-      current: [...this.inFlight.values()].map((f) => ({
+      current: [...this.inFlight.values()].filter((f) => f.started).map((f) => ({
         taskId: f.task.id,
         name: f.task.name,
         attempt: f.task.attempt,

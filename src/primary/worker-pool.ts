@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { SerializedError } from '../errors.js';
 import { dispatchMessage, isWorkerMessage, type MessageHandlers, type WorkerMessage } from '../protocol.js';
 import { encodeWorkerConfig, workerConfigEnv, type WorkerConfig } from '../worker/worker-config.js';
-import { WorkerHandle } from './worker-handle.js';
+import { WorkerHandle, type InFlightTask } from './worker-handle.js';
 
 const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
@@ -23,6 +23,10 @@ export interface WorkerPoolEvents {
 
 export interface WorkerPoolOptions {
   concurrency: number;
+  /** Tasks a worker may be given in all before it is recycled; absent: no limit. */
+  maxTasksPerWorker?: number | undefined;
+  /** A task started on a worker (by the primary's reckoning: see WorkerHandle). */
+  onTaskStart: (handle: WorkerHandle, f: InFlightTask) => void;
   /** Read at each fork: what the worker is told. */
   workerConfig: () => WorkerConfig;
   log: Logger;
@@ -49,6 +53,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   fork(): WorkerHandle {
     const worker = cluster.fork({ [workerConfigEnv]: encodeWorkerConfig(this.#options.workerConfig()) });
     const handle = new WorkerHandle(worker, this.#options.concurrency);
+    if (this.#options.maxTasksPerWorker) handle.maxTasks = this.#options.maxTasksPerWorker;
+    handle.onStart = (f) => this.#options.onTaskStart(handle, f);
     this.#workers.set(handle.id, handle);
     this.#options.log.info({ event: 'worker_forked', workerId: handle.id, workerPid: handle.pid }, 'worker forked');
     const handlers = this.#handlersFor(handle);
@@ -85,7 +91,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Lifecycle messages are handled here; task messages go to the supervisor. */
   #handlersFor(handle: WorkerHandle): MessageHandlers<WorkerMessage> {
     const forward = (message: WorkerMessage) => this.emit('message', handle, message);
-    return {
+    const handlers: MessageHandlers<WorkerMessage> = {
       ready: (m) => {
         if (handle.state !== 'starting' && handle.state !== 'waiting_for_database') return;
         handle.state = 'ready';
@@ -109,6 +115,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       db_backend: forward,
       task_succeeded: forward,
       task_failed: forward,
+      unqueued: (m) => {
+        handle.unqueuePending = false;
+        forward(m);
+      },
+      batch: (m) => {
+        for (const inner of m.messages) if (inner.type !== 'batch') dispatchMessage(handlers, inner);
+      },
     };
+    return handlers;
   }
 }

@@ -3,12 +3,13 @@
  * hooks (the first resets the connection cache), reports ready, then runs the tasks the primary sends over
  * IPC until told to shut down. It never polls the database for work.
  */
+import '../db/load-pg.js';
 import cluster from 'node:cluster';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { connectionCache } from '../db/connection-cache.js';
-import { coerceError, serializeError } from '../errors.js';
+import { coerceError, PreforkError, serializeError } from '../errors.js';
 import { createLogger } from '../logger.js';
-import { dispatchMessage, isPrimaryMessage, type MessageHandlers, type PrimaryMessage, type WorkerMessage } from '../protocol.js';
+import { dispatchMessage, isPrimaryMessage, type MessageHandlers, type PrimaryMessage, type TaskEnvelope, type WorkerMessage } from '../protocol.js';
 import { decodeWorkerConfig } from './worker-config.js';
 import { runTask } from './run-task.js';
 import { registeredStartHooks } from './startup-hooks.js';
@@ -20,8 +21,21 @@ import { waitForDatabase } from './database-check.js';
 const config = { ...decodeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
 const log = createLogger({ level: config.logLevel, format: config.logFormat, base: { role: 'worker', workerId: config.workerId } });
 
+/**
+ * What the worker says within one turn of its event loop leaves in one IPC write (each write is a system
+ * call, and short tasks finish many per turn), in the order said.
+ */
+let outbox: WorkerMessage[] = [];
 function send(message: WorkerMessage): void {
-  if (process.connected) process.send?.(message);
+  if (outbox.length === 0) setImmediate(flush);
+  outbox.push(message);
+}
+/** Writes the outbox; `written` runs once the write is done (or there was nothing to write). */
+function flush(written?: () => void): void {
+  const messages = outbox;
+  outbox = [];
+  if (messages.length === 0 || !process.connected || !process.send) return void written?.();
+  process.send(messages.length === 1 ? messages[0] : { type: 'batch', messages }, undefined, {}, () => written?.());
 }
 
 // The primary owns the lifecycle: Ctrl-C reaches the whole process group, but only the primary decides
@@ -33,6 +47,8 @@ const registry = new TaskRegistry();
 const slots = new ConnectionSlots(send);
 let budgetEnforced = config.budgetEnforced;
 const running = new Map<string, AbortController>();
+/** Received and not started: they start in this order, `concurrency` at a time. */
+const queue: TaskEnvelope[] = [];
 let shuttingDown = false;
 
 async function start(): Promise<void> {
@@ -71,29 +87,53 @@ async function checkDatabase(): Promise<void> {
   });
 }
 
+function startNext(): void {
+  while (running.size < config.concurrency && queue.length > 0) startTask(queue.shift()!);
+}
+
+function startTask(task: TaskEnvelope): void {
+  const controller = new AbortController();
+  running.set(task.id, controller);
+  void runTask(task, controller, {
+    registry,
+    workerId: config.workerId,
+    databaseUrl: config.databaseUrl,
+    schema: config.schema,
+    connectionSlot: budgetEnforced ? () => slots.slot() : undefined,
+    session: config.session,
+    log,
+    send,
+  }).finally(() => {
+    running.delete(task.id);
+    startNext();
+    if (shuttingDown && running.size === 0) void exit(0);
+  });
+}
+
+/** Gives the queued tasks back to the primary: another worker runs them. */
+function unqueue(): void {
+  const taskIds = queue.splice(0).map((t) => t.id);
+  send({ type: 'unqueued', taskIds });
+}
+
 const handlers: MessageHandlers<PrimaryMessage> = {
-  run: ({ task }) => {
-    const controller = new AbortController();
-    running.set(task.id, controller);
-    void runTask(task, controller, {
-      registry,
-      workerId: config.workerId,
-      databaseUrl: config.databaseUrl,
-      schema: config.schema,
-      connectionSlot: budgetEnforced ? () => slots.slot() : undefined,
-      session: config.session,
-      log,
-      send,
-    }).finally(() => {
-      running.delete(task.id);
-      if (shuttingDown && running.size === 0) void exit(0);
-    });
+  run: ({ tasks }) => {
+    queue.push(...tasks);
+    startNext();
   },
   abort: ({ taskId, reason }) => {
+    const waiting = queue.findIndex((t) => t.id === taskId);
+    if (waiting >= 0) {
+      queue.splice(waiting, 1);
+      send({ type: 'task_failed', taskId, error: serializeError(new PreforkError('ABORTED', `${reason} before the task started`)) });
+      return;
+    }
     running.get(taskId)?.abort(new Error(reason));
   },
+  unqueue,
   shutdown: () => {
     shuttingDown = true;
+    unqueue();
     if (running.size === 0) void exit(0);
   },
   slot_granted: ({ requestId }) => slots.granted(requestId),
@@ -107,6 +147,8 @@ process.on('message', (message: unknown) => {
 });
 
 async function exit(code: number): Promise<never> {
+  // What was said last (the final outcomes, the tasks given back) must reach the primary before the exit.
+  await withTimeout(new Promise<void>((resolve) => flush(resolve)), 1_000, 'IPC write').catch(() => {});
   await connectionCache.reset().catch(() => {});
   process.exit(code);
 }

@@ -6,6 +6,8 @@ export interface WorkerConfig {
   tasksUrl: string | null;
   databaseUrl: string;
   schema: string;
+  /** Tasks run at once; more may be queued (they start in the order received). */
+  concurrency: number;
   logLevel: string;
   /** The primary's log format (`--pretty`), so all processes' lines look alike; absent: JSON. */
   logFormat?: 'json' | 'pretty' | undefined;

@@ -1,0 +1,60 @@
+/**
+ * How tasks reach the workers: claims that grow with the throughput, short tasks sent ahead in a queue on
+ * each worker, and what happens to such queued tasks when a task turns out slow or the supervisor stops.
+ */
+import { describe, expect, it } from 'vitest';
+import { query, useTestSchema } from './support/database.js';
+import { runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { countByState, waitForFinal } from './support/tasks.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+describe('dispatch', () => {
+  it('claims many short tasks per statement, and hands tasks queued behind a slow one to an idle worker', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2']);
+    await sup.ready();
+    // One statement, so ids give the claim order: 400 short tasks, one that sleeps 3 s, 200 short ones.
+    await query(
+      `insert into "${schema}".tasks (name, payload)
+       select case when g = 401 then 'prefork.sleep' else 'prefork.echo' end,
+              case when g = 401 then '{"ms": 3000}'::jsonb else jsonb_build_object('i', g) end
+         from generate_series(1, 601) g order by g`,
+    );
+    await waitForFinal(schema, 601);
+    expect(await countByState(schema)).toEqual({ succeeded: 601 });
+    // Each claim is one transaction, and its rows share its start time.
+    const [{ claims }] = await query<{ claims: number }>(`select count(distinct started_at)::int as claims from "${schema}".tasks`);
+    expect(claims).toBeLessThan(60);
+    // No short task waited for the slow one, although short tasks are queued on the workers ahead of time.
+    const [{ slowEnd, lastShortEnd, attempts }] = await query<{ slowEnd: Date; lastShortEnd: Date; attempts: number }>(
+      `select (select finished_at from "${schema}".tasks where name = 'prefork.sleep') as "slowEnd",
+              (select max(finished_at) from "${schema}".tasks where name = 'prefork.echo') as "lastShortEnd",
+              (select max(attempts) from "${schema}".tasks)::int as attempts`,
+    );
+    expect(lastShortEnd.getTime()).toBeLessThan(slowEnd.getTime());
+    expect(attempts).toBe(1);
+    await sup.stop();
+  });
+
+  it('stop in a stream of short tasks: what no worker started goes back to the queue, uncounted', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '3']);
+    await sup.ready();
+    await query(`insert into "${schema}".tasks (name, payload) select 'prefork.echo', jsonb_build_object('i', g) from generate_series(1, 20000) g`);
+    await expect.poll(async () => (await countByState(schema)).succeeded ?? 0).toBeGreaterThan(500);
+    const stop = await runCli(['stop'], { schema });
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await sup.exited).toEqual({ code: 0, signal: null });
+    const counts = await countByState(schema);
+    expect(Object.keys(counts).sort()).toEqual(['queued', 'succeeded']);
+    expect(counts.succeeded! + counts.queued!).toBe(20000);
+    const [wrong] = await query<{ queued: number; succeeded: number }>(
+      `select count(*) filter (where state = 'queued' and (attempts <> 0 or supervisor_id is not null))::int as queued,
+              count(*) filter (where state = 'succeeded' and attempts <> 1)::int as succeeded
+         from "${schema}".tasks`,
+    );
+    expect(wrong).toEqual({ queued: 0, succeeded: 0 });
+  });
+});
