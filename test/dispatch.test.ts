@@ -25,16 +25,16 @@ describe('dispatch', () => {
     await waitForFinal(schema, 601);
     expect(await countByState(schema)).toEqual({ succeeded: 601 });
     // Each claim is one transaction, and its rows share its start time.
-    const [{ claims }] = await query<{ claims: number }>(`select count(distinct started_at)::int as claims from "${schema}".tasks`);
-    expect(claims).toBeLessThan(60);
+    const [claimed] = await query<{ claims: number }>(`select count(distinct started_at)::int as claims from "${schema}".tasks`);
+    expect(claimed!.claims).toBeLessThan(60);
     // No short task waited for the slow one, although short tasks are queued on the workers ahead of time.
-    const [{ slowEnd, lastShortEnd, attempts }] = await query<{ slowEnd: Date; lastShortEnd: Date; attempts: number }>(
+    const [ends] = await query<{ slowEnd: Date; lastShortEnd: Date; attempts: number }>(
       `select (select finished_at from "${schema}".tasks where name = 'prefork.sleep') as "slowEnd",
               (select max(finished_at) from "${schema}".tasks where name = 'prefork.echo') as "lastShortEnd",
               (select max(attempts) from "${schema}".tasks)::int as attempts`,
     );
-    expect(lastShortEnd.getTime()).toBeLessThan(slowEnd.getTime());
-    expect(attempts).toBe(1);
+    expect(ends!.lastShortEnd.getTime()).toBeLessThan(ends!.slowEnd.getTime());
+    expect(ends!.attempts).toBe(1);
     await sup.stop();
   });
 

@@ -1,16 +1,20 @@
 /**
- * Records task outcomes in batches: while one batch is being written, the next accumulates, so the
- * number of round trips falls as the load rises (group commit). An outcome stays in memory until the
- * database accepted it; on a database error the batch is retried.
+ * Records task outcomes in batches: while a batch is being written, the next accumulates, so the number of
+ * round trips falls as the load rises (group commit). Two batches may be in flight at once, on two
+ * connections, so that the database works on one while the other travels. An outcome stays in memory until
+ * the database accepted it; on a database error the batch is retried.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Queryable } from '../db/queryable.js';
 import { maxSettleBatch, settleTasks, type Settlement } from '../queue/settle-tasks.js';
 
+/** Batches in flight at once. */
+const maxWriters = 2;
+
 export class Settler {
   #pending: Settlement[] = [];
-  #flushing: Promise<void> | null = null;
+  #flushing = new Set<Promise<void>>();
 
   constructor(
     private readonly db: Queryable,
@@ -26,19 +30,22 @@ export class Settler {
 
   add(settlement: Settlement): void {
     this.#pending.push(settlement);
-    this.#flushing ??= this.#flush().finally(() => {
-      this.#flushing = null;
-    });
+    // A second writer starts only when there is a backlog for it.
+    if (this.#flushing.size === 0 || (this.#flushing.size < maxWriters && this.#pending.length > 1)) {
+      const flushing: Promise<void> = this.#flush().finally(() => this.#flushing.delete(flushing));
+      this.#flushing.add(flushing);
+    }
   }
 
   /** Resolves when everything added so far is in the database, or false when `timeoutMs` passed first. */
   async drain(timeoutMs = Infinity): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#flushing) {
+    while (this.#flushing.size > 0) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      if (left === Infinity) await this.#flushing;
-      else await Promise.race([this.#flushing, delay(left)]);
+      const all = Promise.all(this.#flushing);
+      if (left === Infinity) await all;
+      else await Promise.race([all, delay(left)]);
     }
     return true;
   }

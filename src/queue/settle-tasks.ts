@@ -14,8 +14,10 @@ export interface Settlement {
   workerPid?: number | null | undefined;
 }
 
+/** Outcomes per statement. */
+export const maxSettleBatch = 1_000;
 /** Ids per NOTIFY: a payload must stay under 8,000 bytes. */
-export const maxSettleBatch = 300;
+const idsPerNotification = 300;
 
 /**
  * Records many outcomes in one statement, fenced on the claiming supervisor: a supervisor that lost its
@@ -49,20 +51,25 @@ export async function settleTasks(db: Queryable, schema: string, supervisorId: s
               finished_at = case when i.state = 'queued' then null else now() end,
               supervisor_id = case when i.state = 'queued' then null else t.supervisor_id end,
               worker_pid = coalesce(i.worker_pid, t.worker_pid),
-              history = t.history || jsonb_build_array(jsonb_build_object(
-                'attempt', t.attempts, 'outcome', case when i.state = 'queued' then 'retried' else i.state end,
-                'workerPid', i.worker_pid, 'supervisorId', t.supervisor_id,
-                'startedAt', t.started_at, 'finishedAt', now(), 'error', i.error))
+              -- The attempt that ends the task is in the row itself (read-tasks.ts adds it to the history on
+              -- reading): only an attempt followed by another is written, which spares most outcomes a jsonb rewrite.
+              history = case when i.state <> 'queued' then t.history else t.history || jsonb_build_array(jsonb_build_object(
+                'attempt', t.attempts, 'outcome', 'retried', 'workerPid', i.worker_pid, 'supervisorId', t.supervisor_id,
+                'startedAt', t.started_at, 'finishedAt', now(), 'error', i.error)) end
          from input i
         where t.id = i.id and t.state = 'running' and t.supervisor_id = $2
        returning t.id, t.state, i.delay_ms
      ),
-     done as (select string_agg(id::text, ',') as ids from settled where state <> 'queued'),
-     notify_done as (select pg_notify($3, ids) from done where ids is not null),
+     done as (
+       select string_agg(id::text, ',') as ids
+         from (select id, (row_number() over () - 1) / $5 as chunk from settled where state <> 'queued') d
+        group by chunk
+     ),
+     notify_done as (select pg_notify($3, ids) from done),
      notify_wake as (select pg_notify($4, '') from (select 1 from settled where state = 'queued' and delay_ms <= 0 limit 1) s)
      select array(select id::text from settled) as settled,
             (select count(*) from notify_done) + (select count(*) from notify_wake) as notified`,
-    [JSON.stringify(input), supervisorId, channels.done, channels.wake],
+    [JSON.stringify(input), supervisorId, channels.done, channels.wake, idsPerNotification],
   );
   return rows[0]?.settled ?? [];
 }
