@@ -7,7 +7,7 @@
  * round trip. Buffered tasks are `running` under this supervisor's lease: if it dies they are reclaimed like
  * any other; on a graceful stop they are given back uncounted.
  *
- * The buffer's size follows the throughput: it starts at `prefetch` and doubles (up to `maxPrefetch`) each
+ * The buffer's size follows the throughput: it starts at `prefetch` and grows fourfold (up to `maxPrefetch`) each
  * time a worker had a free slot and nothing was buffered while the queue still held due tasks; a claim that
  * finds fewer due tasks than it asked for sets it back. Short tasks so get claims of hundreds (one statement
  * for many tasks), while long tasks stay spread over the supervisors.

@@ -11,6 +11,8 @@ import { maxSettleBatch, settleTasks, type Settlement } from '../queue/settle-ta
 
 /** Batches in flight at once. */
 const maxWriters = 2;
+/** Outcomes waiting before a second batch starts beside the one in flight. */
+const secondWriterBacklog = 100;
 
 export class Settler {
   #pending: Settlement[] = [];
@@ -30,8 +32,8 @@ export class Settler {
 
   add(settlement: Settlement): void {
     this.#pending.push(settlement);
-    // A second writer starts only when there is a backlog for it.
-    if (this.#flushing.size === 0 || (this.#flushing.size < maxWriters && this.#pending.length > 1)) {
+    // A second writer starts only for a backlog worth a statement of its own.
+    if (this.#flushing.size === 0 || (this.#flushing.size < maxWriters && this.#pending.length >= secondWriterBacklog)) {
       const flushing: Promise<void> = this.#flush().finally(() => this.#flushing.delete(flushing));
       this.#flushing.add(flushing);
     }
