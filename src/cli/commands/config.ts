@@ -30,7 +30,7 @@ const whenUnset: Record<string, (() => unknown) | string> = {
   schema: () => 'prefork',
   dataDir: () => DEFAULT_DATA_DIR,
   pretty: 'auto: pretty when stdout is a terminal',
-  prefetch: 'auto: 2 × workers × concurrency',
+  prefetch: 'auto: from 2 × workers × concurrency, growing with the throughput up to 1,000',
   maxDbConnections: "auto: from the server's max_connections",
   metricsPort: 'none: no metrics server',
 };
