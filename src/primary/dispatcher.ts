@@ -14,13 +14,13 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Queryable } from '../db/queryable.js';
+import type { PreparingQueryable } from '../db/queryable.js';
 import { claimTasks, nextRunAt, type ClaimedTask } from '../queue/claim-tasks.js';
 import { releaseTasks } from '../queue/release-tasks.js';
 import { stuckQueueMs, type WorkerHandle } from './worker-handle.js';
 
 export interface DispatcherDeps {
-  db: Queryable;
+  db: PreparingQueryable;
   schema: string;
   supervisorId: string;
   log: Logger;

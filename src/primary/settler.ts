@@ -6,7 +6,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Queryable } from '../db/queryable.js';
+import type { PreparingQueryable } from '../db/queryable.js';
 import { maxSettleBatch, settleTasks, type Settlement } from '../queue/settle-tasks.js';
 
 /** Batches in flight at once. */
@@ -19,7 +19,7 @@ export class Settler {
   #flushing = new Set<Promise<void>>();
 
   constructor(
-    private readonly db: Queryable,
+    private readonly db: PreparingQueryable,
     private readonly schema: string,
     private readonly supervisorId: string,
     private readonly log: Logger,

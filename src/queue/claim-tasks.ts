@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/queryable.js';
+import type { PreparingQueryable, Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 
 export interface ClaimedTask {
@@ -23,7 +23,7 @@ export interface ClaimRequest {
 }
 
 /** Moves up to `limit` due tasks to `running` under this supervisor, skipping rows others hold. */
-export async function claimTasks(db: Queryable, schema: string, request: ClaimRequest): Promise<ClaimedTask[]> {
+export async function claimTasks(db: PreparingQueryable, schema: string, request: ClaimRequest): Promise<ClaimedTask[]> {
   const q = quoteIdent(schema);
   const { rows } = await db.query<{
     id: string;
@@ -33,12 +33,14 @@ export async function claimTasks(db: Queryable, schema: string, request: ClaimRe
     max_attempts: number;
     priority: number;
     run_at: Date;
-  }>(
-    `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts,
+  }>({
+    // Named: parsed and planned once per connection.
+    name: `prefork_claim_${schema}`,
+    text: `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts,
             task_priority as priority, task_run_at as run_at
        from ${q}.claim_tasks($3::uuid, $1::text[], $2::int, $4::jsonb, $5::int, $6::text[])`,
-    [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts, request.queues],
-  );
+    values: [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts, request.queues],
+  });
   rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || compareIds(a.id, b.id));
   return rows.map((r) => ({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts }));
 }

@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/queryable.js';
+import type { PreparingQueryable } from '../db/queryable.js';
 import { channelsFor, quoteIdent } from '../db/identifiers.js';
 import type { SerializedError } from '../errors.js';
 import type { TaskState } from './task-row.js';
@@ -24,7 +24,7 @@ const idsPerNotification = 300;
  * claim cannot overwrite what another recorded. Notifies `done` with the ids that reached a final state
  * and `wake` when a task went back to the queue due now. Returns the ids actually settled.
  */
-export async function settleTasks(db: Queryable, schema: string, supervisorId: string, batch: readonly Settlement[]): Promise<string[]> {
+export async function settleTasks(db: PreparingQueryable, schema: string, supervisorId: string, batch: readonly Settlement[]): Promise<string[]> {
   if (batch.length === 0) return [];
   const q = quoteIdent(schema);
   const channels = channelsFor(schema);
@@ -36,8 +36,10 @@ export async function settleTasks(db: Queryable, schema: string, supervisorId: s
     delay_ms: s.delayMs ?? 0,
     worker_pid: s.workerPid ?? null,
   }));
-  const { rows } = await db.query<{ settled: string[] | null }>(
-    `with input as (
+  const { rows } = await db.query<{ settled: string[] | null }>({
+    // Named: parsed and planned once per connection (half the time of a one-outcome batch).
+    name: `prefork_settle_${schema}`,
+    text: `with input as (
        select * from jsonb_to_recordset($1::jsonb)
          as i(id bigint, state text, result jsonb, error jsonb, delay_ms float8, worker_pid integer)
      ),
@@ -69,7 +71,7 @@ export async function settleTasks(db: Queryable, schema: string, supervisorId: s
      notify_wake as (select pg_notify($4, '') from (select 1 from settled where state = 'queued' and delay_ms <= 0 limit 1) s)
      select array(select id::text from settled) as settled,
             (select count(*) from notify_done) + (select count(*) from notify_wake) as notified`,
-    [JSON.stringify(input), supervisorId, channels.done, channels.wake, idsPerNotification],
-  );
+    values: [JSON.stringify(input), supervisorId, channels.done, channels.wake, idsPerNotification],
+  });
   return rows[0]?.settled ?? [];
 }
