@@ -1,4 +1,5 @@
 /** The `prefork` command line. Every failure is one line on stderr and a documented exit code. */
+import '../db/load-pg.js'; // first, before anything imports pg
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { PreforkError } from '../errors.js';

@@ -3,7 +3,7 @@
  * hooks (the first resets the connection cache), reports ready, then runs the tasks the primary sends over
  * IPC until told to shut down. It never polls the database for work.
  */
-import '../db/load-pg.js';
+import '../db/load-pg.js'; // first, before anything imports pg
 import cluster from 'node:cluster';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { connectionCache } from '../db/connection-cache.js';
