@@ -96,7 +96,10 @@ export class SupervisorProcess {
     return this.events(event)[count - 1];
   }
 
-  /** Ready: the `supervisor_ready` line at info level; at quieter levels, the supervisor's row says running. */
+  /**
+   * Ready: the `supervisor_ready` line at info level; at quieter levels, the snapshot the supervisor publishes
+   * once every worker is ready (its row says `running` from registration on, before any worker exists).
+   */
   async ready(timeoutMs = 60_000) {
     if (['info', 'debug', 'trace'].includes(this.logLevel)) return this.waitForEvent('supervisor_ready', 1, timeoutMs);
     await pollUntil(
@@ -106,7 +109,10 @@ export class SupervisorProcess {
           throw new Error(`prefork exited before it was ready: ${this.tail().trim()}`);
         }
         try {
-          const [r] = await query(`select count(*)::int as n from ${quoteIdent(this.schema)}.supervisors where pid = $1 and state = 'running'`, [this.pid]);
+          const [r] = await query(
+            `select count(*)::int as n from ${quoteIdent(this.schema)}.supervisors where pid = $1 and state = 'running' and snapshot ->> 'state' = 'running'`,
+            [this.pid],
+          );
           return r.n > 0;
         } catch {
           return false; // not migrated yet

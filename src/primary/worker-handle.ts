@@ -24,7 +24,7 @@ export interface InFlightTask {
 /** A worker is sent a queue beyond its free slots only while its tasks take less than this on average. */
 export const pipelineWindowMs = 2;
 /** The longest queue a worker is sent beyond its free slots. */
-export const maxPipeline = 32;
+export const maxPipeline = 64;
 /** A task running this long makes its worker's queue stuck: no more is queued there, and what is goes elsewhere. */
 export const stuckQueueMs = 10 * pipelineWindowMs;
 /** Weight of the newest run time in the average that sizes the queue. */
