@@ -25,28 +25,15 @@ export interface ClaimRequest {
 /** Moves up to `limit` due tasks to `running` under this supervisor, skipping rows others hold. */
 export async function claimTasks(db: PreparingQueryable, schema: string, request: ClaimRequest): Promise<ClaimedTask[]> {
   const q = quoteIdent(schema);
-  const { rows } = await db.query<{
-    id: string;
-    name: string;
-    payload: unknown;
-    attempts: number;
-    max_attempts: number;
-    priority: number;
-    run_at: Date;
-  }>({
-    // Named: parsed and planned once per connection.
+  const { rows } = await db.query<{ id: string; name: string; payload: unknown; attempts: number; max_attempts: number }>({
+    // Named: parsed and planned once per connection. Ordered here: the update returns rows in no set order.
     name: `prefork_claim_${schema}`,
-    text: `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts,
-            task_priority as priority, task_run_at as run_at
-       from ${q}.claim_tasks($3::uuid, $1::text[], $2::int, $4::jsonb, $5::int, $6::text[])`,
+    text: `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts
+       from ${q}.claim_tasks($3::uuid, $1::text[], $2::int, $4::jsonb, $5::int, $6::text[])
+      order by task_priority desc, task_run_at, task_id`,
     values: [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts, request.queues],
   });
-  rows.sort((a, b) => b.priority - a.priority || a.run_at.getTime() - b.run_at.getTime() || compareIds(a.id, b.id));
   return rows.map((r) => ({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts }));
-}
-
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** When the next queued task of these names becomes due, or null when none is waiting. */
