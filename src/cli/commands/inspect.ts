@@ -3,8 +3,7 @@ import { PreforkError } from '../../errors.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
-import { inspectTask, renderTask } from '../inspect/inspect-task.js';
-import { inspectWorker, notFoundExitCode, renderWorker, type WorkerRef } from '../inspect/inspect-worker.js';
+import type { WorkerRef } from '../inspect/inspect-worker.js';
 import { addDatabaseOptions } from './common.js';
 
 interface InspectFlags extends DatabaseFlags {
@@ -39,6 +38,11 @@ Examples:
       throw new PreforkError('SUPERVISOR_WITH_TASK', '--supervisor is for inspect worker', { exitCode: exitCodes.usage });
     }
     const database = resolveDatabase(flags);
+    // Loaded here, not at the top: `prefork start` imports every command's module.
+    const [{ inspectTask, renderTask }, { inspectWorker, notFoundExitCode, renderWorker }] = await Promise.all([
+      import('../inspect/inspect-task.js'),
+      import('../inspect/inspect-worker.js'),
+    ]);
     const client = await openDatabase(database, 'prefork inspect');
     try {
       if (target.kind === 'task') {

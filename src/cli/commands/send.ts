@@ -9,7 +9,6 @@ import { locateDatabase, openDatabase, resolveDatabase, type DatabaseFlags } fro
 import { exitCodes } from '../exit-codes.js';
 import { integer, parsePayload } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
-import { sendFile } from './send-file.js';
 
 interface SendFlags extends DatabaseFlags {
   wait?: boolean;
@@ -112,7 +111,7 @@ Examples:
   });
 }
 
-function sendFileAction(name: string | undefined, flags: SendFlags): Promise<void> {
+async function sendFileAction(name: string | undefined, flags: SendFlags): Promise<void> {
   if (name !== undefined) {
     throw new PreforkError('FILE_WITH_TASK', '--file takes the tasks from the file: give no task name or payload', { exitCode: exitCodes.usage });
   }
@@ -120,6 +119,8 @@ function sendFileAction(name: string | undefined, flags: SendFlags): Promise<voi
     throw new PreforkError('FILE_WITH_KEY', '--key is not supported with --file (send tasks with a unique key one by one)', { exitCode: exitCodes.usage });
   }
   if (flags.timeout !== undefined && !flags.wait) throw new PreforkError('TIMEOUT_WITHOUT_WAIT', '--timeout is for --wait', { exitCode: exitCodes.usage });
+  // Loaded here, not at the top: `prefork start` imports every command's module.
+  const { sendFile } = await import('./send-file.js');
   return sendFile(resolveDatabase(flags), {
     file: flags.file!,
     defaults: { priority: flags.priority, delayMs: flags.delay, queue: flags.queue, maxAttempts: flags.maxAttempts },

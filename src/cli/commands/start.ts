@@ -6,14 +6,10 @@ import { redactConnectionString } from '../../db/connection-string.js';
 import { PreforkError } from '../../errors.js';
 import { originsOf } from '../../config/origins.js';
 import { createLogger, resolveLogFormat } from '../../logger.js';
-import { MetricsServer } from '../../metrics/metrics-server.js';
-import { QueueDepth } from '../../metrics/queue-depth.js';
-import { SupervisorMetrics } from '../../metrics/supervisor-metrics.js';
 import { Supervisor } from '../../primary/supervisor.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { handleStopSignals } from '../../signals.js';
 import { resolveDatabase, type DatabaseFlags } from '../database.js';
-import { startEmbeddedServer } from '../embedded-server.js';
 import { exitCodes } from '../exit-codes.js';
 import { integer, logLevel, queueList } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
@@ -109,19 +105,18 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
   const log = createLogger({ level: flags.logLevel, base: { role: 'primary' }, format: logFormat });
   // The metrics port first: a port in use fails before anything starts. /healthz says 503 until the supervisor runs.
   let supervisor: Supervisor | undefined;
-  const metrics = flags.metricsPort === undefined ? undefined : new SupervisorMetrics();
-  const metricsServer = metrics
-    ? await MetricsServer.listen({
-        host: flags.metricsHost,
-        port: flags.metricsPort!,
-        registry: metrics.registry,
-        health: () => ({ ok: supervisor?.phase === 'running', state: supervisor?.phase ?? 'starting' }),
-        log,
-      })
-    : undefined;
+  const metrics =
+    flags.metricsPort === undefined
+      ? undefined
+      : await serveMetrics({
+          host: flags.metricsHost,
+          port: flags.metricsPort,
+          health: () => ({ ok: supervisor?.phase === 'running', state: supervisor?.phase ?? 'starting' }),
+          log,
+        });
   // Without a database URL, the embedded PostgreSQL: started before the supervisor, stopped after it.
-  const embedded = database.url ? undefined : await startEmbeddedServer(database.embedded, log).catch(async (error: unknown) => {
-    await metricsServer?.close();
+  const embedded = database.url ? undefined : await startEmbedded(database.embedded, log).catch(async (error: unknown) => {
+    await metrics?.close();
     throw error;
   });
   try {
@@ -165,7 +160,7 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
       },
       log,
     );
-    metrics?.attach(supervisor, new QueueDepth({ databaseUrl, schema: database.schema, log }));
+    metrics?.attach(supervisor, { databaseUrl, schema: database.schema });
     handleStopSignals(supervisor, log, () => {
       embedded?.abandon();
       process.exit(exitCodes.forced);
@@ -179,10 +174,23 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
     }
     await stopped;
   } finally {
-    await metricsServer?.close();
     await metrics?.close();
     await embedded?.stop();
   }
+}
+
+// Loaded only when used, so that a plain `start` does not pay for them (primary module load is start-up time).
+
+/** prom-client (with @opentelemetry/api) and node:http: about 90 modules, 40 ms. */
+async function serveMetrics(...args: Parameters<typeof import('../../metrics/serve-metrics.js').serveMetrics>) {
+  const { serveMetrics } = await import('../../metrics/serve-metrics.js');
+  return serveMetrics(...args);
+}
+
+/** The embedded server: child processes, lock and state files. */
+async function startEmbedded(...args: Parameters<typeof import('../embedded-server.js').startEmbeddedServer>) {
+  const { startEmbeddedServer } = await import('../embedded-server.js');
+  return startEmbeddedServer(...args);
 }
 
 /** For the log: --database-url, the environment variable (DATABASE_URL, PREFORK_DATABASE_URL) or the config file. */

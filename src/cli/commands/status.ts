@@ -5,7 +5,6 @@ import { statusReport, type StatusReport } from '../../queue/status-report.js';
 import { exitCodes } from '../exit-codes.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { integer } from '../parse.js';
-import { watchStatus } from '../watch/watch-status.js';
 import { addDatabaseOptions } from './common.js';
 
 interface StatusFlags extends DatabaseFlags {
@@ -38,6 +37,8 @@ Examples:
     }
     const database = resolveDatabase(flags);
     if (flags.watch) {
+      // The live view's code loads only for --watch: `prefork start` imports every command's module.
+      const { watchStatus } = await import('../watch/watch-status.js');
       await watchStatus(database, { intervalMs: flags.interval ?? 1_000, json: flags.json === true });
       return;
     }
