@@ -50,7 +50,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
       }
     });
     await client.connect();
-    for (const channel of this.channels) await client.query(`listen ${quoteIdent(channel)}`);
+    // Every LISTEN in one simple-protocol round trip.
+    if (this.channels.length > 0) await client.query(this.channels.map((channel) => `listen ${quoteIdent(channel)}`).join('; '));
     return client;
   }
 
