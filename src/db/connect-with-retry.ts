@@ -49,11 +49,12 @@ export async function connectWithRetry(
 ): Promise<pg.Client> {
   const policy = { ...connectRetryDefaults, ...definedOnly(options) };
   const { connectionString, signal } = options;
-  const target = redactConnectionString(connectionString);
+  // Only messages need the redacted target: parsed when one is written, not on every connect.
+  const target = () => redactConnectionString(connectionString);
   const started = performance.now();
   const elapsed = () => performance.now() - started;
   const aborted = () =>
-    new PreforkError('DB_CONNECT_ABORTED', `connecting to PostgreSQL at ${target} was aborted: ${oneLine(coerceError(signal?.reason).message, connectionString)}`, {
+    new PreforkError('DB_CONNECT_ABORTED', `connecting to PostgreSQL at ${target()} was aborted: ${oneLine(coerceError(signal?.reason).message, connectionString)}`, {
       cause: signal?.reason,
     });
   for (let attempt = 1; ; attempt++) {
@@ -71,7 +72,7 @@ export async function connectWithRetry(
       const verdict = classifyDatabaseError(error);
       const message = describe(error, timeoutMs, connectionString);
       const fail = (why: string) =>
-        new PreforkError('DB_CONNECT_FAILED', `could not connect to PostgreSQL at ${target}: ${message} (${[verdict.code, verdict.reason].filter(Boolean).join(', ')}: ${why})`, {
+        new PreforkError('DB_CONNECT_FAILED', `could not connect to PostgreSQL at ${target()}: ${message} (${[verdict.code, verdict.reason].filter(Boolean).join(', ')}: ${why})`, {
           cause: sanitized(error, message),
         });
       if (!verdict.transient) throw fail('not retried');

@@ -43,9 +43,13 @@ export interface TaskConnectionOptions extends SessionSettings {
 export class TaskConnection implements AsyncDisposable {
   readonly db: Kysely<any>;
   readonly #options: TaskConnectionOptions;
-  /** Aborted by close() or the task's signal: ends a pending slot wait or connect retry at once. */
-  readonly #lifetime = new AbortController();
-  readonly #unlink: () => void;
+  /**
+   * Aborted by close() or the task's signal: ends a pending slot wait or connect retry at once. Made by the
+   * first open, so a task that never queries, and a close with nothing opening, cost no controller, no
+   * listener on the task's signal and no error (an error captures a stack).
+   */
+  #lifetime: AbortController | undefined;
+  #unlink: (() => void) | undefined;
   #client: pg.Client | undefined;
   #opening: Promise<pg.Client> | undefined;
   #closed = false;
@@ -54,7 +58,6 @@ export class TaskConnection implements AsyncDisposable {
 
   constructor(options: TaskConnectionOptions) {
     this.#options = options;
-    this.#unlink = linkSignal(options.signal, this.#lifetime);
     const pool = singleClientPool({ client: () => this.client(), discard: (client) => this.#discard(client), end: () => this.close() });
     this.db = new Kysely({ dialect: new PostgresDialect({ pool }) });
   }
@@ -86,8 +89,9 @@ export class TaskConnection implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#unlink();
-    this.#lifetime.abort(closedError());
+    this.#unlink?.();
+    // Only an open in progress listens; an idle connection has nothing to abort.
+    if (this.#opening) this.#lifetime?.abort(closedError());
     const client = this.#client ?? (await this.#opening?.catch(() => undefined));
     this.#client = undefined;
     if (client) await endQuietly(client);
@@ -100,10 +104,11 @@ export class TaskConnection implements AsyncDisposable {
 
   async #open(): Promise<pg.Client> {
     const o = this.#options;
+    const lifetime = this.#lifetimeSignal();
     let client: pg.Client;
     try {
       if (o.slot && !this.#slotHeld) {
-        await o.slot.acquire(this.#lifetime.signal);
+        await o.slot.acquire(lifetime);
         this.#slotHeld = true;
       }
       if (this.#closed) throw closedError();
@@ -114,7 +119,7 @@ export class TaskConnection implements AsyncDisposable {
         maxElapsedMs: o.connectRetryMaxMs,
         baseDelayMs: o.connectRetryBaseDelayMs,
         maxDelayMs: o.connectRetryMaxDelayMs,
-        signal: this.#lifetime.signal,
+        signal: lifetime,
         onRetry: o.onConnectRetry,
       });
     } catch (error) {
@@ -132,6 +137,14 @@ export class TaskConnection implements AsyncDisposable {
     const pid = this.backendPid;
     if (pid !== null) o.onConnect?.(pid);
     return client;
+  }
+
+  #lifetimeSignal(): AbortSignal {
+    if (!this.#lifetime) {
+      this.#lifetime = new AbortController();
+      this.#unlink = linkSignal(this.#options.signal, this.#lifetime);
+    }
+    return this.#lifetime.signal;
   }
 
   #newClient(connectTimeoutMs: number | undefined): pg.Client {

@@ -23,7 +23,9 @@ export interface RunTaskDeps {
 }
 
 export async function runTask(task: TaskEnvelope, controller: AbortController, deps: RunTaskDeps): Promise<void> {
-  const log = deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt });
+  // Made on first use: a child logger serialises its bindings when it is made (≈5 µs), and most tasks never log.
+  let taskLog: Logger | undefined;
+  const log = () => (taskLog ??= deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt }));
   const definition = deps.registry.get(task.name);
   // Made on first use: a task that never touches the database pays nothing for it.
   let made: TaskConnection | undefined;
@@ -35,7 +37,7 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
     signal: controller.signal,
     slot: deps.connectionSlot?.(),
     onConnectRetry: (e) =>
-      log.warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
+      log().warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
   }));
   let outcome: WorkerMessage;
   try {
@@ -48,7 +50,9 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
       attempt: task.attempt,
       maxAttempts: task.maxAttempts,
       signal: controller.signal,
-      log,
+      get log() {
+        return log();
+      },
       get db() {
         return connection().db;
       },
@@ -58,7 +62,7 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
           ...options,
           signal: options.signal ?? controller.signal,
           onRetry: (e) => {
-            log.warn({ event: 'db_transaction_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code }, 'transaction failed; running it again');
+            log().warn({ event: 'db_transaction_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code }, 'transaction failed; running it again');
             options.onRetry?.(e);
           },
         }),
