@@ -16,6 +16,7 @@ import { registeredStartHooks } from './startup-hooks.js';
 import { loadTaskModule, TaskRegistry } from './task-registry.js';
 import { withTimeout } from '../timeout.js';
 import { ConnectionSlots } from './connection-slots.js';
+import { LazyAbortController } from './lazy-abort.js';
 import { waitForDatabase } from './database-check.js';
 
 const config = { ...decodeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
@@ -46,7 +47,7 @@ process.on('SIGTERM', () => {});
 const registry = new TaskRegistry();
 const slots = new ConnectionSlots(send);
 let budgetEnforced = config.budgetEnforced;
-const running = new Map<string, AbortController>();
+const running = new Map<string, LazyAbortController>();
 /** Received and not started: they start in this order, `concurrency` at a time. */
 const queue: TaskEnvelope[] = [];
 let shuttingDown = false;
@@ -92,7 +93,7 @@ function startNext(): void {
 }
 
 function startTask(task: TaskEnvelope): void {
-  const controller = new AbortController();
+  const controller = new LazyAbortController();
   running.set(task.id, controller);
   void runTask(task, controller, {
     registry,

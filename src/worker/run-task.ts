@@ -22,7 +22,7 @@ export interface RunTaskDeps {
   connectionSlot?: (() => ConnectionSlot) | undefined;
 }
 
-export async function runTask(task: TaskEnvelope, controller: AbortController, deps: RunTaskDeps): Promise<void> {
+export async function runTask(task: TaskEnvelope, controller: Pick<AbortController, 'signal' | 'abort'>, deps: RunTaskDeps): Promise<void> {
   // Made on first use: a child logger serialises its bindings when it is made (≈5 µs), and most tasks never log.
   let taskLog: Logger | undefined;
   const log = () => (taskLog ??= deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt }));
@@ -49,7 +49,9 @@ export async function runTask(task: TaskEnvelope, controller: AbortController, d
       name: task.name,
       attempt: task.attempt,
       maxAttempts: task.maxAttempts,
-      signal: controller.signal,
+      get signal() {
+        return controller.signal;
+      },
       get log() {
         return log();
       },
