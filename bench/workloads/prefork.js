@@ -90,7 +90,7 @@ async function waiterClient(defer, schema) {
 
 async function sendAndWait(client, waiter, schema, name, payload, timeoutMs = 30_000) {
   const { id } = await addTask(client, schema, name, payload);
-  const { row, final } = await waiter.wait(id, { timeoutMs });
+  const { row, final } = await waiter.wait(id, { timeoutMs, added: true });
   if (!final) throw new Error(`task ${id} (${name}) not final after ${timeoutMs} ms: ${row?.state}`);
   return row;
 }

@@ -30,10 +30,18 @@ export class TaskWaiter {
     return waiter;
   }
 
-  /** The task's row once final, or the latest row seen when `timeoutMs` passes first. */
-  async wait(id: string, options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; recheckMs?: number } = {}): Promise<{ row: TaskRow | null; final: boolean }> {
+  /**
+   * The task's row once final, or the latest row seen when `timeoutMs` passes first. `added`: the task was
+   * added after this waiter started listening, so its completion cannot have been announced yet and the first
+   * read is skipped (the notification, or the slow re-read, tells when to read).
+   */
+  async wait(
+    id: string,
+    options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; recheckMs?: number; added?: boolean } = {},
+  ): Promise<{ row: TaskRow | null; final: boolean }> {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     const recheckMs = options.recheckMs ?? 1_000;
+    let skipRead = options.added === true;
     for (;;) {
       let woken = false;
       let wake!: () => void;
@@ -47,6 +55,12 @@ export class TaskWaiter {
       wakers.add(wake);
       this.#wakers.set(id, wakers);
       try {
+        if (skipRead) {
+          skipRead = false;
+          const left = deadline - Date.now();
+          if (left > 0 && !options.signal?.aborted) await sleepUntil(wakeUp, Math.min(left, recheckMs), options.signal);
+          continue;
+        }
         const row = await getTask(this.client, this.schema, id);
         if (!row || finalStates.has(row.state)) return { row, final: row !== null };
         const left = deadline - Date.now();

@@ -83,7 +83,8 @@ Examples:
         process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
         return;
       }
-      const { row, final } = await waiter.wait(added.id, { timeoutMs: flags.timeout }).catch((error: unknown) => {
+      // A task this command added (not one its key matched) cannot have finished before the LISTEN.
+      const { row, final } = await waiter.wait(added.id, { timeoutMs: flags.timeout, added: !added.deduplicated }).catch((error: unknown) => {
         // With the embedded PostgreSQL, the database goes away when its supervisor stops.
         const why = state ? ' (the supervisor running the embedded PostgreSQL stopped?)' : '';
         const message = redactSecrets((error as Error)?.message ?? String(error), url);
