@@ -94,8 +94,11 @@ describe('prefork inspect', () => {
     expect(doneText.stdout).toMatch(new RegExp(`#1 succeeded worker pid ${running.worker!.pid}, supervisor ${running.supervisor!.id}, \\S+ → \\S+ \\(3\\.\\d s\\)`));
     expect(doneText.stdout).toContain('result: {"slept":3,');
 
-    const idle = await runCli(['inspect', 'worker', String(running.worker!.id)], { schema });
-    expect(idle.stdout).toContain('idle: no task running');
+    // What a worker runs comes from the supervisor's snapshot, published every heartbeat (1 s): it may still
+    // show the task for up to a heartbeat after the task's row says succeeded.
+    await expect
+      .poll(async () => (await runCli(['inspect', 'worker', String(running.worker!.id)], { schema })).stdout, { timeout: 5_000 })
+      .toContain('idle: no task running');
     await sup.stop();
   });
 
