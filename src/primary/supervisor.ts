@@ -31,7 +31,7 @@ import { Settler } from './settler.js';
 import { TimeLimits, type TimeLimitActions } from './time-limits.js';
 import type { SupervisorOptions } from './supervisor-options.js';
 import { until } from './wait.js';
-import type { InFlightTask, WorkerHandle } from './worker-handle.js';
+import { maxPipeline, type InFlightTask, type WorkerHandle } from './worker-handle.js';
 import { WorkerPool } from './worker-pool.js';
 
 /** The largest buffer the automatic prefetch grows to: claims of up to this many tasks in one statement. */
@@ -95,6 +95,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#pool = new WorkerPool({
       concurrency: options.concurrency,
       maxTasksPerWorker: options.maxTasksPerWorker,
+      // A fixed prefetch also bounds what waits on a worker: `--prefetch 0` hands out one task per free slot.
+      maxQueue: Math.min(maxPipeline, options.prefetch ?? maxPipeline),
       onTaskStart: (handle, f) => this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name)),
       log: this.#log,
       workerConfig: () => ({

@@ -23,7 +23,7 @@ export interface InFlightTask {
 
 /** A worker is sent a queue beyond its free slots only while its tasks take less than this on average. */
 export const pipelineWindowMs = 2;
-/** The longest queue a worker is sent beyond its free slots. */
+/** The longest queue a worker is sent beyond its free slots (by default; `--prefetch N` caps it at N). */
 export const maxPipeline = 64;
 /** A task running this long makes its worker's queue stuck: no more is queued there, and what is goes elsewhere. */
 export const stuckQueueMs = 10 * pipelineWindowMs;
@@ -49,6 +49,8 @@ export class WorkerHandle {
   onStart: (f: InFlightTask) => void = () => {};
   /** Tasks this worker may still be given in all (recycling by task count); Infinity: no limit. */
   maxTasks = Infinity;
+  /** The longest queue this worker may be sent beyond its free slots (0: one task per slot, nothing ahead). */
+  maxQueue = maxPipeline;
   #runTimeMs: number | null = null;
   #pipeline = 0;
   /** An `unqueue` was sent and its answer has not come. */
@@ -154,7 +156,7 @@ export class WorkerHandle {
 
   #recordRunTime(ms: number): void {
     this.#runTimeMs = this.#runTimeMs === null ? ms : this.#runTimeMs + runTimeWeight * (ms - this.#runTimeMs);
-    this.#pipeline = this.#runTimeMs >= pipelineWindowMs ? 0 : Math.min(maxPipeline, Math.floor(pipelineWindowMs / Math.max(this.#runTimeMs, 0.05)));
+    this.#pipeline = this.#runTimeMs >= pipelineWindowMs ? 0 : Math.min(this.maxQueue, Math.floor(pipelineWindowMs / Math.max(this.#runTimeMs, 0.05)));
   }
 
   snapshot(now = Date.now()) {

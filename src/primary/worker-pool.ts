@@ -25,6 +25,8 @@ export interface WorkerPoolOptions {
   concurrency: number;
   /** Tasks a worker may be given in all before it is recycled; absent: no limit. */
   maxTasksPerWorker?: number | undefined;
+  /** The longest queue of short tasks a worker is sent beyond its free slots. */
+  maxQueue: number;
   /** A task started on a worker (by the primary's reckoning: see WorkerHandle). */
   onTaskStart: (handle: WorkerHandle, f: InFlightTask) => void;
   /** Read at each fork: what the worker is told. */
@@ -54,6 +56,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const worker = cluster.fork({ [workerConfigEnv]: encodeWorkerConfig(this.#options.workerConfig()) });
     const handle = new WorkerHandle(worker, this.#options.concurrency);
     if (this.#options.maxTasksPerWorker) handle.maxTasks = this.#options.maxTasksPerWorker;
+    handle.maxQueue = this.#options.maxQueue;
     handle.onStart = (f) => this.#options.onTaskStart(handle, f);
     this.#workers.set(handle.id, handle);
     this.#options.log.info({ event: 'worker_forked', workerId: handle.id, workerPid: handle.pid }, 'worker forked');

@@ -79,7 +79,7 @@ export function addStartOptions(command: Command): Command {
     .option('--max-tasks-per-worker <n>', 'replace a worker after it ran this many tasks', integer('--max-tasks-per-worker', 1, 1_000_000_000))
     .option('--max-memory-per-worker <mb>', 'replace a worker whose resident memory passed this many MB', integer('--max-memory-per-worker', 16, 1_000_000))
     .option('--max-db-connections <n>', "task connections open at once across all workers (default: from the server's max_connections)", integer('--max-db-connections', 1, 100_000))
-    .option('--prefetch <n>', 'tasks claimed ahead of free slots (default: 2 × workers × concurrency)', integer('--prefetch', 0, 100_000))
+    .option('--prefetch <n>', 'tasks claimed ahead of free slots and queued on workers (default: automatic, up to 1,000; 0: none)', integer('--prefetch', 0, 100_000))
     .option('--queues <names>', 'claim only from these named queues (comma-separated; default: all)', queueList)
     .option('--lease <ms>', "a supervisor silent this long is presumed dead and its tasks are reclaimed", integer('--lease', 1_000, 86_400_000), supervisorDefaults.leaseMs)
     .option('--statement-timeout <ms>', "task connections' statement_timeout (0: none)", integer('--statement-timeout', 0, 2_147_483_647), supervisorDefaults.session.statementTimeoutMs)
