@@ -219,6 +219,24 @@ describe('start-up failures', () => {
     for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
   });
 
+  it('stops when a worker exits before it is ready, and a stop during start-up is not kept waiting', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('exit-at-import-tasks.js')]);
+    expect((await sup.exited).code).toBe(1);
+    expect(sup.stderr).toMatch(/^prefork: error: worker \d+ \(pid \d+\) exited with code 7 before it was ready\n$/);
+    for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
+
+    // Workers that wait for a slow start-up hook: SIGTERM ends the start at once.
+    const slow = SupervisorProcess.start(schemaName(), ['--workers', '1', '--tasks', fixture('slow-hook-tasks.js')]);
+    await slow.waitForEvent('worker_forked', 1);
+    const asked = Date.now();
+    slow.child.kill('SIGTERM');
+    expect((await slow.exited).code).toBe(1);
+    expect(Date.now() - asked).toBeLessThan(5_000);
+    expect(slow.stderr).toContain('stopped before every worker was ready');
+    for (const pid of slow.workerPids()) expect(isAlive(pid)).toBe(false);
+  });
+
   it('stops with the hook error when a start-up hook throws', async () => {
     const schema = schemaName();
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('bad-hook-tasks.js')]);

@@ -210,23 +210,33 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await pruneSupervisors(this.#db, this.#options.schema, 24 * 3_600_000);
   }
 
-  /** Resolves when all initial workers are ready; rejects on the first start-up failure. */
+  /**
+   * Resolves when all initial workers are ready; rejects on the first start-up failure, on a worker that exits
+   * before it is ready (nothing respawns workers until the start is done: its main module may not even load),
+   * and when a stop is asked for meanwhile.
+   */
   async #forkInitialWorkers(): Promise<void> {
+    let onReady!: () => void;
+    let onExit!: (handle: WorkerHandle, info: { code: number | null; signal: string | null }) => void;
     const ready = new Promise<void>((resolve, reject) => {
       this.#startupError = reject;
-      const onReady = () => {
-        if (this.#pool.handles.filter((h) => h.state === 'ready').length >= this.#options.workers) {
-          this.#pool.off('ready', onReady);
-          resolve();
-        }
+      onReady = () => {
+        if (this.#pool.handles.filter((h) => h.state === 'ready').length >= this.#options.workers) resolve();
       };
-      this.#pool.on('ready', onReady);
+      onExit = (handle, info) => {
+        const how = info.signal ? `on ${info.signal}` : `with code ${info.code}`;
+        reject(new PreforkError('WORKER_STARTUP_FAILED', `worker ${handle.id} (pid ${handle.pid}) exited ${how} before it was ready`, { exitCode: 1 }));
+      };
     });
+    this.#pool.on('ready', onReady);
+    this.#pool.on('exit', onExit);
     for (let i = 0; i < this.#options.workers; i++) this.#pool.fork();
     try {
       await ready;
     } finally {
       this.#startupError = undefined;
+      this.#pool.off('ready', onReady);
+      this.#pool.off('exit', onExit);
     }
   }
 
@@ -535,6 +545,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   // ---- stop -----------------------------------------------------------------------------------------------
 
   async #stop(forced: boolean): Promise<void> {
+    // A start still waiting for its workers ends here (and tears down what it made).
+    this.#startupError?.(new PreforkError('STOPPED_DURING_START', 'stopped before every worker was ready', { exitCode: 1 }));
     await this.#startPromise?.catch(() => {});
     if (this.#phase === 'stopped') return;
     this.#phase = 'stopping';

@@ -79,7 +79,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Planned stop: the worker finishes what it runs, then exits. */
   retire(handle: WorkerHandle): void {
     if (handle.state === 'exited') return;
+    // Not ready yet: no task to finish, and a message may arrive before the worker listens for messages.
+    const starting = handle.state === 'starting' || handle.state === 'waiting_for_database';
     handle.state = 'stopping';
+    if (starting) return this.kill(handle);
     if (!handle.send({ type: 'shutdown' })) handle.worker.process.kill('SIGKILL');
   }
 
