@@ -1,4 +1,5 @@
-import { CompiledQuery } from 'kysely';
+import type { CompiledQuery } from 'kysely';
+import { loadKysely } from '../db/kysely-module.js';
 import type { Queryable } from '../db/queryable.js';
 
 /** Something that can run SQL: a pg Client/PoolClient/Pool, or a Kysely instance or transaction. */
@@ -10,6 +11,7 @@ export function toQueryable(executor: Executor): Queryable {
     const kysely = executor;
     return {
       query: async (text: string, values?: unknown[]) => {
+        const { CompiledQuery } = await loadKysely();
         const result = await kysely.executeQuery(CompiledQuery.raw(text, values ?? []));
         return { rows: result.rows, rowCount: result.rows.length, command: '', oid: 0, fields: [] } as never;
       },

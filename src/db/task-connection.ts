@@ -7,7 +7,8 @@
  * the dead one, such as a transaction in progress, fails rather than moving silently to another session.
  */
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
+import type { Kysely } from 'kysely';
+import { kysely } from './kysely-module.js';
 import { PreforkError } from '../errors.js';
 import { connectWithRetry, type ConnectRetryEvent } from './connect-with-retry.js';
 import type { SessionSettings } from './session-settings.js';
@@ -59,6 +60,8 @@ export class TaskConnection implements AsyncDisposable {
   constructor(options: TaskConnectionOptions) {
     this.#options = options;
     const pool = singleClientPool({ client: () => this.client(), discard: (client) => this.#discard(client), end: () => this.close() });
+    // kysely is loaded before any task runs (run-task.ts awaits loadKysely()).
+    const { Kysely, PostgresDialect } = kysely();
     this.db = new Kysely({ dialect: new PostgresDialect({ pool }) });
   }
 

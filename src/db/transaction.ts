@@ -15,7 +15,7 @@
  * transaction's connection, which waits for `fn`.
  */
 import type { AccessMode, ControlledTransaction, IsolationLevel, Kysely, Transaction } from 'kysely';
-import { isAbortedTransactionError } from 'kysely';
+import { isKyselyLoaded, kysely, loadKysely } from './kysely-module.js';
 import { CommitOutcomeUnknownError, coerceError } from '../errors.js';
 import { fullJitterDelay, sleep } from './backoff.js';
 import { classifyDatabaseError, sqlStateOf } from './error-classification.js';
@@ -50,6 +50,8 @@ export async function withTransaction<DB, T>(
   fn: (trx: Transaction<DB>, attempt: number) => Promise<T>,
   options: TransactionOptions = {},
 ): Promise<T> {
+  // The caller's Kysely may come from its own import: the check of commit errors needs the module here too.
+  if (!isKyselyLoaded()) await loadKysely();
   const retries = options.retries ?? transactionDefaults.retries;
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted();
@@ -101,6 +103,7 @@ async function runOnce<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>, attempt
  * have happened before or after the commit took effect.
  */
 function commitOutcomeKnown(error: unknown): boolean {
-  if (isAbortedTransactionError(error)) return true;
+  // A Kysely instance exists when a transaction ran, so the module is loaded.
+  if (kysely().isAbortedTransactionError(error)) return true;
   return sqlStateOf(error) !== undefined && classifyDatabaseError(error).category !== 'connection';
 }

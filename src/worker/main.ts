@@ -17,6 +17,7 @@ import { loadTaskModule, TaskRegistry } from './task-registry.js';
 import { withTimeout } from '../timeout.js';
 import { ConnectionSlots } from './connection-slots.js';
 import { LazyAbortController } from './lazy-abort.js';
+import { loadKysely } from '../db/kysely-module.js';
 import { waitForDatabase } from './database-check.js';
 
 const config = { ...decodeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
@@ -168,10 +169,15 @@ function startHeartbeat(): void {
 }
 
 try {
+  // The database check runs beside the import and the hooks, on a connection of its own (not in the cache).
+  const databaseChecked = checkDatabase();
+  databaseChecked.catch(() => {}); // reported below, once start-up itself went well
   await withTimeout(start(), config.startupTimeoutMs * 2, `worker start-up did not finish within ${config.startupTimeoutMs * 2} ms`);
   startHeartbeat();
-  await checkDatabase();
+  await databaseChecked;
   send({ type: 'ready', pid: process.pid, tasks: registry.info() });
+  // Tasks wait for it before they run; loading it now, rather than before ready, shortens start-up.
+  void loadKysely();
   log.info({ event: 'worker_startup_done', tasks: registry.info().length }, 'start-up done; reported ready');
 } catch (error) {
   const serialized = serializeError(error);

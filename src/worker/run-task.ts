@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
 import { taskSessionSettings } from '../db/session-settings.js';
 import { TaskConnection, type ConnectionSlot, type SessionSettings } from '../db/task-connection.js';
+import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
 import { withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
@@ -23,6 +24,8 @@ export interface RunTaskDeps {
 }
 
 export async function runTask(task: TaskEnvelope, controller: Pick<AbortController, 'signal' | 'abort'>, deps: RunTaskDeps): Promise<void> {
+  // ctx.db is synchronous: kysely must be in memory first (loading began when the worker reported ready).
+  if (!isKyselyLoaded()) await loadKysely();
   // Made on first use: a child logger serialises its bindings when it is made (≈5 µs), and most tasks never log.
   let taskLog: Logger | undefined;
   const log = () => (taskLog ??= deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt }));

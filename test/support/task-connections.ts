@@ -4,8 +4,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, expect } from 'vitest';
+import { loadKysely } from '../../src/db/kysely-module.js';
 import { TaskConnection, type TaskConnectionOptions } from '../../src/db/task-connection.js';
 import { databaseUrl, query } from './database.js';
+
+// A worker loads kysely before its first task (run-task.ts); so do these tests.
+await loadKysely();
 
 export interface TaskConnections {
   /** A TaskConnection to the test database (or `connectionString`), fast connect retries unless overridden. */
