@@ -468,7 +468,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       reloading: this.#reloading !== undefined,
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
       pendingOutcomes: this.#settler.pending,
-      buffered: this.#dispatcher.buffered,
+      // Claimed and not started: in the primary's buffer or queued on a worker.
+      buffered: this.#dispatcher.buffered + this.#pool.handles.reduce((n, h) => n + h.queued, 0),
       dbConnections: this.#connectionsSnapshot(),
     };
   }
