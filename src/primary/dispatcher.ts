@@ -59,11 +59,6 @@ export class Dispatcher {
     this.#target = deps.prefetch;
   }
 
-  /** How many claimed tasks the buffer is meant to hold now. */
-  get prefetchTarget(): number {
-    return this.#target;
-  }
-
   resume(): void {
     this.#paused = false;
     this.wake();
