@@ -11,6 +11,10 @@
  * time a worker had a free slot and nothing was buffered while the queue still held due tasks; a claim that
  * finds fewer due tasks than it asked for sets it back. Short tasks so get claims of hundreds (one statement
  * for many tasks), while long tasks stay spread over the supervisors.
+ *
+ * A claim that found fewer due tasks than it asked for leaves the queue known to be empty: until something may
+ * have put a task in it (a NOTIFY, the timer of a scheduled task or a retry, the safety poll), freed slots are
+ * filled from the buffer only, without asking the database.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -54,6 +58,10 @@ export class Dispatcher {
   #queueDeep = false;
   /** The target grows at most once per claim. */
   #grown = false;
+  /** The last claim left no due task behind, and nothing has woken the dispatcher since. */
+  #queueEmpty = false;
+  /** Counts wakes that may mean new due tasks: a claim that raced one proves nothing about emptiness. */
+  #wakes = 0;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.#target = deps.prefetch;
@@ -78,10 +86,18 @@ export class Dispatcher {
   }
 
   /**
-   * Wakes are gathered until the current turn of the event loop ends: the outcomes a worker reports together
-   * free their slots together, and the freed slots are refilled in one message per worker.
+   * Something may have put due tasks in the queue (a NOTIFY, a timer, a worker that became ready). Wakes are
+   * gathered until the current turn of the event loop ends: the outcomes a worker reports together free their
+   * slots together, and the freed slots are refilled in one message per worker.
    */
   wake(): void {
+    this.#wakes += 1;
+    this.#queueEmpty = false;
+    this.slotsFreed();
+  }
+
+  /** Slots became free: refilled from the buffer, and from the queue unless it is known to be empty. */
+  slotsFreed(): void {
     if (this.#paused || this.#wakeScheduled) return;
     this.#wakeScheduled = true;
     setImmediate(() => {
@@ -124,7 +140,24 @@ export class Dispatcher {
   putBack(tasks: ClaimedTask[]): boolean {
     if (this.#paused) return false;
     this.#buffer.unshift(...tasks);
-    this.wake();
+    this.slotsFreed();
+    return true;
+  }
+
+  /** A task went back to the queue due at `at` (a retry with a backoff): look for it then. */
+  wakeAt(at: number): void {
+    if (this.#paused || (this.#timer && this.#timerAt <= at)) return;
+    this.#setTimer(at);
+  }
+
+  /**
+   * A task claimed outside the dispatcher (submitted directly): first in line, handed to a free slot now.
+   * False when paused (the caller releases it).
+   */
+  runNow(task: ClaimedTask): boolean {
+    if (this.#paused) return false;
+    this.#buffer.unshift(task);
+    this.#drain();
     return true;
   }
 
@@ -147,6 +180,8 @@ export class Dispatcher {
     const want = free + this.#target - this.#buffer.length;
     // With no free slot, refill only below half the target: fewer, larger claims.
     if (want <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > this.#target / 2)) return;
+    if (this.#queueEmpty) return;
+    const wakes = this.#wakes;
     const tasks = await claimTasks(this.deps.db, this.deps.schema, {
       supervisorId: this.deps.supervisorId,
       names,
@@ -157,6 +192,7 @@ export class Dispatcher {
     });
     this.#buffer.push(...tasks);
     this.#queueDeep = tasks.length === want;
+    this.#queueEmpty = !this.#queueDeep && wakes === this.#wakes;
     this.#grown = false;
     if (!this.#queueDeep) this.#target = this.deps.prefetch;
     this.#drain();
@@ -224,7 +260,7 @@ export class Dispatcher {
     if (recheck && !this.#rebalanceTimer) {
       this.#rebalanceTimer = setTimeout(() => {
         this.#rebalanceTimer = undefined;
-        this.wake();
+        this.slotsFreed();
       }, stuckQueueMs);
       this.#rebalanceTimer.unref();
     }
@@ -236,6 +272,10 @@ export class Dispatcher {
     const pollAt = Date.now() + this.deps.pollIntervalMs;
     const at = next ? Math.min(Math.max(next.getTime(), Date.now() + 50), pollAt) : pollAt;
     if (this.#paused || (this.#timer && this.#timerAt <= at)) return;
+    this.#setTimer(at);
+  }
+
+  #setTimer(at: number): void {
     clearTimeout(this.#timer);
     this.#timerAt = at;
     this.#timer = setTimeout(() => {
