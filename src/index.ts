@@ -18,7 +18,7 @@ export { Supervisor } from './primary/supervisor.js';
 export { supervisorDefaults, type SupervisorOptions } from './primary/supervisor-options.js';
 export type { TaskView } from './queue/task-view.js';
 export type { TaskState } from './queue/task-row.js';
-export { Client, type ClientOptions, type SendOptions, type PayloadOf, type ResultOf, type TypedTaskView } from './client/client.js';
+export { Client, type ClientOptions, type RunOptions, type SendOptions, type PayloadOf, type ResultOf, type TypedTaskView } from './client/client.js';
 export type { AddTaskOptions } from './queue/add-task.js';
 export type { NewTask } from './queue/add-tasks.js';
 export type { CancelOutcome } from './queue/cancel-task.js';

@@ -4,6 +4,7 @@
  *   const prefork = new Client({ connectionString: process.env.DATABASE_URL });
  *   const id = await prefork.send('report.build', { userId: 7 });
  *   const task = await prefork.result(id, { timeoutMs: 30_000 });
+ *   const same = await prefork.run('report.build', { userId: 7 }, { timeoutMs: 30_000 }); // send + result
  */
 import pg from 'pg';
 import { assertSchemaName } from '../db/identifiers.js';
@@ -16,7 +17,11 @@ import { getTask } from '../queue/read-tasks.js';
 import { TaskWaiter } from '../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../queue/task-view.js';
 import type { TaskDefinition, TaskHandler } from '../task.js';
+import { DirectChannel, raceOutcome, retryThroughDatabase } from './direct-channel.js';
 import { toQueryable, type Executor } from './queryable-adapter.js';
+
+/** How long a client that found no supervisor socket on this host goes through the database before looking again. */
+const rediscoverMs = 5_000;
 
 export interface ClientOptions {
   /** Either a connection string (the client opens a small pool of its own)… */
@@ -25,11 +30,22 @@ export interface ClientOptions {
   pool?: pg.Pool;
   /** The queue's schema (default `prefork`). */
   schema?: string;
+  /**
+   * `run()` hands tasks to a supervisor on this machine over its Unix socket when one runs (default true;
+   * false: always through the database).
+   */
+  direct?: boolean;
 }
 
 export interface SendOptions extends AddTaskOptions {
   /** Run the insert on this connection or transaction (a pg client, or Kysely): the task exists only if it commits. */
   db?: Executor;
+}
+
+export interface RunOptions extends AddTaskOptions {
+  /** Reject with code TIMEOUT when the task is not final after this long. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 /** The payload type a task module declares for `name`. */
@@ -51,9 +67,12 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   #ready: Promise<void> | undefined;
   #waiter: Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> | undefined;
   #closed = false;
+  readonly #directEnabled: boolean;
+  #direct: { channel: Promise<DirectChannel | null>; at: number } | undefined;
 
   constructor(options: ClientOptions) {
     this.schema = assertSchemaName(options.schema ?? 'prefork');
+    this.#directEnabled = options.direct !== false;
     if (options.pool) {
       this.#pool = options.pool;
       this.#ownsPool = false;
@@ -72,6 +91,41 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     if (!db) await this.#migrated();
     const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload ?? {}, addOptions);
     return added.id;
+  }
+
+  /**
+   * Queues a task and waits for its final state: `send()` then `result()`, in one step. When a supervisor of
+   * this schema runs on this machine, the task goes to it over its Unix socket: inserted already claimed (one
+   * commit), run at once and its outcome sent back as soon as it is recorded, without LISTEN/NOTIFY in between.
+   * Everything else (no such supervisor, a task queued behind others or retried) goes through the database.
+   */
+  async run<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: RunOptions = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
+    const { timeoutMs, signal, ...addOptions } = options;
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
+    await this.#migrated();
+    let id: string | undefined;
+    const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
+    if (channel) {
+      try {
+        const accepted = await channel.submit({
+          name: task,
+          payload: payload ?? {},
+          queue: addOptions.queue,
+          priority: addOptions.priority,
+          maxAttempts: addOptions.maxAttempts,
+          key: addOptions.key,
+          wait: true,
+        });
+        id = accepted.id;
+        const view = accepted.outcome ? await raceOutcome(accepted.outcome, left(), signal) : null;
+        if (view) return view as TypedTaskView<ResultOf<Tasks[K]>>;
+      } catch (error) {
+        if (!(error instanceof PreforkError && retryThroughDatabase.has(error.code))) throw error;
+      }
+    }
+    id ??= await this.send(task, payload, addOptions);
+    return this.result<K>(id, { timeoutMs: left(), signal });
   }
 
   /** Queues many tasks in one statement; returns their ids in order. */
@@ -111,6 +165,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    (await this.#direct?.channel.catch(() => null))?.close();
     const listening = await this.#waiter?.catch(() => undefined);
     if (listening) {
       await listening.waiter.close();
@@ -138,6 +193,21 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     return this.#ready;
   }
 
+  /** The connection to a local supervisor's socket, looked for again when it closed or after a while without one. */
+  async #directChannel(taskName: string): Promise<DirectChannel | null> {
+    if (!this.#directEnabled || this.#closed) return null;
+    const cached = this.#direct;
+    if (cached) {
+      const channel = await cached.channel;
+      if (channel?.open) return channel;
+      if (channel === null && Date.now() - cached.at < rediscoverMs) return null;
+      if (this.#direct !== cached) return this.#directChannel(taskName);
+    }
+    const channel = DirectChannel.open(this.#pool, this.schema, taskName).catch(() => null);
+    this.#direct = { channel, at: Date.now() };
+    return channel;
+  }
+
   #listening(): Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> {
     this.#waiter ??= (async () => {
       const client = await this.#pool.connect();
@@ -154,3 +224,4 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     return this.#waiter;
   }
 }
+

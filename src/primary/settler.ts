@@ -23,7 +23,11 @@ export class Settler {
     private readonly schema: string,
     private readonly supervisorId: string,
     private readonly log: Logger,
-    private readonly onSettled: (ids: string[]) => void = () => {},
+    /**
+     * The outcomes the database accepted, the `finished_at` it recorded for them, and the ids it fenced out
+     * (no longer held by this supervisor).
+     */
+    private readonly onSettled: (settled: Settlement[], finishedAt: Date, fenced: string[]) => void = () => {},
   ) {}
 
   get pending(): number {
@@ -57,13 +61,15 @@ export class Settler {
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, maxSettleBatch);
       try {
-        const settled = await settleTasks(this.db, this.schema, this.supervisorId, batch);
+        const { settled, finishedAt } = await settleTasks(this.db, this.schema, this.supervisorId, batch);
         failures = 0;
-        if (settled.length < batch.length) {
-          const lost = batch.filter((s) => !settled.includes(s.id)).map((s) => s.id);
-          this.log.warn({ event: 'settle_fenced', taskIds: lost }, 'outcomes not recorded: the tasks are no longer held by this supervisor');
+        const ids = settled.length === batch.length ? null : new Set(settled);
+        const accepted = ids ? batch.filter((s) => ids.has(s.id)) : batch;
+        const fenced = ids ? batch.filter((s) => !ids.has(s.id)).map((s) => s.id) : [];
+        if (fenced.length > 0) {
+          this.log.warn({ event: 'settle_fenced', taskIds: fenced }, 'outcomes not recorded: the tasks are no longer held by this supervisor');
         }
-        this.onSettled(settled);
+        this.onSettled(accepted, finishedAt, fenced);
       } catch (error) {
         failures += 1;
         this.#pending.unshift(...batch);

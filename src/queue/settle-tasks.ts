@@ -22,10 +22,16 @@ const idsPerNotification = 300;
 /**
  * Records many outcomes in one statement, fenced on the claiming supervisor: a supervisor that lost its
  * claim cannot overwrite what another recorded. Notifies `done` with the ids that reached a final state
- * and `wake` when a task went back to the queue due now. Returns the ids actually settled.
+ * and `wake` when a task went back to the queue due now. Returns the ids actually settled, and the time recorded
+ * as their `finished_at` (the statement's: one for the whole batch).
  */
-export async function settleTasks(db: PreparingQueryable, schema: string, supervisorId: string, batch: readonly Settlement[]): Promise<string[]> {
-  if (batch.length === 0) return [];
+export async function settleTasks(
+  db: PreparingQueryable,
+  schema: string,
+  supervisorId: string,
+  batch: readonly Settlement[],
+): Promise<{ settled: string[]; finishedAt: Date }> {
+  if (batch.length === 0) return { settled: [], finishedAt: new Date() };
   const q = quoteIdent(schema);
   const channels = channelsFor(schema);
   const input = batch.map((s) => ({
@@ -36,7 +42,7 @@ export async function settleTasks(db: PreparingQueryable, schema: string, superv
     delay_ms: s.delayMs ?? 0,
     worker_pid: s.workerPid ?? null,
   }));
-  const { rows } = await db.query<{ settled: string[] | null }>({
+  const { rows } = await db.query<{ settled: string[] | null; finished_at: Date }>({
     // Named: parsed and planned once per connection (half the time of a one-outcome batch).
     name: `prefork_settle_${schema}`,
     text: `with input as (
@@ -69,9 +75,9 @@ export async function settleTasks(db: PreparingQueryable, schema: string, superv
      ),
      notify_done as (select pg_notify($3, ids) from done),
      notify_wake as (select pg_notify($4, '') from (select 1 from settled where state = 'queued' and delay_ms <= 0 limit 1) s)
-     select array(select id::text from settled) as settled,
+     select array(select id::text from settled) as settled, now() as finished_at,
             (select count(*) from notify_done) + (select count(*) from notify_wake) as notified`,
     values: [JSON.stringify(input), supervisorId, channels.done, channels.wake, idsPerNotification],
   });
-  return rows[0]?.settled ?? [];
+  return { settled: rows[0]?.settled ?? [], finishedAt: rows[0]?.finished_at ?? new Date() };
 }

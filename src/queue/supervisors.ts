@@ -31,17 +31,17 @@ export async function heartbeat(
   db: Queryable,
   schema: string,
   id: string,
-  update: { state: SupervisorState; tasks: readonly string[]; snapshot: unknown },
+  update: { state: SupervisorState; tasks: readonly string[]; snapshot: unknown; socketPath?: string | null },
 ): Promise<SupervisorState | null> {
   const q = quoteIdent(schema);
   const { rows } = await db.query<{ previous: SupervisorState }>(
     `update ${q}.supervisors s
-        set heartbeat_at = now(), state = $2, tasks = $3::text[], snapshot = $4::jsonb,
+        set heartbeat_at = now(), state = $2, tasks = $3::text[], snapshot = $4::jsonb, socket_path = $5,
             stopped_at = case when $2 = 'stopped' then now() else null end
        from (select state from ${q}.supervisors where id = $1 for update) previous
       where s.id = $1
      returning previous.state as previous`,
-    [id, update.state, update.tasks, JSON.stringify(update.snapshot)],
+    [id, update.state, update.tasks, JSON.stringify(update.snapshot), update.socketPath ?? null],
   );
   return rows[0]?.previous ?? null;
 }
@@ -64,4 +64,18 @@ export async function pruneSupervisors(db: Queryable, schema: string, olderThanM
       where state in ('stopped', 'lost') and coalesce(stopped_at, heartbeat_at) < now() - $1 * interval '1 millisecond'`,
     [olderThanMs],
   );
+}
+
+/**
+ * The direct-submission sockets of the running supervisors on this host with a fresh heartbeat, those that
+ * run `taskName` first, the most recently heard from first.
+ */
+export async function localSockets(db: Queryable, schema: string, host: string, taskName: string): Promise<string[]> {
+  const { rows } = await db.query<{ socket_path: string }>(
+    `select socket_path from ${quoteIdent(schema)}.supervisors
+      where host = $1 and state = 'running' and socket_path is not null and heartbeat_at > now() - interval '1 minute'
+      order by $2 = any(tasks) desc, heartbeat_at desc`,
+    [host, taskName],
+  );
+  return rows.map((r) => r.socket_path);
 }

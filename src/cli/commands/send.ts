@@ -1,9 +1,10 @@
 import { Command } from 'commander';
+import { DirectChannel, raceOutcome, retryThroughDatabase } from '../../client/direct-channel.js';
 import { PreforkError } from '../../errors.js';
 import { addTask } from '../../queue/add-task.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
-import { toTaskView } from '../../queue/task-view.js';
+import { toTaskView, type TaskView } from '../../queue/task-view.js';
 import { redactSecrets } from '../../db/connection-string.js';
 import { locateDatabase, openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
@@ -71,40 +72,66 @@ Examples:
       if (!check.ok) {
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
       }
-      const waiter = flags.wait ? await TaskWaiter.listen(client, database.schema) : null;
-      const added = await addTask(client, database.schema, name, payload, {
-        maxAttempts: flags.maxAttempts,
-        priority: flags.priority,
-        delayMs: flags.delay,
-        queue: flags.queue,
-        key: flags.key,
-      });
-      if (!waiter) {
+      const options = { maxAttempts: flags.maxAttempts, priority: flags.priority, queue: flags.queue, key: flags.key };
+      if (!flags.wait) {
+        const added = await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
         process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
         return;
       }
-      // A task this command added (not one its key matched) cannot have finished before the LISTEN.
-      const { row, final } = await waiter.wait(added.id, { timeoutMs: flags.timeout, added: !added.deduplicated }).catch((error: unknown) => {
-        // With the embedded PostgreSQL, the database goes away when its supervisor stops.
-        const why = state ? ' (the supervisor running the embedded PostgreSQL stopped?)' : '';
-        const message = redactSecrets((error as Error)?.message ?? String(error), url);
-        throw new PreforkError('DATABASE_LOST', `lost the database while waiting for task ${added.id}${why}: ${message}`, { cause: error, exitCode: exitCodes.unavailable });
-      });
-      if (!row) throw new PreforkError('TASK_GONE', `task ${added.id} disappeared from the queue`, { exitCode: exitCodes.taskFailed });
-      const view = toTaskView(row);
+      const deadline = flags.timeout === undefined ? undefined : Date.now() + flags.timeout;
+      const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
+      // A supervisor on this machine takes the task over its socket and sends the outcome back.
+      let id: string | undefined;
+      let view: TaskView | null = null;
+      const direct = flags.delay ? null : await DirectChannel.open(client, database.schema, name).catch(() => null);
+      if (direct) {
+        try {
+          const accepted = await direct.submit({ name, payload, ...options, wait: true });
+          id = accepted.id;
+          if (accepted.outcome) view = await raceOutcome(accepted.outcome, left(), undefined);
+        } catch (error) {
+          if (!(error instanceof PreforkError && retryThroughDatabase.has(error.code))) {
+            const code = (error as PreforkError).code ?? 'SUBMIT_FAILED';
+            throw new PreforkError(code, (error as Error).message, { cause: error, exitCode: code === 'BAD_REQUEST' ? exitCodes.usage : exitCodes.unavailable });
+          }
+        } finally {
+          direct.close();
+        }
+      }
+      let final = view !== null;
+      if (!view) {
+        const waiter = await TaskWaiter.listen(client, database.schema);
+        let added = false;
+        if (id === undefined) {
+          const inserted = await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
+          id = inserted.id;
+          // A task this command added (not one its key matched) cannot have finished before the LISTEN.
+          added = !inserted.deduplicated;
+        }
+        const taskId = id;
+        const waited = await waiter.wait(taskId, { timeoutMs: left(), added }).catch((error: unknown) => {
+          // With the embedded PostgreSQL, the database goes away when its supervisor stops.
+          const why = state ? ' (the supervisor running the embedded PostgreSQL stopped?)' : '';
+          const message = redactSecrets((error as Error)?.message ?? String(error), url);
+          throw new PreforkError('DATABASE_LOST', `lost the database while waiting for task ${taskId}${why}: ${message}`, { cause: error, exitCode: exitCodes.unavailable });
+        });
+        if (!waited.row) throw new PreforkError('TASK_GONE', `task ${taskId} disappeared from the queue`, { exitCode: exitCodes.taskFailed });
+        view = toTaskView(waited.row);
+        final = waited.final;
+      }
       if (flags.json) process.stdout.write(`${JSON.stringify(view)}\n`);
       if (!final) {
-        process.stderr.write(`prefork: task ${row.id} is still ${row.state} after ${flags.timeout} ms\n`);
+        process.stderr.write(`prefork: task ${view.id} is still ${view.status} after ${flags.timeout} ms\n`);
         process.exitCode = exitCodes.timeout;
         return;
       }
-      if (row.state === 'succeeded') {
-        if (!flags.json) process.stdout.write(`${JSON.stringify(row.result)}\n`);
+      if (view.status === 'succeeded') {
+        if (!flags.json) process.stdout.write(`${JSON.stringify(view.result)}\n`);
         return;
       }
       const error = view.error;
-      const attempts = `${row.attempts} attempt${row.attempts === 1 ? '' : 's'}`;
-      process.stderr.write(`prefork: task ${row.id} (${row.name}) ${row.state.replace('_', ' ')} after ${attempts}: ${error ? `${error.name}: ${error.message}` : 'no error recorded'}\n`);
+      const attempts = `${view.attempts} attempt${view.attempts === 1 ? '' : 's'}`;
+      process.stderr.write(`prefork: task ${view.id} (${view.task}) ${view.status.replace('_', ' ')} after ${attempts}: ${error ? `${error.name}: ${error.message}` : 'no error recorded'}\n`);
       process.exitCode = exitCodes.taskFailed;
     } finally {
       await client.end().catch(() => {});

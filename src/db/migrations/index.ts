@@ -2,6 +2,7 @@ import initial from './000001-initial.js';
 import addTaskFunction from './000002-add-task-function.js';
 import taskHistory from './000003-task-history.js';
 import claimFunction from './000004-claim-function.js';
+import directSubmit from './000005-direct-submit.js';
 
 export interface Migration {
   id: number;
@@ -15,4 +16,5 @@ export const migrations: readonly Migration[] = [
   { id: 2, name: 'add_task function', sql: addTaskFunction },
   { id: 3, name: 'task history', sql: taskHistory },
   { id: 4, name: 'claim_tasks function', sql: claimFunction },
+  { id: 5, name: 'direct submission', sql: directSubmit },
 ];

@@ -1,0 +1,156 @@
+/**
+ * The sender's end of direct submission (src/direct/protocol.ts): a connection to the socket of a supervisor
+ * on this host. Used by `Client.run()` and `prefork send --wait`; whatever it cannot settle (no supervisor
+ * here, a stopping one, a task queued behind others or retried, a connection that went) the caller finishes
+ * through the database.
+ */
+import { connect, type Socket } from 'node:net';
+import { hostname } from 'node:os';
+import type { Queryable } from '../db/queryable.js';
+import { lineReader, type DirectReply, type SubmitRequest } from '../direct/protocol.js';
+import { PreforkError } from '../errors.js';
+import { localSockets } from '../queue/supervisors.js';
+import type { TaskView } from '../queue/task-view.js';
+
+/** Refusals after which nothing was inserted and the database path is safe to take. */
+export const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIRECT_CLOSED', 'DATABASE_ERROR']);
+
+export type DirectSubmit = Omit<SubmitRequest, 'op' | 'ref'>;
+
+export interface DirectAccepted {
+  id: string;
+  deduplicated: boolean;
+  /**
+   * With `wait` and a task that runs on this supervisor: resolves with its final state, or null when the
+   * outcome will not come this way (wait through the database instead).
+   */
+  outcome: Promise<TaskView | null> | null;
+}
+
+interface Pending {
+  accepted: (reply: Extract<DirectReply, { op: 'accepted' }>) => void;
+  refused: (error: PreforkError) => void;
+  outcome?: (task: TaskView | null) => void;
+  /** Accepted: only the outcome is still to come. */
+  isAccepted: boolean;
+}
+
+export class DirectChannel {
+  #nextRef = 1;
+  readonly #pending = new Map<number, Pending>();
+  #open = true;
+
+  private constructor(private readonly socket: Socket) {
+    socket.on('data', lineReader((line) => this.#onLine(line), () => socket.destroy()));
+    socket.on('error', () => {});
+    socket.on('close', () => this.#onClose());
+  }
+
+  /** Connects to a supervisor of `schema` on this host that runs `taskName` (if any does); null when none answers. */
+  static async open(db: Queryable, schema: string, taskName: string): Promise<DirectChannel | null> {
+    for (const path of await localSockets(db, schema, hostname(), taskName)) {
+      const socket = await new Promise<Socket | null>((resolve) => {
+        const s = connect(path);
+        s.once('connect', () => resolve(s));
+        s.once('error', () => resolve(null));
+      });
+      if (socket) return new DirectChannel(socket);
+    }
+    return null;
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  /**
+   * Hands a task over. Resolves once it is in the database. Rejects with the supervisor's refusal (nothing was
+   * inserted: `NOT_ACCEPTING`, `BAD_REQUEST`, `DATABASE_ERROR`), with `DIRECT_CLOSED` when the channel was closed
+   * before the request went out (nothing was inserted), or with `SUBMIT_UNCONFIRMED` when the connection went
+   * after the request was sent and before the answer came (the task may or may not be queued).
+   */
+  submit(request: DirectSubmit): Promise<DirectAccepted> {
+    if (!this.#open) return Promise.reject(new PreforkError('DIRECT_CLOSED', 'the direct-submission connection is closed'));
+    const ref = this.#nextRef++;
+    return new Promise<DirectAccepted>((resolve, reject) => {
+      const pending: Pending = {
+        isAccepted: false,
+        accepted: (reply) => {
+          pending.isAccepted = true;
+          if (!reply.direct) {
+            this.#pending.delete(ref);
+            resolve({ id: reply.id, deduplicated: reply.deduplicated, outcome: null });
+            return;
+          }
+          const outcome = new Promise<TaskView | null>((settle) => {
+            pending.outcome = settle;
+          });
+          resolve({ id: reply.id, deduplicated: reply.deduplicated, outcome });
+        },
+        refused: (error) => {
+          this.#pending.delete(ref);
+          reject(error);
+        },
+      };
+      this.#pending.set(ref, pending);
+      this.socket.write(`${JSON.stringify({ op: 'submit', ref, ...request })}\n`);
+    });
+  }
+
+  close(): void {
+    this.#open = false;
+    this.socket.end();
+  }
+
+  #onLine(line: string): void {
+    let reply: DirectReply;
+    try {
+      reply = JSON.parse(line) as DirectReply;
+    } catch {
+      return;
+    }
+    const pending = this.#pending.get(reply.ref);
+    if (!pending) return;
+    switch (reply.op) {
+      case 'accepted':
+        pending.accepted(reply);
+        break;
+      case 'refused':
+        pending.refused(new PreforkError(reply.error.code, `the supervisor refused the task: ${reply.error.message}`));
+        break;
+      case 'result':
+      case 'requeued':
+        this.#pending.delete(reply.ref);
+        pending.outcome?.(reply.op === 'result' ? reply.task : null);
+        break;
+    }
+  }
+
+  #onClose(): void {
+    this.#open = false;
+    for (const pending of this.#pending.values()) {
+      if (pending.isAccepted) pending.outcome?.(null);
+      else {
+        pending.refused(new PreforkError('SUBMIT_UNCONFIRMED', 'the supervisor went away before confirming the task: it may or may not have been queued'));
+      }
+    }
+    this.#pending.clear();
+  }
+}
+
+/** The direct outcome, or null when the time or the signal ran out first (the caller then asks the database). */
+export function raceOutcome(outcome: Promise<TaskView | null>, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<TaskView | null> {
+  if (timeoutMs === undefined && !signal) return outcome;
+  return new Promise((resolve) => {
+    const done = (view: TaskView | null) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
+      resolve(view);
+    };
+    const abort = () => done(null);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(abort, timeoutMs);
+    if (signal?.aborted) return abort();
+    signal?.addEventListener('abort', abort, { once: true });
+    void outcome.then(done);
+  });
+}

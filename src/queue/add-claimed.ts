@@ -1,0 +1,71 @@
+import type { PreparingQueryable } from '../db/queryable.js';
+import { quoteIdent } from '../db/identifiers.js';
+
+export interface ClaimedInsert {
+  name: string;
+  payload: unknown;
+  queue: string;
+  priority: number;
+  maxAttempts: number | null;
+  key: string | null;
+  supervisorId: string;
+}
+
+export interface InsertedTask {
+  id: string;
+  /** `running`: claimed by the inserting supervisor in the same statement; `queued`: went to the queue. */
+  state: 'queued' | 'running';
+  /** True when `key` matched a task already queued or running: nothing was inserted. */
+  deduplicated: boolean;
+  maxAttempts: number | null;
+  createdAt: Date;
+}
+
+/**
+ * Inserts a task handed to a supervisor directly, claimed by it in the same statement (one commit: the task
+ * is durable and claimed at once, and nobody is woken for it). The task does not jump the queue: when a due
+ * task of the same or higher priority is waiting, it is inserted `queued` like any other.
+ */
+export async function insertClaimed(db: PreparingQueryable, schema: string, t: ClaimedInsert): Promise<InsertedTask> {
+  const q = quoteIdent(schema);
+  const waiting = `with waiting as (
+       select exists (
+         select 1 from ${q}.tasks where state = 'queued' and priority >= $4 and run_at <= now()
+          order by priority desc, run_at, id limit 1
+       ) as yes
+     )`;
+  const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, state, attempts, started_at, supervisor_id)
+       select $1, $2::jsonb, $3, $4, $5, $6,
+              case when waiting.yes then 'queued' else 'running' end,
+              case when waiting.yes then 0 else 1 end,
+              case when waiting.yes then null else now() end,
+              case when waiting.yes then null else $7::uuid end
+         from waiting`;
+  const values = [t.name, JSON.stringify(t.payload ?? {}), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId];
+  type Row = { id: string; state: 'queued' | 'running'; deduplicated: boolean; max_attempts: number | null; created_at: Date };
+  // Without a key, the plain statement: the conflict arm costs a third of the time of the whole.
+  const { rows } =
+    t.key === null
+      ? await db.query<Row>({
+          name: `prefork_insert_claimed_${schema}`,
+          text: `${waiting} ${insert} returning id::text, state, false as deduplicated, max_attempts, created_at`,
+          values,
+        })
+      : await db.query<Row>({
+          name: `prefork_insert_claimed_key_${schema}`,
+          text: `${waiting},
+     added as (
+       ${insert}
+       on conflict (queue, key) where key is not null and state in ('queued', 'running') do nothing
+       returning id, state, max_attempts, created_at
+     )
+     select id::text, state, false as deduplicated, max_attempts, created_at from added
+     union all
+     select id::text, state, true, max_attempts, created_at from ${q}.tasks
+      where queue = $3 and key = $6 and state in ('queued', 'running') and not exists (select 1 from added)`,
+          values,
+        });
+  const row = rows[0];
+  if (!row) throw new Error(`could not add or find the task with key "${t.key}"`);
+  return { id: row.id, state: row.state, deduplicated: row.deduplicated, maxAttempts: row.max_attempts, createdAt: row.created_at };
+}

@@ -1,0 +1,210 @@
+/**
+ * Direct submission: `Client.run()` and `prefork send --wait` hand a task to a supervisor on this host over its
+ * Unix socket; it is inserted already claimed, run at once, and its outcome comes back on the socket once the
+ * database recorded it. Whatever the socket cannot deliver falls back to the database.
+ */
+import { connect } from 'node:net';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../src/index.js';
+import { databaseUrl, query, useTestSchema } from './support/database.js';
+import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { insertTasks } from './support/tasks.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+const open: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()));
+});
+function client(schema: string): Client {
+  const c = new Client({ connectionString: databaseUrl(), schema });
+  open.push(c);
+  return c;
+}
+const start = (schema: string, args: string[] = []) => SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args]);
+
+/** Counts the `wake` notifications of a schema: every insert of a queued task sends one. */
+async function countWakes(schema: string): Promise<{ count: () => number }> {
+  const listener = new pg.Client({ connectionString: databaseUrl() });
+  await listener.connect();
+  open.push({ close: () => listener.end() });
+  let n = 0;
+  listener.on('notification', () => (n += 1));
+  await listener.query(`listen "${schema}:wake"`);
+  return { count: () => n };
+}
+
+async function socketPath(schema: string): Promise<string> {
+  const [row] = await query<{ socket_path: string | null }>(`select socket_path from "${schema}".supervisors where state = 'running'`);
+  expect(row?.socket_path).toMatch(/\.sock$/);
+  return row!.socket_path!;
+}
+
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('direct submission', () => {
+  it('run() hands the task to the local supervisor: claimed in the insert, nobody woken, the outcome as stored', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2']);
+    await sup.ready();
+    const prefork = client(schema);
+    const wakes = await countWakes(schema);
+
+    for (let i = 0; i < 20; i++) {
+      const task = await prefork.run('prefork.echo', { i }, { timeoutMs: 10_000 });
+      expect(task).toMatchObject({ task: 'prefork.echo', status: 'succeeded', result: { i }, attempts: 1 });
+      // Inserted and claimed by one statement: one transaction time for both.
+      expect(task.startedAt).toBe(task.createdAt);
+      expect(await prefork.get(task.id)).toEqual(task);
+    }
+    const failed = await prefork.run('fixture.fail', {}, { timeoutMs: 10_000 });
+    expect(failed).toMatchObject({ status: 'failed', attempts: 1, error: { message: 'the report could not be built' } });
+    expect(await prefork.get(failed.id)).toEqual(failed);
+    await settle(200);
+    expect(wakes.count()).toBe(0);
+
+    // A task sent the usual way still wakes the supervisors.
+    const id = await prefork.send('prefork.echo', { queued: true });
+    expect((await prefork.result(id, { timeoutMs: 10_000 })).status).toBe('succeeded');
+    expect(wakes.count()).toBeGreaterThanOrEqual(1);
+    await sup.stop();
+  });
+
+  it('does not jump the queue: behind a due task of the same or higher priority it is queued like any other', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const prefork = client(schema);
+    // Due, and run by nobody: it stays ahead of every task of priority 5 or less.
+    await insertTasks(schema, 'nobody.runs.this', [{}], { priority: 5 });
+    const wakes = await countWakes(schema);
+
+    const behind = await prefork.run('prefork.echo', { behind: true }, { priority: 5, timeoutMs: 10_000 });
+    expect(behind).toMatchObject({ status: 'succeeded', result: { behind: true } });
+    expect(wakes.count()).toBeGreaterThanOrEqual(1);
+
+    const before = wakes.count();
+    const ahead = await prefork.run('prefork.echo', { ahead: true }, { priority: 6, timeoutMs: 10_000 });
+    expect(ahead).toMatchObject({ status: 'succeeded', result: { ahead: true } });
+    expect(ahead.startedAt).toBe(ahead.createdAt);
+    await settle(200);
+    expect(wakes.count()).toBe(before);
+    await sup.stop();
+  });
+
+  it('a retried task, and one given a key, still end with their final state', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2']);
+    await sup.ready();
+    const prefork = client(schema);
+    const retried = await prefork.run('fixture.failOnce', {}, { timeoutMs: 10_000 });
+    expect(retried).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 } });
+
+    const [first, second] = await Promise.all([
+      prefork.run('prefork.sleep', { ms: 300 }, { key: 'only-one', timeoutMs: 10_000 }),
+      settle(50).then(() => prefork.run('prefork.sleep', { ms: 300 }, { key: 'only-one', timeoutMs: 10_000 })),
+    ]);
+    expect(second.id).toBe(first.id);
+    expect(first.status).toBe('succeeded');
+    expect(await query(`select count(*)::int as n from "${schema}".tasks where key = 'only-one'`)).toEqual([{ n: 1 }]);
+    await sup.stop();
+  });
+
+  it('the primary killed under a directly submitted task: run() resolves once another supervisor recovered and ran it', async () => {
+    const schema = schemaName();
+    const first = start(schema, ['--workers', '1']);
+    await first.ready();
+    const prefork = client(schema);
+    const pending = prefork.run('fixture.dbSleep', { seconds: 1 }, { timeoutMs: 60_000 });
+    const [running] = await waitForRows<{ id: string }>(`select id::text from "${schema}".tasks where state = 'running'`);
+    first.kill('SIGKILL');
+    await first.exited;
+
+    const second = start(schema, ['--workers', '1']);
+    await second.ready();
+    const task = await pending;
+    expect(task).toMatchObject({ id: running!.id, status: 'succeeded', attempts: 2, result: { slept: 1, attempt: 2 } });
+    await second.stop();
+  });
+
+  it('a graceful stop lets a directly submitted task finish and delivers its outcome', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const prefork = client(schema);
+    const pending = prefork.run('prefork.sleep', { ms: 800 }, { timeoutMs: 20_000 });
+    await waitForRows(`select 1 from "${schema}".tasks where state = 'running'`);
+    const stopped = sup.stop();
+    expect(await pending).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect((await stopped).code).toBe(0);
+  });
+
+  it('answers a bad line with a one-line refusal and keeps serving the connection', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const socket = connect(await socketPath(schema));
+    const replies: Record<string, unknown>[] = [];
+    let buffered = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        replies.push(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>);
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('not json\n');
+    socket.write(`${JSON.stringify({ op: 'submit', ref: 7, name: 'prefork.echo', payload: {}, wait: 'yes' })}\n`);
+    socket.write(`${JSON.stringify({ op: 'submit', ref: 8, name: 'prefork.echo', payload: { ok: 1 }, wait: true })}\n`);
+    await waitFor(() => replies.some((r) => r.op === 'result'));
+    socket.end();
+    expect(replies[0]).toEqual({ op: 'refused', ref: 0, error: { code: 'BAD_REQUEST', message: 'not JSON' } });
+    expect(replies[1]).toEqual({ op: 'refused', ref: 7, error: { code: 'BAD_REQUEST', message: 'wait must be true or false' } });
+    expect(replies[2]).toMatchObject({ op: 'accepted', ref: 8, direct: true, deduplicated: false });
+    expect(replies[3]).toMatchObject({ op: 'result', ref: 8, task: { status: 'succeeded', result: { ok: 1 } } });
+    // Nothing was inserted for the refused lines.
+    expect(await query(`select count(*)::int as n from "${schema}".tasks`)).toEqual([{ n: 1 }]);
+    await sup.stop();
+  });
+
+  it('prefork send --wait goes through the socket, and through the database when no supervisor runs here', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const direct = await runCli(['send', 'prefork.echo', '{"via":"socket"}', '--wait', '--json'], { schema });
+    expect(direct.code).toBe(0);
+    const view = JSON.parse(direct.stdout) as { status: string; result: unknown; startedAt: string; createdAt: string };
+    expect(view).toMatchObject({ status: 'succeeded', result: { via: 'socket' } });
+    expect(view.startedAt).toBe(view.createdAt);
+    const failed = await runCli(['send', 'fixture.fail', '--wait'], { schema });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/failed after 1 attempt: Error: the report could not be built/);
+    await sup.stop();
+
+    // No supervisor: the task is queued, and the wait times out (exit 124) as before.
+    const queued = await runCli(['send', 'prefork.echo', '{}', '--wait', '--timeout', '300'], { schema });
+    expect(queued.code).toBe(124);
+    expect(await query(`select state from "${schema}".tasks where name = 'prefork.echo' and payload = '{}'`)).toEqual([{ state: 'queued' }]);
+  });
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await settle(10);
+  }
+}
+
+async function waitForRows<R extends pg.QueryResultRow>(sql: string, timeoutMs = 10_000): Promise<R[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await query<R>(sql);
+    if (rows.length > 0) return rows;
+    if (Date.now() > deadline) throw new Error(`no rows for: ${sql}`);
+    await settle(20);
+  }
+}
