@@ -3,6 +3,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { Client } from '../../dist/client/client.js';
 import { addTask } from '../../dist/queue/add-task.js';
 import { TaskWaiter } from '../../dist/queue/task-waiter.js';
 import { scope } from '../lib/cleanup.js';
@@ -88,25 +89,23 @@ async function waiterClient(defer, schema) {
   return { client, waiter };
 }
 
-async function sendAndWait(client, waiter, schema, name, payload, timeoutMs = 30_000) {
-  const { id } = await addTask(client, schema, name, payload);
-  const { row, final } = await waiter.wait(id, { timeoutMs, added: true });
-  if (!final) throw new Error(`task ${id} (${name}) not final after ${timeoutMs} ms: ${row?.state}`);
-  return row;
-}
-
+/**
+ * The application's way to send a task and wait for it: `Client.run()`, which hands the task to the supervisor
+ * on this host over its socket (the supervisor inserts it claimed and sends the outcome back once recorded).
+ */
 export async function w3({ w3: n }) {
   return withSupervisor('warn', async (_sup, schema, defer) => {
-    const { client, waiter } = await waiterClient(defer, schema);
-    for (let i = 0; i < 10; i++) await sendAndWait(client, waiter, schema, 'bench.echo', { warmup: i });
+    const client = new Client({ connectionString: databaseUrl, schema });
+    defer('client', () => client.close());
+    for (let i = 0; i < 10; i++) await client.run('bench.echo', { warmup: i }, { timeoutMs: 30_000 });
     const samples = [];
     const seen = new Map();
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
-      const row = await sendAndWait(client, waiter, schema, 'bench.echo', { i });
+      const task = await client.run('bench.echo', { i }, { timeoutMs: 30_000 });
       samples.push(performance.now() - t0);
-      seen.set(row.id, Date.now());
-      if (row.state !== 'succeeded' || row.result?.i !== i) throw new Error(`task ${row.id} ended ${row.state} with ${JSON.stringify(row.result)}`);
+      seen.set(task.id, Date.now());
+      if (task.status !== 'succeeded' || task.result?.i !== i) throw new Error(`task ${task.id} ended ${task.status} with ${JSON.stringify(task.result)}`);
     }
     return { metrics: latencyFigures(samples), samples: samples.length, detail: await latencyBreakdown(schema, seen) };
   });
