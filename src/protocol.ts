@@ -51,7 +51,10 @@ export interface SlotGrantedMessage {
   type: 'slot_granted';
   requestId: number;
 }
-/** The connection budget starts or stops needing slots (the worker count changed). */
+/**
+ * The connection budget starts or stops needing slots (the worker count changed), or, in answer to `budget_query`,
+ * whether it does at all (the worker was forked before the primary knew).
+ */
 export interface BudgetMessage {
   type: 'budget';
   enforced: boolean;
@@ -104,6 +107,10 @@ export interface HeartbeatMessage {
   rss: number;
   loopLagMs: number;
 }
+/** A worker forked before the primary knew its connection budget asks whether it must take slots (answer: `budget`). */
+export interface BudgetQueryMessage {
+  type: 'budget_query';
+}
 /** Asks for a slot of the supervisor's connection budget before opening a connection. */
 export interface SlotAcquireMessage {
   type: 'slot_acquire';
@@ -120,6 +127,7 @@ export interface DatabaseWaitMessage {
   error: SerializedError;
 }
 export type WorkerMessage =
+  | BudgetQueryMessage
   | SlotAcquireMessage
   | SlotReleaseMessage
   | DatabaseWaitMessage
@@ -133,6 +141,7 @@ export type WorkerMessage =
   | HeartbeatMessage;
 
 const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
+  'budget_query',
   'slot_acquire',
   'slot_release',
   'database_wait',

@@ -11,5 +11,3 @@ export function latencyFigures(samplesMs) {
 
 export const mb = (bytes) => (bytes === null ? null : bytes / 1_048_576);
 
-/** How long a freshly started system sits idle before its memory is read. */
-export const idleSettleMs = 500;

@@ -12,7 +12,7 @@ import { scope } from '../lib/cleanup.js';
 import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema } from '../lib/db.js';
 import { startPeer } from '../lib/peer-process.js';
 import { childPids, rssBytes } from '../lib/proc.js';
-import { idleSettleMs, latencyFigures, mb, perSecond } from '../lib/timing.js';
+import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 import { redisConnection } from './redis.js';
 
@@ -98,12 +98,12 @@ export const workloads = {
       }
     }),
   // Sandbox children start on demand: four overlapping jobs bring up all four before the idle measurement.
-  idle: () =>
+  idle: ({ idleMs }) =>
     withRunner(async ({ queue, peer, events }) => {
       const qe = await events();
       const jobs = await queue.addBulk([1, 2, 3, 4].map(() => ({ name: 'job', data: { kind: 'sleep', ms: 300 } })));
       await Promise.all(jobs.map((j) => j.waitUntilFinished(qe, 30_000)));
-      await delay(idleSettleMs);
+      await delay(idleMs);
       const kids = childPids(peer.pid).map(rssBytes).filter((r) => r !== null);
       return {
         metrics: {

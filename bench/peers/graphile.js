@@ -10,7 +10,7 @@ import { IdWaiter } from '../lib/id-waiter.js';
 import { listenConnection } from '../lib/listen.js';
 import { startPeer } from '../lib/peer-process.js';
 import { rssBytes } from '../lib/proc.js';
-import { idleSettleMs, latencyFigures, mb, perSecond } from '../lib/timing.js';
+import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 
 const runnerScript = fileURLToPath(new URL('./graphile-runner.js', import.meta.url));
@@ -70,9 +70,9 @@ export function workloads(batched) {
         }
         return { metrics: latencyFigures(samples), samples: samples.length };
       }),
-    idle: () =>
+    idle: ({ idleMs }) =>
       withRunner(batched, async ({ peer }) => {
-        await delay(idleSettleMs);
+        await delay(idleMs);
         return { metrics: { 'start ms': peer.startMs, 'RSS primary MB': mb(rssBytes(peer.pid)) } };
       }),
   };

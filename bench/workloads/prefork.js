@@ -11,7 +11,7 @@ import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema, query,
 import { countNotifiedIds, listenConnection } from '../lib/listen.js';
 import { SupervisorProcess } from '../lib/prefork-process.js';
 import { childPids, rssBytes } from '../lib/proc.js';
-import { idleSettleMs, latencyFigures, mb, perSecond } from '../lib/timing.js';
+import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 
 const insertBatch = 5_000;
@@ -181,15 +181,15 @@ export async function w4() {
   });
 }
 
-/** `prefork start` → supervisor_ready, then resident memory of the primary and each worker after 1 s idle. */
-export async function idle() {
+/** `prefork start` → supervisor_ready, then resident memory of the primary and each worker after `idleMs` idle. */
+export async function idle({ idleMs }) {
   return scope(async (defer) => {
     const schema = freshSchema('pf');
     dropLater(defer, schema);
     const sup = SupervisorProcess.start(defer, schema, { logLevel: 'info' });
     const line = await sup.ready();
     const startMs = line.seenAt - sup.spawnedAt;
-    await delay(idleSettleMs);
+    await delay(idleMs);
     const workers = childPids(sup.pid).map((pid) => rssBytes(pid)).filter((r) => r !== null);
     if (workers.length !== 4) throw new Error(`expected 4 worker processes, found ${workers.length}`);
     return {

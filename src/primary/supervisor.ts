@@ -79,7 +79,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
   #startupError: ((error: PreforkError) => void) | undefined;
-  #serverVersion = 0;
+  /** Workers that asked whether the budget is enforced before the primary knew. */
+  readonly #budgetQueries = new Set<WorkerHandle>();
   #budget: ConnectionBudget | undefined;
   /** Tasks whose signal was aborted because the supervisor is stopping: released, not failed. */
   readonly #abortedForStop = new Set<string>();
@@ -117,13 +118,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         logLevel: options.logLevel,
         logFormat: options.logFormat,
         startupTimeoutMs: options.startupTimeoutMs,
-        session: {
-          ...options.session,
-          // Older servers reject the setting; there, only the supervisor's termination helps.
-          clientConnectionCheckIntervalMs: this.#serverVersion >= 140000 ? 1_000 : undefined,
-        },
+        // The worker drops it on a server older than 14, which rejects the setting.
+        session: { ...options.session, clientConnectionCheckIntervalMs: 1_000 },
         heartbeatMs: options.heartbeatMs,
-        budgetEnforced: this.#budgetEnforced(),
+        // Unknown while the first workers start beside the database preparation: they ask (`budget_query`).
+        budgetEnforced: this.#budget ? this.#budgetEnforced() : null,
       }),
     });
     this.#dispatcher = new Dispatcher({
@@ -184,20 +183,25 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       'starting',
     );
     try {
+      // Workers take longest to start (a Node.js process each, loading the task module): they start first, and
+      // the database is prepared meanwhile. Nothing reaches them before they are ready.
+      const forked = this.#forkInitialWorkers();
+      forked.catch(() => {}); // awaited below
       await this.#prepareDatabase();
+      this.#answerBudgetQueries();
       await this.#listener.start();
-      await this.#forkInitialWorkers();
+      await forked;
     } catch (error) {
       await this.#teardown('stopped').catch(() => {});
       this.#phase = 'stopped';
       throw toStartError(error);
     }
-    await rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]);
-    await this.#recover();
+    await Promise.all([rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]), this.#openSubmitSocket()]);
     this.#phase = 'running';
     this.#fleet.startRespawning();
-    await this.#openSubmitSocket();
     await this.#publish();
+    // Tasks of supervisors that died on this host go back to the queue; the dispatcher is woken if any did.
+    this.#track(this.#recover());
     this.#every(o.heartbeatMs, () => this.#publish());
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
     if (o.keepFinishedMs) this.#every(60_000, () => this.#deleteFinished(o.keepFinishedMs!));
@@ -208,8 +212,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   async #prepareDatabase(): Promise<void> {
     const client = await this.#db.connect();
     try {
-      const { rows } = await client.query<{ v: string }>("select current_setting('server_version_num') as v");
-      this.#serverVersion = Number(rows[0]?.v ?? 0);
       const limit = await budgetLimit(client, { maxDbConnections: this.#options.maxDbConnections, taskSlots: this.#options.workers * this.#options.concurrency }, this.#log);
       this.#budget = new ConnectionBudget(limit, (handle, requestId) => handle.send({ type: 'slot_granted', requestId }));
       const { applied } = await migrate(client, this.#options.schema);
@@ -342,6 +344,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       ready: ignore,
       startup_failed: ignore,
       heartbeat: ignore,
+      budget_query: () => {
+        if (this.#budget) handle.send({ type: 'budget', enforced: this.#budgetEnforced() });
+        else this.#budgetQueries.add(handle);
+      },
       slot_acquire: (m) => this.#budget?.acquire(handle, m.requestId),
       slot_release: (m) => this.#budget?.release(handle, m.requestId),
       database_wait: (m) => {
@@ -401,6 +407,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     } else if (maxMemoryPerWorkerMb && handle.rss !== null && handle.rss > maxMemoryPerWorkerMb * 1_048_576) {
       this.#fleet.replace(handle, `uses ${Math.round(handle.rss / 1_048_576)} MB (--max-memory-per-worker ${maxMemoryPerWorkerMb})`);
     }
+  }
+
+  #answerBudgetQueries(): void {
+    for (const handle of this.#budgetQueries) handle.send({ type: 'budget', enforced: this.#budgetEnforced() });
+    this.#budgetQueries.clear();
   }
 
   /** Whether task connections must ask for a budget slot: only when the budget is below the task slots. */

@@ -116,6 +116,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         if (handle.state === 'starting') handle.state = 'waiting_for_database';
         forward(m);
       },
+      budget_query: forward,
       slot_acquire: forward,
       slot_release: forward,
       db_backend: forward,

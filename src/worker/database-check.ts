@@ -1,5 +1,5 @@
 /**
- * Before a worker reports ready, the database must answer: connect, `select 1`, close, within a timeout.
+ * Before a worker reports ready, the database must answer: connect, ask its version, close, within a timeout.
  * While it does not, the worker tells the primary (once per outage) and tries again with capped backoff,
  * instead of crashing and being respawned in a loop.
  */
@@ -20,12 +20,13 @@ export interface DatabaseCheckOptions {
   onWaiting: (error: SerializedError) => void;
 }
 
-export async function waitForDatabase(o: DatabaseCheckOptions): Promise<void> {
+/** Resolves with the server's version number (`server_version_num`, e.g. 150004) once the database answers. */
+export async function waitForDatabase(o: DatabaseCheckOptions): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await checkOnce(o);
+      const version = await checkOnce(o);
       if (attempt > 1) o.log.info({ event: 'database_reachable', attempts: attempt }, 'the database answers again');
-      return;
+      return version;
     } catch (error) {
       const serialized = serializeError(error);
       serialized.message = redactSecrets(serialized.message, o.databaseUrl);
@@ -38,7 +39,7 @@ export async function waitForDatabase(o: DatabaseCheckOptions): Promise<void> {
   }
 }
 
-async function checkOnce(o: DatabaseCheckOptions): Promise<void> {
+async function checkOnce(o: DatabaseCheckOptions): Promise<number> {
   const slot = o.slots?.slot();
   await slot?.acquire();
   const client = new pg.Client({
@@ -50,7 +51,8 @@ async function checkOnce(o: DatabaseCheckOptions): Promise<void> {
   client.on('error', () => {});
   try {
     await client.connect();
-    await client.query('select 1');
+    const { rows } = await client.query<{ v: number }>("select current_setting('server_version_num')::int as v");
+    return rows[0]?.v ?? 0;
   } finally {
     await client.end().catch(() => {});
     slot?.release();

@@ -48,6 +48,9 @@ process.on('SIGTERM', () => {});
 const registry = new TaskRegistry();
 const slots = new ConnectionSlots(send);
 let budgetEnforced = config.budgetEnforced;
+/** Resolves once the worker knows whether its connections take budget slots (see WorkerConfig.budgetEnforced). */
+let budgetKnown: (() => void) | undefined;
+const budgetAnswered = budgetEnforced === null ? new Promise<void>((resolve) => (budgetKnown = resolve)) : Promise.resolve();
 const running = new Map<string, LazyAbortController>();
 /** Received and not started: they start in this order, `concurrency` at a time. */
 const queue: TaskEnvelope[] = [];
@@ -79,7 +82,8 @@ async function start(): Promise<void> {
 
 /** Ready only once the database answers; the message handlers must already run (slot grants). */
 async function checkDatabase(): Promise<void> {
-  await waitForDatabase({
+  await budgetAnswered;
+  const version = await waitForDatabase({
     databaseUrl: config.databaseUrl,
     applicationName: `prefork:${config.schema} w${config.workerId} check`.slice(0, 63),
     timeoutMs: config.session.connectTimeoutMs || 10_000,
@@ -87,6 +91,8 @@ async function checkDatabase(): Promise<void> {
     log,
     onWaiting: (error) => send({ type: 'database_wait', error }),
   });
+  // Older servers reject the setting; there, only the supervisor's termination of the backend helps.
+  if (version < 140000) config.session.clientConnectionCheckIntervalMs = undefined;
 }
 
 function startNext(): void {
@@ -141,6 +147,7 @@ const handlers: MessageHandlers<PrimaryMessage> = {
   slot_granted: ({ requestId }) => slots.granted(requestId),
   budget: ({ enforced }) => {
     budgetEnforced = enforced;
+    budgetKnown?.();
   },
 };
 
@@ -169,6 +176,8 @@ function startHeartbeat(): void {
 }
 
 try {
+  // Asked only now: an answer that came before the message listener was attached would be lost.
+  if (budgetEnforced === null) send({ type: 'budget_query' });
   // The database check runs beside the import and the hooks, on a connection of its own (not in the cache).
   const databaseChecked = checkDatabase();
   databaseChecked.catch(() => {}); // reported below, once start-up itself went well

@@ -16,9 +16,11 @@ export interface WorkerConfig {
   heartbeatMs: number;
   /**
    * Whether connections need a slot of the supervisor's budget. When the budget is at least every task slot
-   * (workers × concurrency), it cannot run out and asking would only cost IPC round trips.
+   * (workers × concurrency), it cannot run out and asking would only cost IPC round trips. Null: the primary
+   * does not know yet (it forks the first workers while it prepares the database); the worker asks
+   * (`budget_query`) before its first connection.
    */
-  budgetEnforced: boolean;
+  budgetEnforced: boolean | null;
 }
 
 export const workerConfigEnv = 'PREFORK_WORKER_CONFIG';
