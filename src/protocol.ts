@@ -58,6 +58,8 @@ export interface SlotGrantedMessage {
 export interface BudgetMessage {
   type: 'budget';
   enforced: boolean;
+  /** With the answer to `budget_query`: the URL task connections use (a local server's Unix socket, say). */
+  databaseUrl?: string;
 }
 export type PrimaryMessage = RunMessage | AbortMessage | UnqueueMessage | ShutdownMessage | SlotGrantedMessage | BudgetMessage;
 

@@ -3,13 +3,17 @@
  * Unix socket; it is inserted already claimed, run at once, and its outcome comes back on the socket once the
  * database recorded it. Whatever the socket cannot deliver falls back to the database.
  */
+import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../src/index.js';
-import { databaseUrl, query, useTestSchema } from './support/database.js';
+import { admin, databaseUrl, query, useTestSchema } from './support/database.js';
 import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { insertTasks } from './support/tasks.js';
+import { migrate } from '../src/db/migrate.js';
+import { addSubmitted } from '../src/queue/add-submitted.js';
+import { insertClaimed } from '../src/queue/add-claimed.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -112,6 +116,35 @@ describe('direct submission', () => {
     await sup.stop();
   });
 
+  it('a submission sent again through the database finds the task its lost answer was about, never making a second', async () => {
+    const schema = schemaName();
+    const db = await admin();
+    await migrate(db, schema);
+    // The supervisor committed the task and died before it answered: the sender sends it again.
+    const submission = randomUUID();
+    const made = await insertClaimed(db, schema, {
+      name: 'prefork.echo', payload: { n: 1 }, queue: 'default', priority: 0, maxAttempts: null, key: null,
+      supervisorId: randomUUID(), submission,
+    });
+    expect(made.state).toBe('running');
+    expect(await addSubmitted(db, schema, submission, 'prefork.echo', { n: 1 })).toEqual({ id: made.id, deduplicated: false });
+    // A submission that never arrived is inserted once, however often it is sent.
+    const fresh = randomUUID();
+    const first = await addSubmitted(db, schema, fresh, 'prefork.echo', { n: 2 });
+    expect(await addSubmitted(db, schema, fresh, 'prefork.echo', { n: 2 })).toEqual(first);
+    // Sent at once from two connections, it still makes one task.
+    const other = new pg.Client({ connectionString: databaseUrl() });
+    await other.connect();
+    open.push({ close: () => other.end() });
+    const raced = randomUUID();
+    const [a, b] = await Promise.all([addSubmitted(db, schema, raced, 'prefork.echo', {}), addSubmitted(other, schema, raced, 'prefork.echo', {})]);
+    expect(a.id).toBe(b.id);
+    expect(await query(`select count(*)::int as n from "${schema}".tasks`)).toEqual([{ n: 3 }]);
+    // With a key already held by a queued task: that task.
+    const keyed = await addSubmitted(db, schema, randomUUID(), 'prefork.echo', {}, { key: 'k' });
+    expect(await addSubmitted(db, schema, randomUUID(), 'prefork.echo', {}, { key: 'k' })).toEqual({ id: keyed.id, deduplicated: true });
+  });
+
   it('the primary killed under a directly submitted task: run() resolves once another supervisor recovered and ran it', async () => {
     const schema = schemaName();
     const first = start(schema, ['--workers', '1']);
@@ -157,14 +190,16 @@ describe('direct submission', () => {
     });
     await new Promise((resolve) => socket.once('connect', resolve));
     socket.write('not json\n');
-    socket.write(`${JSON.stringify({ op: 'submit', ref: 7, name: 'prefork.echo', payload: {}, wait: 'yes' })}\n`);
-    socket.write(`${JSON.stringify({ op: 'submit', ref: 8, name: 'prefork.echo', payload: { ok: 1 }, wait: true })}\n`);
+    socket.write(`${JSON.stringify({ op: 'submit', ref: 6, name: 'prefork.echo', payload: {}, wait: true })}\n`);
+    socket.write(`${JSON.stringify({ op: 'submit', ref: 7, submission: randomUUID(), name: 'prefork.echo', payload: {}, wait: 'yes' })}\n`);
+    socket.write(`${JSON.stringify({ op: 'submit', ref: 8, submission: randomUUID(), name: 'prefork.echo', payload: { ok: 1 }, wait: true })}\n`);
     await waitFor(() => replies.some((r) => r.op === 'result'));
     socket.end();
     expect(replies[0]).toEqual({ op: 'refused', ref: 0, error: { code: 'BAD_REQUEST', message: 'not JSON' } });
-    expect(replies[1]).toEqual({ op: 'refused', ref: 7, error: { code: 'BAD_REQUEST', message: 'wait must be true or false' } });
-    expect(replies[2]).toMatchObject({ op: 'accepted', ref: 8, direct: true, deduplicated: false });
-    expect(replies[3]).toMatchObject({ op: 'result', ref: 8, task: { status: 'succeeded', result: { ok: 1 } } });
+    expect(replies[1]).toEqual({ op: 'refused', ref: 6, error: { code: 'BAD_REQUEST', message: 'submission must be a UUID' } });
+    expect(replies[2]).toEqual({ op: 'refused', ref: 7, error: { code: 'BAD_REQUEST', message: 'wait must be true or false' } });
+    expect(replies[3]).toMatchObject({ op: 'accepted', ref: 8, direct: true, deduplicated: false });
+    expect(replies[4]).toMatchObject({ op: 'result', ref: 8, task: { status: 'succeeded', result: { ok: 1 } } });
     // Nothing was inserted for the refused lines.
     expect(await query(`select count(*)::int as n from "${schema}".tasks`)).toEqual([{ n: 1 }]);
     await sup.stop();

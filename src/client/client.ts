@@ -6,11 +6,13 @@
  *   const task = await prefork.result(id, { timeoutMs: 30_000 });
  *   const same = await prefork.run('report.build', { userId: 7 }, { timeoutMs: 30_000 }); // send + result
  */
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
+import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
 import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
 import { getTask } from '../queue/read-tasks.js';
@@ -106,9 +108,11 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     await this.#migrated();
     let id: string | undefined;
     const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
+    const submission = randomUUID();
     if (channel) {
       try {
         const accepted = await channel.submit({
+          submission,
           name: task,
           payload: payload ?? {},
           queue: addOptions.queue,
@@ -124,7 +128,8 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
         if (!(error instanceof PreforkError && retryThroughDatabase.has(error.code))) throw error;
       }
     }
-    id ??= await this.send(task, payload, addOptions);
+    // Through the database: the submission id finds the task a lost answer was about, or inserts it.
+    id ??= channel ? (await addSubmitted(this.#pool, this.schema, submission, task, payload ?? {}, addOptions)).id : await this.send(task, payload, addOptions);
     return this.result<K>(id, { timeoutMs: left(), signal });
   }
 

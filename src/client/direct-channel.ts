@@ -12,8 +12,11 @@ import { PreforkError } from '../errors.js';
 import { localSockets } from '../queue/supervisors.js';
 import type { TaskView } from '../queue/task-view.js';
 
-/** Refusals after which nothing was inserted and the database path is safe to take. */
-export const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIRECT_CLOSED', 'DATABASE_ERROR']);
+/**
+ * Failures after which the sender sends the task through the database instead, with `addSubmitted()` and the same
+ * submission id: that inserts it, or finds the task an unanswered attempt made (never a second one).
+ */
+export const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIRECT_CLOSED', 'DATABASE_ERROR', 'SUBMIT_UNCONFIRMED']);
 
 export type DirectSubmit = Omit<SubmitRequest, 'op' | 'ref'>;
 
@@ -64,10 +67,10 @@ export class DirectChannel {
   }
 
   /**
-   * Hands a task over. Resolves once it is in the database. Rejects with the supervisor's refusal (nothing was
-   * inserted: `NOT_ACCEPTING`, `BAD_REQUEST`, `DATABASE_ERROR`), with `DIRECT_CLOSED` when the channel was closed
-   * before the request went out (nothing was inserted), or with `SUBMIT_UNCONFIRMED` when the connection went
-   * after the request was sent and before the answer came (the task may or may not be queued).
+   * Hands a task over. Resolves once it is in the database. Rejects with the supervisor's refusal
+   * (`NOT_ACCEPTING`, `BAD_REQUEST`, `DATABASE_ERROR`), with `DIRECT_CLOSED` when the channel was closed before
+   * the request went out, or with `SUBMIT_UNCONFIRMED` when the connection went after the request was sent and
+   * before the answer came (the task may or may not be in the database: see `retryThroughDatabase`).
    */
   submit(request: DirectSubmit): Promise<DirectAccepted> {
     if (!this.#open) return Promise.reject(new PreforkError('DIRECT_CLOSED', 'the direct-submission connection is closed'));

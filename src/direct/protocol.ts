@@ -11,6 +11,8 @@ export interface SubmitRequest {
   op: 'submit';
   /** The sender's number for this request, echoed in every reply to it. */
   ref: number;
+  /** The sender's id for this task (a UUID): stored with it, so that a resend cannot make a second one. */
+  submission: string;
   name: string;
   payload: unknown;
   queue?: string | undefined;
@@ -47,6 +49,9 @@ export function parseSubmit(line: string): { request: SubmitRequest } | { ref: n
   const bad = (what: string) => ({ ref, error: what });
   if (m.op !== 'submit') return bad(`unknown op ${JSON.stringify(m.op)}`);
   if (!Number.isSafeInteger(m.ref)) return bad('ref must be an integer');
+  if (typeof m.submission !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(m.submission)) {
+    return bad('submission must be a UUID');
+  }
   if (typeof m.name !== 'string' || m.name.length < 1 || m.name.length > 200) return bad('name must be a string of 1 to 200 characters');
   if (m.queue !== undefined && (typeof m.queue !== 'string' || m.queue.length === 0)) return bad('queue must be a non-empty string');
   if (m.priority !== undefined && !(Number.isInteger(m.priority) && Math.abs(m.priority as number) <= 2_147_483_647)) return bad('priority must be an integer');
@@ -59,6 +64,7 @@ export function parseSubmit(line: string): { request: SubmitRequest } | { ref: n
     request: {
       op: 'submit',
       ref: m.ref as number,
+      submission: m.submission,
       name: m.name,
       payload: m.payload ?? {},
       queue: m.queue as string | undefined,

@@ -40,6 +40,11 @@ export interface SupervisorOptions {
   maxDbConnections?: number | undefined;
   /** Replace a worker whose resident memory passed this many MB (at a task boundary). */
   maxMemoryPerWorkerMb?: number | undefined;
+  /**
+   * Task connections reach a server named by a loopback TCP URL over its Unix socket, when that socket answers
+   * as the same server (default true; see db/local-socket.ts).
+   */
+  localSocket?: boolean | undefined;
 }
 
 export const supervisorDefaults = {

@@ -12,11 +12,12 @@ import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
 import { redactConnectionString } from '../db/connection-string.js';
 import { channelsFor } from '../db/identifiers.js';
+import { preferLocalSocket } from '../db/local-socket.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError, publicError, type SerializedError } from '../errors.js';
 import type { SubmitRequest } from '../direct/protocol.js';
 import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessage } from '../protocol.js';
-import { addTask } from '../queue/add-task.js';
+import { addSubmitted } from '../queue/add-submitted.js';
 import { insertClaimed } from '../queue/add-claimed.js';
 import type { ClaimedTask } from '../queue/claim-tasks.js';
 import { rememberTaskNames } from '../queue/known-tasks.js';
@@ -79,6 +80,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
   #startupError: ((error: PreforkError) => void) | undefined;
+  /** What task connections use: the URL given, or the same server's Unix socket. */
+  #taskDatabaseUrl: string;
   /** Workers that asked whether the budget is enforced before the primary knew. */
   readonly #budgetQueries = new Set<WorkerHandle>();
   #budget: ConnectionBudget | undefined;
@@ -92,6 +95,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   constructor(options: SupervisorOptions, log: Logger) {
     super();
     this.#options = options;
+    this.#taskDatabaseUrl = options.databaseUrl;
     this.#log = log.child({ supervisorId: this.id });
     this.#channels = channelsFor(options.schema);
     this.#db = new pg.Pool({
@@ -112,7 +116,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       log: this.#log,
       workerConfig: () => ({
         tasksUrl: options.tasksPath ? pathToFileURL(options.tasksPath).href : null,
-        databaseUrl: options.databaseUrl,
+        databaseUrl: this.#taskDatabaseUrl,
         schema: options.schema,
         concurrency: options.concurrency,
         logLevel: options.logLevel,
@@ -216,6 +220,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       this.#budget = new ConnectionBudget(limit, (handle, requestId) => handle.send({ type: 'slot_granted', requestId }));
       const { applied } = await migrate(client, this.#options.schema);
       if (applied.length > 0) this.#log.info({ event: 'migrations_applied', applied }, 'database schema migrated');
+      if (this.#options.localSocket !== false) {
+        const { url, socketDir } = await preferLocalSocket(this.#options.databaseUrl, client);
+        this.#taskDatabaseUrl = url;
+        if (socketDir) this.#log.info({ event: 'database_local_socket', socketDir }, `task connections use the server's Unix socket in ${socketDir}`);
+      }
     } finally {
       client.release();
     }
@@ -345,7 +354,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       startup_failed: ignore,
       heartbeat: ignore,
       budget_query: () => {
-        if (this.#budget) handle.send({ type: 'budget', enforced: this.#budgetEnforced() });
+        if (this.#budget) handle.send({ type: 'budget', enforced: this.#budgetEnforced(), databaseUrl: this.#taskDatabaseUrl });
         else this.#budgetQueries.add(handle);
       },
       slot_acquire: (m) => this.#budget?.acquire(handle, m.requestId),
@@ -410,7 +419,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   }
 
   #answerBudgetQueries(): void {
-    for (const handle of this.#budgetQueries) handle.send({ type: 'budget', enforced: this.#budgetEnforced() });
+    for (const handle of this.#budgetQueries) handle.send({ type: 'budget', enforced: this.#budgetEnforced(), databaseUrl: this.#taskDatabaseUrl });
     this.#budgetQueries.clear();
   }
 
@@ -509,11 +518,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     const options = { queue, priority: r.priority ?? 0, maxAttempts: r.maxAttempts ?? null, key: r.key ?? null };
     try {
       if (!runsHere) {
-        const added = await addTask(this.#db, schema, r.name, r.payload, { ...options, maxAttempts: r.maxAttempts, key: r.key });
+        const added = await addSubmitted(this.#db, schema, r.submission, r.name, r.payload, { ...options, maxAttempts: r.maxAttempts, key: r.key });
         connection.send({ op: 'accepted', ref: r.ref, id: added.id, deduplicated: added.deduplicated, direct: false });
         return;
       }
-      const row = await insertClaimed(this.#db, schema, { name: r.name, payload: r.payload, ...options, supervisorId: this.id });
+      const row = await insertClaimed(this.#db, schema, { name: r.name, payload: r.payload, ...options, supervisorId: this.id, submission: r.submission });
       if (row.state !== 'running' || row.deduplicated) {
         connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
         return;

@@ -9,6 +9,8 @@ export interface ClaimedInsert {
   maxAttempts: number | null;
   key: string | null;
   supervisorId: string;
+  /** The sender's UUID for this task (see add-submitted.ts). */
+  submission: string;
 }
 
 export interface InsertedTask {
@@ -34,14 +36,14 @@ export async function insertClaimed(db: PreparingQueryable, schema: string, t: C
           order by priority desc, run_at, id limit 1
        ) as yes
      )`;
-  const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, state, attempts, started_at, supervisor_id)
-       select $1, $2::jsonb, $3, $4, $5, $6,
+  const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, submission, state, attempts, started_at, supervisor_id)
+       select $1, $2::jsonb, $3, $4, $5, $6, $8::uuid,
               case when waiting.yes then 'queued' else 'running' end,
               case when waiting.yes then 0 else 1 end,
               case when waiting.yes then null else now() end,
               case when waiting.yes then null else $7::uuid end
          from waiting`;
-  const values = [t.name, JSON.stringify(t.payload ?? {}), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId];
+  const values = [t.name, JSON.stringify(t.payload ?? {}), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId, t.submission];
   type Row = { id: string; state: 'queued' | 'running'; deduplicated: boolean; max_attempts: number | null; created_at: Date };
   // Without a key, the plain statement: the conflict arm costs a third of the time of the whole.
   const { rows } =

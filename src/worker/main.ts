@@ -145,8 +145,9 @@ const handlers: MessageHandlers<PrimaryMessage> = {
     if (running.size === 0) void exit(0);
   },
   slot_granted: ({ requestId }) => slots.granted(requestId),
-  budget: ({ enforced }) => {
+  budget: ({ enforced, databaseUrl }) => {
     budgetEnforced = enforced;
+    if (databaseUrl) config.databaseUrl = databaseUrl;
     budgetKnown?.();
   },
 };

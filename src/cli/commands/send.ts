@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { DirectChannel, raceOutcome, retryThroughDatabase } from '../../client/direct-channel.js';
 import { PreforkError } from '../../errors.js';
+import { addSubmitted } from '../../queue/add-submitted.js';
 import { addTask } from '../../queue/add-task.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
@@ -84,9 +86,10 @@ Examples:
       let id: string | undefined;
       let view: TaskView | null = null;
       const direct = flags.delay ? null : await DirectChannel.open(client, database.schema, name).catch(() => null);
+      const submission = randomUUID();
       if (direct) {
         try {
-          const accepted = await direct.submit({ name, payload, ...options, wait: true });
+          const accepted = await direct.submit({ submission, name, payload, ...options, wait: true });
           id = accepted.id;
           if (accepted.outcome) view = await raceOutcome(accepted.outcome, left(), undefined);
         } catch (error) {
@@ -103,10 +106,13 @@ Examples:
         const waiter = await TaskWaiter.listen(client, database.schema);
         let added = false;
         if (id === undefined) {
-          const inserted = await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
+          // After a failed direct attempt, under its submission id: never a second task.
+          const inserted = direct
+            ? await addSubmitted(client, database.schema, submission, name, payload, options)
+            : await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
           id = inserted.id;
           // A task this command added (not one its key matched) cannot have finished before the LISTEN.
-          added = !inserted.deduplicated;
+          added = !direct && !inserted.deduplicated;
         }
         const taskId = id;
         const waited = await waiter.wait(taskId, { timeoutMs: left(), added }).catch((error: unknown) => {

@@ -30,6 +30,7 @@ interface StartFlags extends DatabaseFlags {
   queues?: string[];
   lease: number;
   keepFinished: number;
+  localSocket: boolean;
   statementTimeout: number;
   lockTimeout: number;
   idleInTransactionTimeout: number;
@@ -90,6 +91,7 @@ export function addStartOptions(command: Command): Command {
     .option('--keep-finished <ms>', 'delete finished tasks this long after they finished (0: keep forever)', integer('--keep-finished', 0, 2 ** 40), supervisorDefaults.keepFinishedMs)
     .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics and a health check on GET /healthz at this port (default: off)', integer('--metrics-port', 1, 65_535))
     .option('--metrics-host <host>', 'address the metrics server listens on (0.0.0.0: every interface, as in a container)', '127.0.0.1')
+    .option('--no-local-socket', "task connections keep a loopback TCP URL's transport instead of the same server's Unix socket")
     .option('--pretty', 'human-readable, coloured log lines (default: when stdout is a terminal)')
     .option('--no-pretty', 'JSON log lines, even on a terminal');
   return addDatabaseOptions(command);
@@ -149,6 +151,7 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
         queues: flags.queues,
         leaseMs: flags.lease,
         keepFinishedMs: flags.keepFinished,
+        localSocket: flags.localSocket,
         session: {
           ...supervisorDefaults.session,
           statementTimeoutMs: flags.statementTimeout,
