@@ -15,8 +15,9 @@
 //        insert to the last completion recorded in the database.
 //   W2   connection-per-task throughput: 2,000 tasks, each opening its own connection (prefork: ctx.db),
 //        inserting one row and closing it; the rows are counted afterwards (nothing lost or doubled).
-//   W3   idle latency: 300 tasks sent one at a time, each awaited before the next through LISTEN (prefork:
-//        TaskWaiter); p50 and p99 in ms from send to the result seen by the sender. pg-boss polls (0.5 s),
+//   W3   idle latency: 300 tasks sent one at a time, each awaited before the next, the way each system's
+//        client does it (prefork: Client.run(), over the supervisor's socket; graphile-worker: LISTEN; BullMQ:
+//        QueueEvents); p50 and p99 in ms from send to the result seen by the sender. pg-boss polls (0.5 s),
 //        so it gets 30 samples (6 with --quick).
 //   W4   recovery: (a) SIGKILL of the worker running a task → that task done on another worker (its second
 //        attempt returns at once); (b) a busy task passing its 500 ms hard limit → its timed_out record and
@@ -131,7 +132,7 @@ async function main() {
   const notes = [
     `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}: figures vary ±10–30 % from run to run`,
     `PostgreSQL ${pgVersion}; Node ${process.version}`,
-    `memory read after ${sizes.idleMs / 1000} s idle${sizes.idleMs < 10_000 ? ' (before V8 gives back the young generation start-up grew: ≈10 MB more per process than settled)' : ' (settled: V8 gave back what start-up grew)'}`,
+    `memory read after ${sizes.idleMs / 1000} s idle${sizes.idleMs < 10_000 ? ' (V8 gives back the young generation start-up grew, ≈10 MB a process, only after 8-10 s idle)' : ''}`,
     ...systems.filter((s) => s.config).map((s) => `${s.label}: ${s.config}`),
   ];
   const report = {
