@@ -162,6 +162,40 @@ describe('direct submission', () => {
     await second.stop();
   });
 
+  it('a frozen supervisor leaves no sender hanging: before it answers, the task goes through the database once; after, the outcome is read there', async () => {
+    const schema = schemaName();
+    const a = start(schema, ['--workers', '1', '--lease', '2000']);
+    await a.ready();
+    const prefork = client(schema);
+    // The client's socket is now A's.
+    expect((await prefork.run('prefork.echo', { warm: true }, { timeoutMs: 10_000 })).startedAt).toBeDefined();
+
+    // Frozen before it reads the submission: no answer within the accept timeout, the same submission goes
+    // through the database and B runs it; when A thaws, its own insert of that submission is refused.
+    a.kill('SIGSTOP');
+    const b = start(schema, ['--workers', '1', '--lease', '2000']);
+    try {
+      await b.ready();
+      // No timeoutMs: without a way out, the sender would wait for the frozen supervisor for ever.
+      const unanswered = await notHung(prefork.run('prefork.echo', { frozen: 'before' }));
+      expect(unanswered).toMatchObject({ status: 'succeeded', result: { frozen: 'before' } });
+      a.kill('SIGCONT');
+      await settle(500);
+      expect(await query(`select count(*)::int as n from "${schema}".tasks where payload = '{"frozen": "before"}'`)).toEqual([{ n: 1 }]);
+
+      // Frozen after accepting: its lease runs out, B takes the task over, and the sender reads the outcome.
+      await prefork.run('prefork.echo', { warm: 'again' }, { timeoutMs: 10_000 });
+      const pending = notHung(prefork.run('prefork.sleep', { ms: 300 }));
+      await waitForRows(`select 1 from "${schema}".tasks where name = 'prefork.sleep' and state = 'running'`);
+      a.kill('SIGSTOP');
+      const task = await pending;
+      expect(task).toMatchObject({ status: 'succeeded', attempts: 2 });
+    } finally {
+      a.kill('SIGCONT');
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
   it('a graceful stop lets a directly submitted task finish and delivers its outcome', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1']);
@@ -225,6 +259,19 @@ describe('direct submission', () => {
     expect(await query(`select state from "${schema}".tasks where name = 'prefork.echo' and payload = '{}'`)).toEqual([{ state: 'queued' }]);
   });
 });
+
+/** The promise's value, or a failure when it is still pending after 20 s (the sender was left hanging). */
+async function notHung<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('still waiting after 20 s')), 20_000);
+  });
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

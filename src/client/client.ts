@@ -122,7 +122,10 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
           wait: true,
         });
         id = accepted.id;
-        const view = accepted.outcome ? await raceOutcome(accepted.outcome, left(), signal) : null;
+        const taskId = accepted.id;
+        const view = accepted.outcome
+          ? await raceOutcome(accepted.outcome, { timeoutMs: left(), signal, read: () => getTask(this.#pool, this.schema, taskId) })
+          : null;
         if (view) return view as TypedTaskView<ResultOf<Tasks[K]>>;
       } catch (error) {
         if (!(error instanceof PreforkError && retryThroughDatabase.has(error.code))) throw error;

@@ -10,13 +10,17 @@ import type { Queryable } from '../db/queryable.js';
 import { lineReader, type DirectReply, type SubmitRequest } from '../direct/protocol.js';
 import { PreforkError } from '../errors.js';
 import { localSockets } from '../queue/supervisors.js';
-import type { TaskView } from '../queue/task-view.js';
+import { finalStates, type TaskRow } from '../queue/task-row.js';
+import { toTaskView, type TaskView } from '../queue/task-view.js';
 
 /**
  * Failures after which the sender sends the task through the database instead, with `addSubmitted()` and the same
  * submission id: that inserts it, or finds the task an unanswered attempt made (never a second one).
  */
 export const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIRECT_CLOSED', 'DATABASE_ERROR', 'SUBMIT_UNCONFIRMED']);
+
+/** How long a submission waits for `accepted` (a one-statement insert, normally about a millisecond). */
+export const defaultAcceptTimeoutMs = 2_000;
 
 export type DirectSubmit = Omit<SubmitRequest, 'op' | 'ref'>;
 
@@ -72,13 +76,20 @@ export class DirectChannel {
    * the request went out, or with `SUBMIT_UNCONFIRMED` when the connection went after the request was sent and
    * before the answer came (the task may or may not be in the database: see `retryThroughDatabase`).
    */
-  submit(request: DirectSubmit): Promise<DirectAccepted> {
+  submit(request: DirectSubmit, acceptTimeoutMs = defaultAcceptTimeoutMs): Promise<DirectAccepted> {
     if (!this.#open) return Promise.reject(new PreforkError('DIRECT_CLOSED', 'the direct-submission connection is closed'));
     const ref = this.#nextRef++;
     return new Promise<DirectAccepted>((resolve, reject) => {
+      // A supervisor that does not answer (frozen, overloaded) is given up on: the caller resends the same
+      // submission through the database, which makes the task at most once whoever gets there first.
+      const unanswered = setTimeout(() => {
+        this.#pending.delete(ref);
+        reject(new PreforkError('SUBMIT_UNCONFIRMED', `the supervisor did not confirm the task within ${acceptTimeoutMs} ms`));
+      }, acceptTimeoutMs);
       const pending: Pending = {
         isAccepted: false,
         accepted: (reply) => {
+          clearTimeout(unanswered);
           pending.isAccepted = true;
           if (!reply.direct) {
             this.#pending.delete(ref);
@@ -91,6 +102,7 @@ export class DirectChannel {
           resolve({ id: reply.id, deduplicated: reply.deduplicated, outcome });
         },
         refused: (error) => {
+          clearTimeout(unanswered);
           this.#pending.delete(ref);
           reject(error);
         },
@@ -141,19 +153,45 @@ export class DirectChannel {
   }
 }
 
-/** The direct outcome, or null when the time or the signal ran out first (the caller then asks the database). */
-export function raceOutcome(outcome: Promise<TaskView | null>, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<TaskView | null> {
-  if (timeoutMs === undefined && !signal) return outcome;
+/**
+ * The direct outcome, or null when the time or the signal ran out first (the caller then asks the database).
+ * Every `recheckMs` the task is also read from the database (`read`): a supervisor that stopped answering (frozen,
+ * say, its lease then taken over by another) must not leave the sender waiting for a reply that cannot come.
+ */
+export function raceOutcome(
+  outcome: Promise<TaskView | null>,
+  options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: () => Promise<TaskRow | null>; recheckMs?: number },
+): Promise<TaskView | null> {
+  const { timeoutMs, signal, read } = options;
+  const recheckMs = options.recheckMs ?? 1_000;
   return new Promise((resolve) => {
+    let settled = false;
+    let recheck: NodeJS.Timeout | undefined;
     const done = (view: TaskView | null) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
+      clearTimeout(recheck);
       signal?.removeEventListener('abort', abort);
       resolve(view);
     };
     const abort = () => done(null);
     const timer = timeoutMs === undefined ? undefined : setTimeout(abort, timeoutMs);
+    const schedule = () => {
+      recheck = setTimeout(() => {
+        read()
+          .then((row) => {
+            if (row && finalStates.has(row.state)) done(toTaskView(row));
+          })
+          .catch(() => {})
+          .finally(() => {
+            if (!settled) schedule();
+          });
+      }, recheckMs);
+    };
     if (signal?.aborted) return abort();
     signal?.addEventListener('abort', abort, { once: true });
+    schedule();
     void outcome.then(done);
   });
 }

@@ -4,6 +4,7 @@ import { DirectChannel, raceOutcome, retryThroughDatabase } from '../../client/d
 import { PreforkError } from '../../errors.js';
 import { addSubmitted } from '../../queue/add-submitted.js';
 import { addTask } from '../../queue/add-task.js';
+import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../../queue/task-view.js';
@@ -91,7 +92,8 @@ Examples:
         try {
           const accepted = await direct.submit({ submission, name, payload, ...options, wait: true });
           id = accepted.id;
-          if (accepted.outcome) view = await raceOutcome(accepted.outcome, left(), undefined);
+          const taskId = accepted.id;
+          if (accepted.outcome) view = await raceOutcome(accepted.outcome, { timeoutMs: left(), read: () => getTask(client, database.schema, taskId) });
         } catch (error) {
           if (!(error instanceof PreforkError && retryThroughDatabase.has(error.code))) {
             const code = (error as PreforkError).code ?? 'SUBMIT_FAILED';
