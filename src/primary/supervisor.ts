@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -15,11 +14,7 @@ import { channelsFor } from '../db/identifiers.js';
 import { preferLocalSocket } from '../db/local-socket.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError, publicError, type SerializedError } from '../errors.js';
-import type { SubmitRequest } from '../direct/protocol.js';
 import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessage } from '../protocol.js';
-import { addSubmitted } from '../queue/add-submitted.js';
-import { insertClaimed } from '../queue/add-claimed.js';
-import type { ClaimedTask } from '../queue/claim-tasks.js';
 import { rememberTaskNames } from '../queue/known-tasks.js';
 import type { Settlement } from '../queue/settle-tasks.js';
 import { deleteFinished } from '../queue/delete-finished.js';
@@ -35,7 +30,7 @@ import { Outcomes, type TaskFinished } from './outcomes.js';
 import { Listener } from './listener.js';
 import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
-import { removeStaleSockets, socketDirectory, SubmitServer, type DirectConnection } from './submit-server.js';
+import { DirectSubmissions } from './direct-submissions.js';
 import { TimeLimits, type TimeLimitActions } from './time-limits.js';
 import type { SupervisorOptions } from './supervisor-options.js';
 import { until } from './wait.js';
@@ -88,9 +83,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   /** Tasks whose signal was aborted because the supervisor is stopping: released, not failed. */
   readonly #abortedForStop = new Set<string>();
   readonly #background = new Set<Promise<unknown>>();
-  #submitServer: SubmitServer | null = null;
-  /** Directly submitted tasks whose sender waits for the outcome on its connection. */
-  readonly #directWaiters = new Map<string, { connection: DirectConnection; ref: number; name: string; queue: string; maxAttempts: number | null; createdAt: string }>();
+  readonly #direct: DirectSubmissions;
 
   constructor(options: SupervisorOptions, log: Logger) {
     super();
@@ -145,6 +138,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
     this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
     this.#outcomes = new Outcomes(this.#settler, this.#taskInfo, options.hardTimeoutMs, this.#log);
+    this.#direct = new DirectSubmissions({
+      db: this.#db,
+      schema: options.schema,
+      supervisorId: this.id,
+      log: this.#log,
+      accepting: () => this.#phase === 'running',
+      runsHere: (name, queue) =>
+        (!options.queues?.length || options.queues.includes(queue)) &&
+        this.#taskInfo.has(name) &&
+        this.#dispatcher.buffered === 0 &&
+        this.#pool.handles.some((h) => h.state === 'ready' && h.freeSlots > 0),
+      maxAttempts: (name) => this.#taskInfo.get(name)?.maxAttempts ?? options.defaultMaxAttempts,
+      runNow: (task) => this.#dispatcher.runNow(task),
+      release: (ids, reason) => this.#release(ids, reason),
+      track: (promise) => this.#track(promise),
+    });
     this.#outcomes.on('finished', (finished) => this.emit('taskFinished', finished));
     this.#wire();
   }
@@ -200,7 +209,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       this.#phase = 'stopped';
       throw toStartError(error);
     }
-    await Promise.all([rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]), this.#openSubmitSocket()]);
+    await Promise.all([rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]), this.#direct.open()]);
     this.#phase = 'running';
     this.#fleet.startRespawning();
     await this.#publish();
@@ -478,116 +487,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
   }
 
-  // ---- direct submission ---------------------------------------------------------------------------------
-
-  async #openSubmitSocket(): Promise<void> {
-    const dir = socketDirectory();
-    if (!dir) {
-      this.#log.warn({ event: 'submit_socket_unavailable' }, 'no private directory for the direct-submission socket; senders go through the database');
-      return;
-    }
-    const server = new SubmitServer(join(dir, `${this.id}.sock`), (request, connection) => this.#onSubmit(request, connection), this.#log);
-    try {
-      await server.listen();
-      this.#submitServer = server;
-      this.#log.debug({ event: 'submit_socket_listening', path: server.path }, 'direct submission socket open');
-      this.#track(removeStaleSockets(dir, server.path).catch(() => 0));
-    } catch (error) {
-      this.#log.warn({ event: 'submit_socket_unavailable', err: error }, 'could not open the direct-submission socket; senders go through the database');
-    }
-  }
-
-  #onSubmit(request: SubmitRequest, connection: DirectConnection): void {
-    if (this.#phase !== 'running') {
-      connection.send({ op: 'refused', ref: request.ref, error: { code: 'NOT_ACCEPTING', message: 'the supervisor is stopping' } });
-      return;
-    }
-    this.#track(this.#submit(request, connection));
-  }
-
-  /**
-   * A task handed over directly: inserted claimed by this supervisor and run at once when a worker has a free
-   * slot, nothing is buffered and no due task of its priority waits; otherwise queued like any other.
-   */
-  async #submit(r: SubmitRequest, connection: DirectConnection): Promise<void> {
-    const schema = this.#options.schema;
-    const queue = r.queue ?? 'default';
-    const served = !this.#options.queues?.length || this.#options.queues.includes(queue);
-    const runsHere =
-      served && this.#taskInfo.has(r.name) && this.#dispatcher.buffered === 0 && this.#pool.handles.some((h) => h.state === 'ready' && h.freeSlots > 0);
-    const options = { queue, priority: r.priority ?? 0, maxAttempts: r.maxAttempts ?? null, key: r.key ?? null };
-    try {
-      if (!runsHere) {
-        const added = await addSubmitted(this.#db, schema, r.submission, r.name, r.payload, { ...options, maxAttempts: r.maxAttempts, key: r.key });
-        connection.send({ op: 'accepted', ref: r.ref, id: added.id, deduplicated: added.deduplicated, direct: false });
-        return;
-      }
-      const row = await insertClaimed(this.#db, schema, { name: r.name, payload: r.payload, ...options, supervisorId: this.id, submission: r.submission });
-      if (row.state !== 'running' || row.deduplicated) {
-        connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
-        return;
-      }
-      const task: ClaimedTask = {
-        id: row.id,
-        name: r.name,
-        payload: r.payload,
-        attempt: 1,
-        maxAttempts: row.maxAttempts ?? this.#taskInfo.get(r.name)?.maxAttempts ?? this.#options.defaultMaxAttempts,
-      };
-      if (r.wait) {
-        this.#directWaiters.set(row.id, { connection, ref: r.ref, name: r.name, queue, maxAttempts: row.maxAttempts, createdAt: row.createdAt.toISOString() });
-      }
-      connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: false, direct: r.wait });
-      if (!this.#dispatcher.runNow(task)) {
-        // Stopping since the insert: the task goes back to the queue; the teardown tells the sender.
-        await this.#release([row.id], 'submitted while the supervisor began to stop');
-      }
-    } catch (error) {
-      connection.send({ op: 'refused', ref: r.ref, error: { code: 'DATABASE_ERROR', message: (error as Error)?.message ?? String(error) } });
-    }
-  }
-
-  /**
-   * Outcomes in the database: a retry due later gets a timer; a direct sender waiting for one gets it, or is told
-   * to wait through the database.
-   */
+  /** Outcomes in the database: a retry due later gets a timer; a direct sender waiting for one gets it. */
   #onSettled(settled: Settlement[], finishedAt: Date, fenced: string[]): void {
     for (const s of settled) if (s.state === 'queued' && s.delayMs) this.#dispatcher.wakeAt(Date.now() + s.delayMs);
-    if (this.#directWaiters.size === 0) return;
-    for (const s of settled) {
-      const w = this.#directWaiters.get(s.id);
-      if (!w) continue;
-      this.#directWaiters.delete(s.id);
-      if (s.state === 'queued') {
-        w.connection.send({ op: 'requeued', ref: w.ref, id: s.id });
-        continue;
-      }
-      w.connection.send({
-        op: 'result',
-        ref: w.ref,
-        task: {
-          id: s.id,
-          task: w.name,
-          queue: w.queue,
-          status: s.state,
-          result: s.state === 'succeeded' ? (s.result ?? null) : null,
-          error: publicError(s.error ?? null),
-          attempts: 1,
-          maxAttempts: w.maxAttempts,
-          workerPid: s.workerPid ?? null,
-          createdAt: w.createdAt,
-          // Inserted and claimed in one statement: the same transaction time.
-          startedAt: w.createdAt,
-          finishedAt: finishedAt.toISOString(),
-        },
-      });
-    }
-    for (const id of fenced) {
-      const w = this.#directWaiters.get(id);
-      if (!w) continue;
-      this.#directWaiters.delete(id);
-      w.connection.send({ op: 'requeued', ref: w.ref, id });
-    }
+    this.#direct.onSettled(settled, finishedAt, fenced);
   }
 
   // ---- status and leases ----------------------------------------------------------------------------------
@@ -633,7 +536,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         state,
         tasks: [...this.#taskInfo.keys()],
         snapshot: this.snapshot(),
-        socketPath: state === 'running' ? (this.#submitServer?.path ?? null) : null,
+        socketPath: state === 'running' ? this.#direct.socketPath : null,
       });
       if (previous === 'lost') {
         this.#log.error({ event: 'lease_lost' }, 'another supervisor presumed this one dead and took its tasks back; their outcomes here are fenced out; the lease is renewed');
@@ -699,7 +602,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await this.#startPromise?.catch(() => {});
     if (this.#phase === 'stopped') return;
     this.#phase = 'stopping';
-    this.#submitServer?.stopAccepting();
+    this.#direct.stopAccepting();
     this.#fleet.stopRespawning();
     this.#dispatcher.pause();
     this.#track(this.#dispatcher.releaseBuffered().catch((error) => this.#log.warn({ event: 'release_failed', err: error }, 'could not give back the buffered tasks; they return when the lease expires')));
@@ -767,10 +670,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       await until(() => this.#pool.size === 0, 5_000);
     }
     await Promise.allSettled([...this.#background]);
-    // Direct senders still waiting (their task went back to the queue) wait through the database from here.
-    for (const [id, w] of this.#directWaiters) w.connection.send({ op: 'requeued', ref: w.ref, id });
-    this.#directWaiters.clear();
-    this.#submitServer?.close();
+    this.#direct.close();
     await this.#listener.close();
     if (this.#phase !== 'starting' || this.#everReady) await this.#publish(finalState);
     else await heartbeat(this.#db, this.#options.schema, this.id, { state: finalState, tasks: [], snapshot: {} }).catch(() => {});

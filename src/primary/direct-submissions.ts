@@ -1,0 +1,166 @@
+/**
+ * The primary's side of direct submission (src/direct/protocol.ts): its socket, the tasks handed over on it,
+ * and the senders waiting on it for an outcome.
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { PreparingQueryable } from '../db/queryable.js';
+import type { SubmitRequest } from '../direct/protocol.js';
+import { publicError } from '../errors.js';
+import { insertClaimed } from '../queue/add-claimed.js';
+import { addSubmitted } from '../queue/add-submitted.js';
+import type { ClaimedTask } from '../queue/claim-tasks.js';
+import type { Settlement } from '../queue/settle-tasks.js';
+import { removeStaleSockets, socketDirectory, SubmitServer, type DirectConnection } from './submit-server.js';
+
+export interface DirectSubmissionDeps {
+  db: PreparingQueryable;
+  schema: string;
+  supervisorId: string;
+  log: Logger;
+  /** Whether the supervisor takes tasks (false once it is stopping). */
+  accepting: () => boolean;
+  /** Whether a task of this name and queue can start here at once: a worker runs it, a slot is free, nothing is buffered. */
+  runsHere: (name: string, queue: string) => boolean;
+  /** The attempts a task of this name gets when the send set none. */
+  maxAttempts: (name: string) => number;
+  /** Hands a claimed task to a free slot now; false when the supervisor began to stop. */
+  runNow: (task: ClaimedTask) => boolean;
+  /** Gives tasks back to the queue, uncounted. */
+  release: (ids: string[], reason: string) => Promise<void>;
+  /** Keeps a background promise for the stop to wait on. */
+  track: (promise: Promise<unknown>) => void;
+}
+
+interface Waiter {
+  connection: DirectConnection;
+  ref: number;
+  name: string;
+  queue: string;
+  maxAttempts: number | null;
+  createdAt: string;
+}
+
+export class DirectSubmissions {
+  #server: SubmitServer | null = null;
+  /** Tasks taken over the socket whose sender waits there for the outcome. */
+  readonly #waiters = new Map<string, Waiter>();
+
+  constructor(private readonly deps: DirectSubmissionDeps) {}
+
+  /** The socket's path once it listens, for the supervisors table. */
+  get socketPath(): string | null {
+    return this.#server?.path ?? null;
+  }
+
+  /** Opens the socket; without one (no private directory, say) senders go through the database. */
+  async open(): Promise<void> {
+    const { log } = this.deps;
+    const dir = socketDirectory();
+    if (!dir) {
+      log.warn({ event: 'submit_socket_unavailable' }, 'no private directory for the direct-submission socket; senders go through the database');
+      return;
+    }
+    const server = new SubmitServer(join(dir, `${this.deps.supervisorId}.sock`), (request, connection) => this.#onSubmit(request, connection), log);
+    try {
+      await server.listen();
+      this.#server = server;
+      log.debug({ event: 'submit_socket_listening', path: server.path }, 'direct submission socket open');
+      this.deps.track(removeStaleSockets(dir, server.path).catch(() => 0));
+    } catch (error) {
+      log.warn({ event: 'submit_socket_unavailable', err: error }, 'could not open the direct-submission socket; senders go through the database');
+    }
+  }
+
+  /** No new connections (a stop began); those open are answered `NOT_ACCEPTING` from now on. */
+  stopAccepting(): void {
+    this.#server?.stopAccepting();
+  }
+
+  /** Senders still waiting (their task went back to the queue) wait through the database; the socket closes. */
+  close(): void {
+    for (const [id, w] of this.#waiters) w.connection.send({ op: 'requeued', ref: w.ref, id });
+    this.#waiters.clear();
+    this.#server?.close();
+  }
+
+  /** Outcomes in the database: a sender waiting for one gets it, or is told to wait through the database. */
+  onSettled(settled: readonly Settlement[], finishedAt: Date, fenced: readonly string[]): void {
+    if (this.#waiters.size === 0) return;
+    for (const s of settled) {
+      const w = this.#waiters.get(s.id);
+      if (!w) continue;
+      this.#waiters.delete(s.id);
+      if (s.state === 'queued') {
+        w.connection.send({ op: 'requeued', ref: w.ref, id: s.id });
+        continue;
+      }
+      w.connection.send({
+        op: 'result',
+        ref: w.ref,
+        task: {
+          id: s.id,
+          task: w.name,
+          queue: w.queue,
+          status: s.state,
+          result: s.state === 'succeeded' ? (s.result ?? null) : null,
+          error: publicError(s.error ?? null),
+          attempts: 1,
+          maxAttempts: w.maxAttempts,
+          workerPid: s.workerPid ?? null,
+          createdAt: w.createdAt,
+          // Inserted and claimed in one statement: the same transaction time.
+          startedAt: w.createdAt,
+          finishedAt: finishedAt.toISOString(),
+        },
+      });
+    }
+    for (const id of fenced) {
+      const w = this.#waiters.get(id);
+      if (!w) continue;
+      this.#waiters.delete(id);
+      w.connection.send({ op: 'requeued', ref: w.ref, id });
+    }
+  }
+
+  #onSubmit(request: SubmitRequest, connection: DirectConnection): void {
+    if (!this.deps.accepting()) {
+      connection.send({ op: 'refused', ref: request.ref, error: { code: 'NOT_ACCEPTING', message: 'the supervisor is stopping' } });
+      return;
+    }
+    this.deps.track(this.#submit(request, connection));
+  }
+
+  /**
+   * A task handed over directly: inserted claimed by this supervisor and run at once when a worker has a free
+   * slot, nothing is buffered and no due task of its priority waits; otherwise queued like any other.
+   */
+  async #submit(r: SubmitRequest, connection: DirectConnection): Promise<void> {
+    const { db, schema } = this.deps;
+    const queue = r.queue ?? 'default';
+    const options = { queue, priority: r.priority ?? 0, maxAttempts: r.maxAttempts ?? null, key: r.key ?? null };
+    try {
+      if (!this.deps.runsHere(r.name, queue)) {
+        const added = await addSubmitted(db, schema, r.submission, r.name, r.payload, { ...options, maxAttempts: r.maxAttempts, key: r.key });
+        connection.send({ op: 'accepted', ref: r.ref, id: added.id, deduplicated: added.deduplicated, direct: false });
+        return;
+      }
+      const row = await insertClaimed(db, schema, { name: r.name, payload: r.payload, ...options, supervisorId: this.deps.supervisorId, submission: r.submission });
+      if (row.state !== 'running' || row.deduplicated) {
+        connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
+        return;
+      }
+      const task: ClaimedTask = { id: row.id, name: r.name, payload: r.payload, attempt: 1, maxAttempts: row.maxAttempts ?? this.deps.maxAttempts(r.name) };
+      if (r.wait) {
+        this.#waiters.set(row.id, { connection, ref: r.ref, name: r.name, queue, maxAttempts: row.maxAttempts, createdAt: row.createdAt.toISOString() });
+      }
+      connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: false, direct: r.wait });
+      if (!this.deps.runNow(task)) {
+        // Stopping since the insert: the task goes back to the queue; close() tells the sender.
+        await this.deps.release([row.id], 'submitted while the supervisor began to stop');
+      }
+    } catch (error) {
+      connection.send({ op: 'refused', ref: r.ref, error: { code: 'DATABASE_ERROR', message: (error as Error)?.message ?? String(error) } });
+    }
+  }
+}
