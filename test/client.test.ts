@@ -1,25 +1,17 @@
 /** The queue for applications: the client API, transactional enqueue, scheduling, keys, cancel, many supervisors. */
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Client } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
 import { databaseUrl, query, useTestSchema } from './support/database.js';
-import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { runCli, useProcessLeakGuard } from './support/processes.js';
 import { countByState, waitForFinal } from './support/tasks.js';
+import { startWithFixtures, useClients } from './support/clients.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
 
-const open: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
-});
-function client(schema: string): Client {
-  const c = new Client({ connectionString: databaseUrl(), schema });
-  open.push(c);
-  return c;
-}
-const start = (schema: string, args: string[] = []) => SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args]);
+const { client, closeLater } = useClients();
+const start = startWithFixtures;
 
 describe('Client', () => {
   it('sends, waits for the result, and gets a task', async () => {
@@ -48,7 +40,7 @@ describe('Client', () => {
     const prefork = client(schema);
     const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
     const db = new Kysely({ dialect: new PostgresDialect({ pool }) });
-    open.push({ close: () => db.destroy() });
+    closeLater({ close: () => db.destroy() });
 
     const pgClient = await pool.connect();
     await pgClient.query('begin');

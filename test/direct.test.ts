@@ -6,10 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Client } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { startWithFixtures as start, useClients } from './support/clients.js';
 import { admin, databaseUrl, query, useTestSchema } from './support/database.js';
-import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { runCli, useProcessLeakGuard } from './support/processes.js';
 import { insertTasks } from './support/tasks.js';
 import { migrate } from '../src/db/migrate.js';
 import { addSubmitted } from '../src/queue/add-submitted.js';
@@ -18,26 +18,29 @@ import { insertClaimed } from '../src/queue/add-claimed.js';
 const schemaName = useTestSchema();
 useProcessLeakGuard();
 
-const open: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
-});
-function client(schema: string): Client {
-  const c = new Client({ connectionString: databaseUrl(), schema });
-  open.push(c);
-  return c;
-}
-const start = (schema: string, args: string[] = []) => SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args]);
+const { client, closeLater } = useClients();
 
-/** Counts the `wake` notifications of a schema: every insert of a queued task sends one. */
-async function countWakes(schema: string): Promise<{ count: () => number }> {
+/**
+ * Counts the `wake` notifications of a schema: every insert of a queued task sends one, and they arrive in
+ * commit order. `exactlyOneMore()` inserts a queued task and waits for its wake: none other came in between, so
+ * whatever committed before it woke nobody.
+ */
+async function countWakes(schema: string): Promise<{ count: () => number; exactlyOneMore: () => Promise<void> }> {
   const listener = new pg.Client({ connectionString: databaseUrl() });
   await listener.connect();
-  open.push({ close: () => listener.end() });
+  closeLater({ close: () => listener.end() });
   let n = 0;
   listener.on('notification', () => (n += 1));
   await listener.query(`listen "${schema}:wake"`);
-  return { count: () => n };
+  return {
+    count: () => n,
+    exactlyOneMore: async () => {
+      const before = n;
+      await insertTasks(schema, 'nobody.runs.this', [{ marker: true }]);
+      await waitFor(() => n > before);
+      expect(n).toBe(before + 1);
+    },
+  };
 }
 
 async function socketPath(schema: string): Promise<string> {
@@ -66,13 +69,9 @@ describe('direct submission', () => {
     const failed = await prefork.run('fixture.fail', {}, { timeoutMs: 10_000 });
     expect(failed).toMatchObject({ status: 'failed', attempts: 1, error: { message: 'the report could not be built' } });
     expect(await prefork.get(failed.id)).toEqual(failed);
-    await settle(200);
-    expect(wakes.count()).toBe(0);
-
-    // A task sent the usual way still wakes the supervisors.
-    const id = await prefork.send('prefork.echo', { queued: true });
-    expect((await prefork.result(id, { timeoutMs: 10_000 })).status).toBe('succeeded');
-    expect(wakes.count()).toBeGreaterThanOrEqual(1);
+    // The next queued insert's wake is the first: the direct inserts before it woke nobody.
+    await wakes.exactlyOneMore();
+    expect(wakes.count()).toBe(1);
     await sup.stop();
   });
 
@@ -93,8 +92,8 @@ describe('direct submission', () => {
     const ahead = await prefork.run('prefork.echo', { ahead: true }, { priority: 6, timeoutMs: 10_000 });
     expect(ahead).toMatchObject({ status: 'succeeded', result: { ahead: true } });
     expect(ahead.startedAt).toBe(ahead.createdAt);
-    await settle(200);
-    expect(wakes.count()).toBe(before);
+    await wakes.exactlyOneMore();
+    expect(wakes.count()).toBe(before + 1);
     await sup.stop();
   });
 
@@ -106,10 +105,9 @@ describe('direct submission', () => {
     const retried = await prefork.run('fixture.failOnce', {}, { timeoutMs: 10_000 });
     expect(retried).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 } });
 
-    const [first, second] = await Promise.all([
-      prefork.run('prefork.sleep', { ms: 300 }, { key: 'only-one', timeoutMs: 10_000 }),
-      settle(50).then(() => prefork.run('prefork.sleep', { ms: 300 }, { key: 'only-one', timeoutMs: 10_000 })),
-    ]);
+    const running = prefork.run('prefork.sleep', { ms: 300 }, { key: 'only-one', timeoutMs: 10_000 });
+    await waitForRows(`select 1 from "${schema}".tasks where key = 'only-one' and state = 'running'`);
+    const [first, second] = await Promise.all([running, prefork.run('prefork.sleep', { ms: 300 }, { key: 'only-one', timeoutMs: 10_000 })]);
     expect(second.id).toBe(first.id);
     expect(first.status).toBe('succeeded');
     expect(await query(`select count(*)::int as n from "${schema}".tasks where key = 'only-one'`)).toEqual([{ n: 1 }]);
@@ -135,7 +133,7 @@ describe('direct submission', () => {
     // Sent at once from two connections, it still makes one task.
     const other = new pg.Client({ connectionString: databaseUrl() });
     await other.connect();
-    open.push({ close: () => other.end() });
+    closeLater({ close: () => other.end() });
     const raced = randomUUID();
     const [a, b] = await Promise.all([addSubmitted(db, schema, raced, 'prefork.echo', {}), addSubmitted(other, schema, raced, 'prefork.echo', {})]);
     expect(a.id).toBe(b.id);
@@ -180,11 +178,11 @@ describe('direct submission', () => {
       const unanswered = await notHung(prefork.run('prefork.echo', { frozen: 'before' }));
       expect(unanswered).toMatchObject({ status: 'succeeded', result: { frozen: 'before' } });
       a.kill('SIGCONT');
-      await settle(500);
+      // A reads its socket in order: once it has answered the next submission, it has handled the old one.
+      expect(await prefork.run('prefork.echo', { warm: 'again' }, { timeoutMs: 10_000 })).toMatchObject({ status: 'succeeded' });
       expect(await query(`select count(*)::int as n from "${schema}".tasks where payload = '{"frozen": "before"}'`)).toEqual([{ n: 1 }]);
 
       // Frozen after accepting: its lease runs out, B takes the task over, and the sender reads the outcome.
-      await prefork.run('prefork.echo', { warm: 'again' }, { timeoutMs: 10_000 });
       const pending = notHung(prefork.run('prefork.sleep', { ms: 300 }));
       await waitForRows(`select 1 from "${schema}".tasks where name = 'prefork.sleep' and state = 'running'`);
       a.kill('SIGSTOP');

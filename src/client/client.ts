@@ -19,7 +19,7 @@ import { getTask } from '../queue/read-tasks.js';
 import { TaskWaiter } from '../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../queue/task-view.js';
 import type { TaskDefinition, TaskHandler } from '../task.js';
-import { DirectChannel, raceOutcome, retryThroughDatabase } from './direct-channel.js';
+import { DirectChannel, runDirect } from './direct-channel.js';
 import { toQueryable, type Executor } from './queryable-adapter.js';
 
 /** How long a client that found no supervisor socket on this host goes through the database before looking again. */
@@ -106,33 +106,18 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
     await this.#migrated();
-    let id: string | undefined;
     const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
+    if (!channel) return this.result<K>(await this.send(task, payload, addOptions), { timeoutMs: left(), signal });
     const submission = randomUUID();
-    if (channel) {
-      try {
-        const accepted = await channel.submit({
-          submission,
-          name: task,
-          payload: payload ?? {},
-          queue: addOptions.queue,
-          priority: addOptions.priority,
-          maxAttempts: addOptions.maxAttempts,
-          key: addOptions.key,
-          wait: true,
-        });
-        id = accepted.id;
-        const taskId = accepted.id;
-        const view = accepted.outcome
-          ? await raceOutcome(accepted.outcome, { timeoutMs: left(), signal, read: () => getTask(this.#pool, this.schema, taskId) })
-          : null;
-        if (view) return view as TypedTaskView<ResultOf<Tasks[K]>>;
-      } catch (error) {
-        if (!(error instanceof PreforkError && retryThroughDatabase.has(error.code))) throw error;
-      }
-    }
+    const { queue, priority, maxAttempts, key } = addOptions;
+    const direct = await runDirect(
+      channel,
+      { submission, name: task, payload: payload ?? {}, queue, priority, maxAttempts, key },
+      { timeoutMs: left(), signal, read: (id) => getTask(this.#pool, this.schema, id) },
+    );
+    if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
     // Through the database: the submission id finds the task a lost answer was about, or inserts it.
-    id ??= channel ? (await addSubmitted(this.#pool, this.schema, submission, task, payload ?? {}, addOptions)).id : await this.send(task, payload, addOptions);
+    const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payload ?? {}, addOptions)).id;
     return this.result<K>(id, { timeoutMs: left(), signal });
   }
 

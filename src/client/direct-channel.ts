@@ -4,9 +4,10 @@
  * here, a stopping one, a task queued behind others or retried, a connection that went) the caller finishes
  * through the database.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { Queryable } from '../db/queryable.js';
+import { connectSocket } from '../direct/connect-socket.js';
 import { lineReader, type DirectReply, type SubmitRequest } from '../direct/protocol.js';
 import { PreforkError } from '../errors.js';
 import { localSockets } from '../queue/supervisors.js';
@@ -17,7 +18,7 @@ import { toTaskView, type TaskView } from '../queue/task-view.js';
  * Failures after which the sender sends the task through the database instead, with `addSubmitted()` and the same
  * submission id: that inserts it, or finds the task an unanswered attempt made (never a second one).
  */
-export const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIRECT_CLOSED', 'DATABASE_ERROR', 'SUBMIT_UNCONFIRMED']);
+const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIRECT_CLOSED', 'DATABASE_ERROR', 'SUBMIT_UNCONFIRMED']);
 
 /** How long a submission waits for `accepted` (a one-statement insert, normally about a millisecond). */
 export const defaultAcceptTimeoutMs = 2_000;
@@ -37,9 +38,8 @@ export interface DirectAccepted {
 interface Pending {
   accepted: (reply: Extract<DirectReply, { op: 'accepted' }>) => void;
   refused: (error: PreforkError) => void;
+  /** Set once accepted to run here: only the outcome is still to come. */
   outcome?: (task: TaskView | null) => void;
-  /** Accepted: only the outcome is still to come. */
-  isAccepted: boolean;
 }
 
 export class DirectChannel {
@@ -56,12 +56,8 @@ export class DirectChannel {
   /** Connects to a supervisor of `schema` on this host that runs `taskName` (if any does); null when none answers. */
   static async open(db: Queryable, schema: string, taskName: string): Promise<DirectChannel | null> {
     for (const path of await localSockets(db, schema, hostname(), taskName)) {
-      const socket = await new Promise<Socket | null>((resolve) => {
-        const s = connect(path);
-        s.once('connect', () => resolve(s));
-        s.once('error', () => resolve(null));
-      });
-      if (socket) return new DirectChannel(socket);
+      const connected = await connectSocket(path);
+      if ('socket' in connected) return new DirectChannel(connected.socket);
     }
     return null;
   }
@@ -87,10 +83,8 @@ export class DirectChannel {
         reject(new PreforkError('SUBMIT_UNCONFIRMED', `the supervisor did not confirm the task within ${acceptTimeoutMs} ms`));
       }, acceptTimeoutMs);
       const pending: Pending = {
-        isAccepted: false,
         accepted: (reply) => {
           clearTimeout(unanswered);
-          pending.isAccepted = true;
           if (!reply.direct) {
             this.#pending.delete(ref);
             resolve({ id: reply.id, deduplicated: reply.deduplicated, outcome: null });
@@ -144,7 +138,7 @@ export class DirectChannel {
   #onClose(): void {
     this.#open = false;
     for (const pending of this.#pending.values()) {
-      if (pending.isAccepted) pending.outcome?.(null);
+      if (pending.outcome) pending.outcome(null);
       else {
         pending.refused(new PreforkError('SUBMIT_UNCONFIRMED', 'the supervisor went away before confirming the task: it may or may not have been queued'));
       }
@@ -154,11 +148,33 @@ export class DirectChannel {
 }
 
 /**
+ * Hands a task to the supervisor behind `channel` and waits there for its outcome (see `raceOutcome`). Returns
+ * the outcome when it came that way; otherwise the task's id when the supervisor accepted it (wait through the
+ * database), or no id when the submission must be resent through the database (`addSubmitted`, same
+ * submission id). Throws only what the database path cannot mend (a bad request).
+ */
+export async function runDirect(
+  channel: DirectChannel,
+  request: Omit<DirectSubmit, 'wait'>,
+  wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskRow | null> },
+): Promise<{ id: string | undefined; view: TaskView | null }> {
+  try {
+    const accepted = await channel.submit({ ...request, wait: true });
+    const outcome = accepted.outcome;
+    const view = outcome ? await raceOutcome(outcome, { timeoutMs: wait.timeoutMs, signal: wait.signal, read: () => wait.read(accepted.id) }) : null;
+    return { id: accepted.id, view };
+  } catch (error) {
+    if (error instanceof PreforkError && retryThroughDatabase.has(error.code)) return { id: undefined, view: null };
+    throw error;
+  }
+}
+
+/**
  * The direct outcome, or null when the time or the signal ran out first (the caller then asks the database).
  * Every `recheckMs` the task is also read from the database (`read`): a supervisor that stopped answering (frozen,
  * say, its lease then taken over by another) must not leave the sender waiting for a reply that cannot come.
  */
-export function raceOutcome(
+function raceOutcome(
   outcome: Promise<TaskView | null>,
   options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: () => Promise<TaskRow | null>; recheckMs?: number },
 ): Promise<TaskView | null> {

@@ -138,14 +138,22 @@ export class DirectSubmissions {
   async #submit(r: SubmitRequest, connection: DirectConnection): Promise<void> {
     const { db, schema } = this.deps;
     const queue = r.queue ?? 'default';
-    const options = { queue, priority: r.priority ?? 0, maxAttempts: r.maxAttempts ?? null, key: r.key ?? null };
     try {
       if (!this.deps.runsHere(r.name, queue)) {
-        const added = await addSubmitted(db, schema, r.submission, r.name, r.payload, { ...options, maxAttempts: r.maxAttempts, key: r.key });
+        const added = await addSubmitted(db, schema, r.submission, r.name, r.payload, { queue, priority: r.priority, maxAttempts: r.maxAttempts, key: r.key });
         connection.send({ op: 'accepted', ref: r.ref, id: added.id, deduplicated: added.deduplicated, direct: false });
         return;
       }
-      const row = await insertClaimed(db, schema, { name: r.name, payload: r.payload, ...options, supervisorId: this.deps.supervisorId, submission: r.submission });
+      const row = await insertClaimed(db, schema, {
+        name: r.name,
+        payload: r.payload,
+        queue,
+        priority: r.priority ?? 0,
+        maxAttempts: r.maxAttempts ?? null,
+        key: r.key ?? null,
+        supervisorId: this.deps.supervisorId,
+        submission: r.submission,
+      });
       if (row.state !== 'running' || row.deduplicated) {
         connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
         return;

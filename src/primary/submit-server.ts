@@ -4,7 +4,8 @@
  * connection they came from.
  */
 import { lstatSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { connectSocket } from '../direct/connect-socket.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -17,10 +18,6 @@ export class DirectConnection {
     socket.once('close', () => {
       this.#open = false;
     });
-  }
-
-  get open(): boolean {
-    return this.#open;
   }
 
   send(reply: DirectReply): void {
@@ -62,15 +59,9 @@ export async function removeStaleSockets(dir: string, keep: string): Promise<num
   for (const name of names) {
     const path = join(dir, name);
     if (path === keep) continue;
-    const refused = await new Promise<boolean>((resolve) => {
-      const socket = connect(path);
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(false);
-      });
-      socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
-    });
-    if (!refused) continue;
+    const connected = await connectSocket(path);
+    if ('socket' in connected) connected.socket.destroy();
+    if (!('error' in connected) || connected.error.code !== 'ECONNREFUSED') continue;
     try {
       unlinkSync(path);
       removed += 1;

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { PreforkError } from '../errors.js';
-import type { AddedTask, AddTaskOptions } from './add-task.js';
+import { taskValues, type AddedTask, type AddTaskOptions } from './add-task.js';
 
 /**
  * Inserts a queued task under the sender's `submission` UUID, at most once: when an earlier attempt of the same
@@ -16,11 +16,9 @@ export async function addSubmitted(
   payload: unknown,
   options: AddTaskOptions = {},
 ): Promise<AddedTask> {
-  const json = JSON.stringify(payload ?? {});
-  if (json === undefined) throw new PreforkError('INVALID_PAYLOAD', 'the payload is not JSON-serialisable', { exitCode: 2 });
   const q = quoteIdent(schema);
-  const queue = options.queue ?? 'default';
-  const runAt = options.runAt ?? (options.delayMs ? new Date(Date.now() + options.delayMs) : null);
+  const values = [...taskValues(name, payload, options), submission];
+  const queue = values[2];
   for (let round = 0; round < 3; round++) {
     try {
       const { rows } = await db.query<{ id: string }>(
@@ -28,7 +26,7 @@ export async function addSubmitted(
          values ($1, $2::jsonb, $3, $4, coalesce($5::timestamptz, now()), $6, $7, $8::uuid)
          on conflict (submission) where submission is not null do nothing
          returning id::text`,
-        [name, json, queue, options.priority ?? 0, runAt, options.maxAttempts ?? null, options.key ?? null, submission],
+        values,
       );
       if (rows[0]) return { id: rows[0].id, deduplicated: false };
     } catch (error) {

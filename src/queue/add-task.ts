@@ -24,6 +24,17 @@ export interface AddedTask {
 }
 
 /**
+ * The values of a task row, in this order: name, payload (JSON text), queue, priority, run_at (null: now),
+ * max_attempts, key. Throws INVALID_PAYLOAD (exit 2) for a payload JSON cannot carry.
+ */
+export function taskValues(name: string, payload: unknown, options: AddTaskOptions): unknown[] {
+  const json = JSON.stringify(payload ?? {});
+  if (json === undefined) throw new PreforkError('INVALID_PAYLOAD', 'the payload is not JSON-serialisable', { exitCode: 2 });
+  const runAt = options.runAt ?? (options.delayMs ? new Date(Date.now() + options.delayMs) : null);
+  return [name, json, options.queue ?? 'default', options.priority ?? 0, runAt, options.maxAttempts ?? null, options.key ?? null];
+}
+
+/**
  * Inserts one task. The insert trigger notifies the supervisors when the surrounding transaction commits, so
  * calling this on a client inside the application's transaction makes the task visible only on commit.
  */
@@ -34,11 +45,8 @@ export async function addTask(
   payload: unknown,
   options: AddTaskOptions = {},
 ): Promise<AddedTask> {
-  const json = JSON.stringify(payload ?? {});
-  if (json === undefined) throw new PreforkError('INVALID_PAYLOAD', 'the payload is not JSON-serialisable', { exitCode: 2 });
   const q = quoteIdent(schema);
-  const runAt = options.runAt ?? (options.delayMs ? new Date(Date.now() + options.delayMs) : null);
-  const values = [name, json, options.queue ?? 'default', options.priority ?? 0, runAt, options.maxAttempts ?? null, options.key ?? null];
+  const values = taskValues(name, payload, options);
   const insert = `insert into ${q}.tasks (name, payload, queue, priority, run_at, max_attempts, key)
     values ($1, $2::jsonb, $3, $4, coalesce($5::timestamptz, now()), $6, $7)`;
   if (options.key === undefined) {

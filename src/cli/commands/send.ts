@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
-import { DirectChannel, raceOutcome, retryThroughDatabase } from '../../client/direct-channel.js';
+import { DirectChannel, runDirect } from '../../client/direct-channel.js';
 import { PreforkError } from '../../errors.js';
 import { addSubmitted } from '../../queue/add-submitted.js';
 import { addTask } from '../../queue/add-task.js';
@@ -90,15 +90,10 @@ Examples:
       const submission = randomUUID();
       if (direct) {
         try {
-          const accepted = await direct.submit({ submission, name, payload, ...options, wait: true });
-          id = accepted.id;
-          const taskId = accepted.id;
-          if (accepted.outcome) view = await raceOutcome(accepted.outcome, { timeoutMs: left(), read: () => getTask(client, database.schema, taskId) });
+          ({ id, view } = await runDirect(direct, { submission, name, payload, ...options }, { timeoutMs: left(), read: (taskId) => getTask(client, database.schema, taskId) }));
         } catch (error) {
-          if (!(error instanceof PreforkError && retryThroughDatabase.has(error.code))) {
-            const code = (error as PreforkError).code ?? 'SUBMIT_FAILED';
-            throw new PreforkError(code, (error as Error).message, { cause: error, exitCode: code === 'BAD_REQUEST' ? exitCodes.usage : exitCodes.unavailable });
-          }
+          const code = (error as PreforkError).code ?? 'SUBMIT_FAILED';
+          throw new PreforkError(code, (error as Error).message, { cause: error, exitCode: code === 'BAD_REQUEST' ? exitCodes.usage : exitCodes.unavailable });
         } finally {
           direct.close();
         }
