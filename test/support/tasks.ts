@@ -1,5 +1,9 @@
 /** Arranging and observing tasks through the database, as an operator could. */
-import { expect } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, onTestFinished } from 'vitest';
 import { query } from './database.js';
 import type { SupervisorProcess } from './processes.js';
 
@@ -10,6 +14,24 @@ export async function insertTasks(schema: string, name: string, payloads: unknow
     [name, JSON.stringify(payloads), options.priority ?? 0, options.maxAttempts ?? null],
   );
   return rows.map((r) => r.id);
+}
+
+/**
+ * A file that `fixture.recordToFile` tasks append their id to, once per execution; removed when the test ends.
+ * `runs()` counts executions per task id.
+ */
+export function executionLog(): { file: string; runs(): Map<string, number> } {
+  const file = join(tmpdir(), `prefork-test-executions-${randomUUID()}.log`);
+  onTestFinished(() => rmSync(file, { force: true }));
+  return {
+    file,
+    runs() {
+      const counts = new Map<string, number>();
+      if (!existsSync(file)) return counts;
+      for (const id of readFileSync(file, 'utf8').split('\n')) if (id) counts.set(id, (counts.get(id) ?? 0) + 1);
+      return counts;
+    },
+  };
 }
 
 export async function countByState(schema: string): Promise<Record<string, number>> {
