@@ -2,11 +2,10 @@
 # prefork: a supervisor image. Build:  docker build -t prefork .
 # Run:    docker run --rm -e DATABASE_URL=postgres://user:pass@db:5432/app prefork start --workers 4
 # Checked without a Docker engine by test/dockerfile.test.ts (sources, user, entrypoint, a production-only install).
-# Node 22 LTS bundles npm 10, which accepts package-lock.json as it is; npm 11 (node:24) rejects it until the lock
-# records vite's optional napi-windows-process-start-time (see the test).
+# Node 24 LTS. CI runs the image's install and start (test/dockerfile.test.ts) on Node 20, 22 and 24.
 
 # ---- build: all dependencies, TypeScript compiled to dist/ -------------------------------------------------
-FROM node:22-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No lifecycle scripts: "prepare" would build before the sources are here; nothing else needs one to build.
@@ -16,7 +15,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- run: production dependencies, dist/ and bin/, as the unprivileged node user --------------------------
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim
 # tini is PID 1: it forwards SIGTERM/SIGINT to the primary and reaps orphans (a task's subprocess whose worker
 # was killed would otherwise stay a zombie under a primary that never waits for it).
 RUN apt-get update \

@@ -122,7 +122,7 @@ const [build, final] = [dockerfile[0]!, dockerfile.at(-1)!];
 describe('Dockerfile', () => {
   it('builds in one stage and runs from node LTS bookworm-slim (glibc, for the embedded PostgreSQL binaries), not alpine', () => {
     expect(dockerfile).toHaveLength(2);
-    for (const stage of dockerfile) expect(stage.image).toBe('node:22-bookworm-slim');
+    for (const stage of dockerfile) expect(stage.image).toBe('node:24-bookworm-slim');
     expect(build.name).toBe('build');
     const runs = all(build, 'RUN').map((i) => i.args);
     expect(runs).toEqual(['npm ci --ignore-scripts --no-audit --no-fund', 'npm run build']);
@@ -186,9 +186,8 @@ describe('Dockerfile', () => {
       try {
         for (const entry of ['package.json', 'package-lock.json', 'dist', 'bin']) await cp(path.join(root, entry), path.join(app, entry), { recursive: true });
         await mkdir(cwd);
-        // With the npm of the base image: node:22 bundles npm 10. (npm 11 refuses this lock file: it lacks an entry for
-        // vite's optional dependency napi-windows-process-start-time, a dev dependency's, absent from the registry here.)
-        const install = await run('npx', ['-y', 'npm@10', 'ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app });
+        // The image's own command, with the npm on PATH (node:24 bundles npm 11; CI also runs this file on Node 22).
+        const install = await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: app });
         expect(install.code, install.stderr).toBe(0);
         const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
         for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(path.join(app, 'node_modules', dep)), dep).toBe(true);
