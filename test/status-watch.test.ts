@@ -1,6 +1,6 @@
 /** `prefork status --json` against its documented shape, and `status --watch` in a real terminal, on pipes and as NDJSON. */
 import { describe, expect, it } from 'vitest';
-import { useTestSchema } from './support/database.js';
+import { query, useTestSchema } from './support/database.js';
 import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { CliSession, useCliSessionLeakGuard } from './support/terminal.js';
 
@@ -114,6 +114,24 @@ async function startWithSleepingTask(schema: string): Promise<{ sup: SupervisorP
 }
 
 describe('prefork status --json', () => {
+  it('reports the event-loop lag of a worker whose task blocked its loop for 700 ms', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const lag = async () => {
+      const [row] = await query<{ lag: number | null }>(`select (snapshot->'workers'->0->>'loopLagMs')::float8 as lag from "${schema}".supervisors where pid = $1`, [sup.pid]);
+      return row?.lag ?? null;
+    };
+    // Idle, the sampler sees no stall.
+    await expect.poll(lag, { timeout: 10_000 }).not.toBeNull();
+    expect(await lag()).toBeLessThan(100);
+    const sent = await runCli(['send', 'fixture.block', '{"ms": 700}', '--wait'], { schema });
+    expect(sent.code, sent.stderr).toBe(0);
+    // Reported by the next heartbeat (once a second), published in the snapshot status reads.
+    await expect.poll(lag, { timeout: 10_000, interval: 50 }).toBeGreaterThanOrEqual(500);
+    await sup.stop();
+  });
+
   it('prints every documented field with its type, a running task included', async () => {
     const schema = schemaName();
     const { sup, taskId } = await startWithSleepingTask(schema);
