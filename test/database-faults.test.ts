@@ -100,7 +100,9 @@ describe('outages', () => {
     const status = JSON.parse((await runCli(['status', '--json'], { schema })).stdout);
     expect(status.supervisors[0].workers.map((w: { state: string }) => w.state)).toEqual(['ready', 'ready', 'ready']);
     await sup.stop();
-  });
+    // About 12 s alone; its own budget: after the outage the tasks may wait out a retry backoff (up to 2-4 s
+    // for a task that failed twice during it), on a machine that may be running other test files beside it.
+  }, 120_000);
 
   it('workers started while the database is down wait for it, then become ready', async () => {
     const schema = schemaName();

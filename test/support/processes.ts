@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, expect } from 'vitest';
+import { afterEach, expect, onTestFailed } from 'vitest';
 import { isProcessAlive } from '../../src/process-alive.js';
 
 export const binPath = fileURLToPath(new URL('../../bin/prefork.js', import.meta.url));
@@ -30,6 +30,16 @@ export class SupervisorProcess {
   #listeners = new Set<() => void>();
   #rawStdout = '';
 
+  #printTail(lines = 60): void {
+    const tail = this.logs.slice(-lines).map((l) => {
+      const { level, time, event, msg, pid: _pid, hostname: _h, supervisorId: _s, role, ...rest } = l;
+      const fields = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+      return `${String(time)} ${level} ${String(role ?? '')} ${event ?? ''} ${msg} ${fields}`.slice(0, 400);
+    });
+    const stderr = this.stderr.trim().split('\n').slice(-20).join('\n');
+    console.error(`--- prefork start (pid ${this.child.pid}): last ${tail.length} of ${this.logs.length} log lines\n${tail.join('\n')}${stderr ? `\n--- its stderr (tail)\n${stderr}` : ''}`);
+  }
+
   /** Everything the process wrote to stdout so far. */
   stdout(): string {
     return this.#rawStdout;
@@ -37,6 +47,13 @@ export class SupervisorProcess {
 
   constructor(readonly child: ChildProcess) {
     live.add(child);
+    // When the test fails, what the supervisor last said goes to the test's output: a failure in CI can be
+    // read from its log alone.
+    try {
+      onTestFailed(() => this.#printTail());
+    } catch {
+      // started outside a test (a hook): no test to report on
+    }
     let buffered = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       this.#rawStdout += chunk;
