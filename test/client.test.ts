@@ -3,15 +3,14 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl, query, useTestSchema } from './support/database.js';
-import { runCli, useProcessLeakGuard } from './support/processes.js';
+import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
 import { countByState, executionLog, waitForFinal } from './support/tasks.js';
-import { startWithFixtures, useClients } from './support/clients.js';
+import { useClients } from './support/clients.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
 
 const { client, closeLater } = useClients();
-const start = startWithFixtures;
 
 describe('Client', () => {
   it('sends, waits for the result, and gets a task', async () => {

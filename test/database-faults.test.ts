@@ -8,15 +8,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded/postgres.js';
 import { databaseUrl, query, useTestSchema } from './support/database.js';
-import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { countByState, insertTasks, waitForFinal } from './support/tasks.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
-
-const start = (schema: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
-  SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args], env);
 
 /** New connections refused, live ones cut (the listening socket closes only once they are gone). */
 async function outage(proxy: TcpProxy): Promise<void> {

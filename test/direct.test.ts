@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { startWithFixtures as start, useClients } from './support/clients.js';
+import { useClients } from './support/clients.js';
 import { admin, databaseUrl, query, useTestSchema } from './support/database.js';
-import { runCli, useProcessLeakGuard } from './support/processes.js';
+import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
 import { insertTasks } from './support/tasks.js';
 import { migrate } from '../src/db/migrate.js';
 import { addSubmitted } from '../src/queue/add-submitted.js';
@@ -48,8 +48,6 @@ async function socketPath(schema: string): Promise<string> {
   expect(row?.socket_path).toMatch(/\.sock$/);
   return row!.socket_path!;
 }
-
-const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('direct submission', () => {
   it('run() hands the task to the local supervisor: claimed in the insert, nobody woken, the outcome as stored', async () => {
@@ -271,20 +269,14 @@ async function notHung<T>(promise: Promise<T>): Promise<T> {
   }
 }
 
-async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await settle(10);
-  }
+/** For a state with no event to await: polled. */
+async function waitFor(check: () => boolean): Promise<void> {
+  await expect.poll(check, { timeout: 10_000, interval: 10 }).toBe(true);
 }
 
-async function waitForRows<R extends pg.QueryResultRow>(sql: string, timeoutMs = 10_000): Promise<R[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await query<R>(sql);
-    if (rows.length > 0) return rows;
-    if (Date.now() > deadline) throw new Error(`no rows for: ${sql}`);
-    await settle(20);
-  }
+/** The rows of `sql` once there are any (a row's state has no event to await: polled). */
+async function waitForRows<R extends pg.QueryResultRow>(sql: string): Promise<R[]> {
+  let rows: R[] = [];
+  await expect.poll(async () => (rows = await query<R>(sql)).length, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
+  return rows;
 }

@@ -1,13 +1,12 @@
 /** No task hangs, no task is lost: time limits, crashes, retries, recycling, stops and reloads, for real. */
 import { describe, expect, it } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
-import { fixture, isAlive, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { fixture, isAlive, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { countByState, executionLog, insertTasks, waitForFinal, workerRunning } from './support/tasks.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
 
-const start = (schema: string, args: string[]) => SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args]);
 
 async function sendJson(schema: string, args: string[]) {
   const r = await runCli(['send', ...args, '--wait', '--json'], { schema });

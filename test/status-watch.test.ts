@@ -122,9 +122,9 @@ describe('prefork status --json', () => {
       const [row] = await query<{ lag: number | null }>(`select (snapshot->'workers'->0->>'loopLagMs')::float8 as lag from "${schema}".supervisors where pid = $1`, [sup.pid]);
       return row?.lag ?? null;
     };
-    // Idle, the sampler sees no stall.
+    // Idle, no stall near the one the task makes (a loaded test machine may delay a timer a little).
     await expect.poll(lag, { timeout: 10_000 }).not.toBeNull();
-    expect(await lag()).toBeLessThan(100);
+    expect(await lag()).toBeLessThan(500);
     const sent = await runCli(['send', 'fixture.block', '{"ms": 700}', '--wait'], { schema });
     expect(sent.code, sent.stderr).toBe(0);
     // Reported by the next heartbeat (once a second), published in the snapshot status reads.

@@ -23,6 +23,9 @@ const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIR
 /** How long a submission waits for `accepted` (a one-statement insert, normally about a millisecond). */
 export const defaultAcceptTimeoutMs = 2_000;
 
+/** While the outcome is awaited on the socket, the task is also read from the database this often. */
+const recheckMs = 1_000;
+
 export type DirectSubmit = Omit<SubmitRequest, 'op' | 'ref'>;
 
 export interface DirectAccepted {
@@ -176,10 +179,9 @@ export async function runDirect(
  */
 function raceOutcome(
   outcome: Promise<TaskView | null>,
-  options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: () => Promise<TaskRow | null>; recheckMs?: number },
+  options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: () => Promise<TaskRow | null> },
 ): Promise<TaskView | null> {
   const { timeoutMs, signal, read } = options;
-  const recheckMs = options.recheckMs ?? 1_000;
   return new Promise((resolve) => {
     let settled = false;
     let recheck: NodeJS.Timeout | undefined;

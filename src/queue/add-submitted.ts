@@ -17,8 +17,9 @@ export async function addSubmitted(
   options: AddTaskOptions = {},
 ): Promise<AddedTask> {
   const q = quoteIdent(schema);
-  const values = [...taskValues(name, payload, options), submission];
-  const queue = values[2];
+  const task = taskValues(name, payload, options);
+  const [, , queue] = task;
+  const values = [...task, submission];
   for (let round = 0; round < 3; round++) {
     try {
       const { rows } = await db.query<{ id: string }>(

@@ -27,7 +27,9 @@ export interface AddedTask {
  * The values of a task row, in this order: name, payload (JSON text), queue, priority, run_at (null: now),
  * max_attempts, key. Throws INVALID_PAYLOAD (exit 2) for a payload JSON cannot carry.
  */
-export function taskValues(name: string, payload: unknown, options: AddTaskOptions): unknown[] {
+export type TaskValues = [name: string, payload: string, queue: string, priority: number, runAt: Date | null, maxAttempts: number | null, key: string | null];
+
+export function taskValues(name: string, payload: unknown, options: AddTaskOptions): TaskValues {
   const json = JSON.stringify(payload ?? {});
   if (json === undefined) throw new PreforkError('INVALID_PAYLOAD', 'the payload is not JSON-serialisable', { exitCode: 2 });
   const runAt = options.runAt ?? (options.delayMs ? new Date(Date.now() + options.delayMs) : null);

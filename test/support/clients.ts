@@ -2,7 +2,6 @@
 import { afterEach } from 'vitest';
 import { Client } from '../../src/index.js';
 import { databaseUrl } from './database.js';
-import { fixture, SupervisorProcess } from './processes.js';
 
 export interface Closers {
   /** A Client on the test database and `schema`, closed after the test. */
@@ -27,6 +26,3 @@ export function useClients(): Closers {
     },
   };
 }
-
-/** `prefork start --tasks test/fixtures/tasks.js` with more flags, on `schema`. */
-export const startWithFixtures = (schema: string, args: string[] = []) => SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args]);

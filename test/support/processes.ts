@@ -192,6 +192,11 @@ function withoutUndefined(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return env;
 }
 
+/** `prefork start --tasks test/fixtures/tasks.js` with more flags (and environment), on `schema`. */
+export function startWithFixtures(schema: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): SupervisorProcess {
+  return SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), ...args], env);
+}
+
 /** Leak guard: a test that leaves a prefork process running fails, and the process is killed. */
 export function useProcessLeakGuard(): void {
   afterEach(async () => {
