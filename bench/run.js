@@ -22,8 +22,8 @@
 //   W4   recovery: (a) SIGKILL of the worker running a task → that task done on another worker (its second
 //        attempt returns at once); (b) a busy task passing its 500 ms hard limit → its timed_out record and
 //        the replacement worker's worker_ready line (the later of the two).
-//   idle `prefork start` → supervisor_ready, then VmRSS of the primary and of each worker after 10 s idle
-//        (0.5 s with --quick).
+//   idle `prefork start` → supervisor_ready, then VmRSS of the primary and of each worker after 30 s idle
+//        (0.5 s with --quick), when V8 has given back the young generation start-up grew.
 // Baselines: raw node:cluster IPC with the same 4 workers (W1 with one message in flight per worker, W3 one at
 // a time), and raw connect + insert + end from 4 processes over TCP and the Unix socket (W2).
 // Peers: graphile-worker 0.17 (defaults, and its batching options), pg-boss 10, BullMQ 5 sandboxed.
@@ -132,7 +132,7 @@ async function main() {
   const notes = [
     `${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}: figures vary ±10–30 % from run to run`,
     `PostgreSQL ${pgVersion}; Node ${process.version}`,
-    `memory read after ${sizes.idleMs / 1000} s idle${sizes.idleMs < 10_000 ? ' (V8 gives back the young generation start-up grew, ≈10 MB a process, only after 8-10 s idle)' : ''}`,
+    `memory read after ${sizes.idleMs / 1000} s idle${sizes.idleMs < 30_000 ? ' (V8 gives back the young generation start-up grew, ≈10 MB a process, only 8-20 s into idleness)' : ''}`,
     ...systems.filter((s) => s.config).map((s) => `${s.label}: ${s.config}`),
   ];
   const report = {
