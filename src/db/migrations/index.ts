@@ -3,6 +3,7 @@ import addTaskFunction from './000002-add-task-function.js';
 import taskHistory from './000003-task-history.js';
 import claimFunction from './000004-claim-function.js';
 import directSubmit from './000005-direct-submit.js';
+import claimFunctionPlpgsql from './000006-claim-function-plpgsql.js';
 
 export interface Migration {
   id: number;
@@ -17,4 +18,5 @@ export const migrations: readonly Migration[] = [
   { id: 3, name: 'task history', sql: taskHistory },
   { id: 4, name: 'claim_tasks function', sql: claimFunction },
   { id: 5, name: 'direct submission', sql: directSubmit },
+  { id: 6, name: 'claim_tasks in PL/pgSQL', sql: claimFunctionPlpgsql },
 ];

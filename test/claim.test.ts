@@ -1,0 +1,98 @@
+/**
+ * claim_tasks() against a real server: what it claims, in which order, and the plan it runs with. The plan is
+ * read from the server itself (auto_explain, sent back as notices), for the first calls of a session and for
+ * those after the fifth, when PL/pgSQL switches to a cached generic plan.
+ */
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrate } from '../src/db/migrate.js';
+import { claimTasks, type ClaimRequest } from '../src/queue/claim-tasks.js';
+import { databaseUrl, useTestSchema } from './support/database.js';
+
+const schemaName = useTestSchema();
+const supervisorId = '00000000-0000-4000-8000-000000000001';
+let client: pg.Client;
+let schema: string;
+
+beforeEach(async () => {
+  schema = schemaName();
+  client = new pg.Client({ connectionString: databaseUrl(), application_name: 'prefork claim test' });
+  await client.connect();
+  await migrate(client, schema);
+  await client.query(`insert into "${schema}".supervisors (id, host, pid) values ($1, 'test', 1)`, [supervisorId]);
+});
+
+afterEach(async () => {
+  await client.end();
+});
+
+const request = (limit: number, names = ['report'], queues: string[] | null = null): ClaimRequest => ({
+  supervisorId,
+  names,
+  limit,
+  maxAttemptsByName: { report: 7 },
+  defaultMaxAttempts: 3,
+  queues,
+});
+
+/** The plans of the statement inside claim_tasks(), one per call, as the server chose them. */
+async function explainedClaims(): Promise<string[]> {
+  const plans: string[] = [];
+  client.on('notice', (notice) => {
+    if (notice.message?.includes('with next as')) plans.push(notice.message);
+  });
+  await client.query(`load 'auto_explain'`);
+  await client.query(`set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set auto_explain.log_level = 'notice'`);
+  return plans;
+}
+
+describe('claim_tasks()', () => {
+  it('walks the claim index in order with statistics older than a bulk insert, for custom and generic plans alike', async () => {
+    // Statistics of an empty table, then 20,000 queued rows: a planner left to itself sorts them all per claim.
+    await client.query(`analyze "${schema}".tasks`);
+    await client.query(`insert into "${schema}".tasks (name, payload, priority) select 'report', jsonb_build_object('i', g), g % 10 from generate_series(1, 20000) g`);
+    const plans = await explainedClaims();
+    const claimed: number[] = [];
+    for (let call = 0; call < 8; call++) {
+      const tasks = await claimTasks(client, schema, request(3));
+      claimed.push(...tasks.map((t) => (t.payload as { i: number }).i));
+    }
+    expect(plans).toHaveLength(8);
+    for (const plan of plans) {
+      expect(plan).toMatch(/Index Scan using tasks_claim_idx/);
+      expect(plan).not.toMatch(/\bSort\b|Seq Scan|Bitmap/);
+    }
+    // Priority 9 first (i ≡ 9 mod 10), oldest first within it: 9, 19, 29, …
+    expect(claimed).toEqual(Array.from({ length: 24 }, (_, k) => 10 * k + 9));
+  });
+
+  it('claims only due tasks of the given names and queues, skips rows another transaction holds, and counts the attempt', async () => {
+    const add = (name: string, queue: string, extra = '') =>
+      client.query<{ id: string }>(`insert into "${schema}".tasks (name, payload, queue${extra ? ', run_at' : ''}) values ($1, '{}', $2${extra}) returning id::text`, [name, queue]);
+    const held = (await add('report', 'default')).rows[0]!.id;
+    const due = (await add('report', 'default')).rows[0]!.id;
+    await add('report', 'default', `, now() + interval '1 hour'`);
+    await add('other', 'default');
+    const mail = (await add('report', 'mail')).rows[0]!.id;
+    await client.query(`update "${schema}".tasks set max_attempts = 2 where id = $1`, [mail]);
+
+    const other = new pg.Client({ connectionString: databaseUrl(), application_name: 'prefork claim test: lock holder' });
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query(`select 1 from "${schema}".tasks where id = $1 for update`, [held]);
+      const onlyDefault = await claimTasks(client, schema, request(10, ['report'], ['default']));
+      expect(onlyDefault.map((t) => t.id)).toEqual([due]);
+      expect(onlyDefault[0]).toMatchObject({ name: 'report', attempt: 1, maxAttempts: 7 });
+      const anyQueue = await claimTasks(client, schema, request(10));
+      expect(anyQueue.map((t) => t.id)).toEqual([mail]);
+      expect(anyQueue[0]).toMatchObject({ attempt: 1, maxAttempts: 2 });
+      await other.query('rollback');
+    } finally {
+      await other.end();
+    }
+    expect((await claimTasks(client, schema, request(10))).map((t) => t.id)).toEqual([held]);
+    const { rows } = await client.query(`select id::text, state, attempts, supervisor_id from "${schema}".tasks where state = 'running' order by id`);
+    expect(rows).toEqual([held, due, mail].sort((a, b) => Number(a) - Number(b)).map((id) => ({ id, state: 'running', attempts: 1, supervisor_id: supervisorId })));
+  });
+});
