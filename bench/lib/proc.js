@@ -13,6 +13,25 @@ export function rssBytes(pid) {
   }
 }
 
+/**
+ * Proportional set size of a process and all its descendants, in bytes: each page shared by n processes (the
+ * node binary, the libraries) counted 1/n in each, so the sum is the memory the tree really holds. VmRSS counts
+ * a shared page in full in every process, so adding the RSS of a primary and four workers counts the node
+ * binary five times.
+ */
+export function treePssBytes(pid) {
+  let total = 0;
+  for (const p of [pid, ...descendants(pid)]) {
+    try {
+      const m = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
 /** Direct children of a process (all its threads), from /proc. */
 export function childPids(pid) {
   const out = [];

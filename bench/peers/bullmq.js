@@ -11,7 +11,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { scope } from '../lib/cleanup.js';
 import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema } from '../lib/db.js';
 import { startPeer } from '../lib/peer-process.js';
-import { childPids, rssBytes } from '../lib/proc.js';
+import { childPids, rssBytes, treePssBytes } from '../lib/proc.js';
 import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 import { redisConnection } from './redis.js';
@@ -110,6 +110,7 @@ export const workloads = {
           'start ms': peer.startMs,
           'RSS primary MB': mb(rssBytes(peer.pid)),
           'RSS worker MB': kids.length ? mb(kids.reduce((a, b) => a + b, 0) / kids.length) : null,
+          'PSS total MB': mb(treePssBytes(peer.pid)),
         },
         detail: { sandboxChildren: kids.length },
       };

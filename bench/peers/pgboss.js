@@ -9,7 +9,7 @@ import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema, query,
 import { IdWaiter } from '../lib/id-waiter.js';
 import { listenConnection } from '../lib/listen.js';
 import { startPeer } from '../lib/peer-process.js';
-import { rssBytes } from '../lib/proc.js';
+import { rssBytes, treePssBytes } from '../lib/proc.js';
 import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 
@@ -77,6 +77,6 @@ export const workloads = {
   idle: ({ idleMs }) =>
     withRunner(async ({ peer }) => {
       await delay(idleMs);
-      return { metrics: { 'start ms': peer.startMs, 'RSS primary MB': mb(rssBytes(peer.pid)) } };
+      return { metrics: { 'start ms': peer.startMs, 'RSS primary MB': mb(rssBytes(peer.pid)), 'PSS total MB': mb(treePssBytes(peer.pid)) } };
     }),
 };

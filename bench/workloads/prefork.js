@@ -10,7 +10,7 @@ import { scope } from '../lib/cleanup.js';
 import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema, query, quoteIdent } from '../lib/db.js';
 import { countNotifiedIds, listenConnection } from '../lib/listen.js';
 import { SupervisorProcess } from '../lib/prefork-process.js';
-import { childPids, rssBytes } from '../lib/proc.js';
+import { childPids, rssBytes, treePssBytes } from '../lib/proc.js';
 import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 
@@ -197,6 +197,7 @@ export async function idle({ idleMs }) {
         'start ms': startMs,
         'RSS primary MB': mb(rssBytes(sup.pid)),
         'RSS worker MB': mb(workers.reduce((a, b) => a + b, 0) / workers.length),
+        'PSS total MB': mb(treePssBytes(sup.pid)),
       },
       detail: { workerRssMb: workers.map((w) => Math.round(mb(w) * 10) / 10) },
     };
