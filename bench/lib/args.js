@@ -4,9 +4,9 @@ export const allWorkloads = ['W1', 'W2', 'W3', 'W4', 'idle'];
 
 // idleMs: how long a started system sits idle before its memory is read. V8 gives back the young generation
 // that start-up grew (16 MB of semi-spaces, ≈10 MB of a Node 20 process's RSS) only once its memory reducer
-// ran, which in prefork's workers was between 8 and 20 s into idleness (2026-11-29: at 10 s one to four of four
-// workers still held it, at 20 s none). Full runs read the settled figure at 30 s, quick runs the one just
-// after start-up.
+// ran, which in prefork's workers was mostly between 8 and 20 s into idleness (2026-11-29: at 10 s one to four
+// of four workers still held it; at 30 s one of twelve). Full runs read memory at 30 s, quick runs just after
+// start-up.
 const full = { w1: 20_000, w2: 2_000, w3: 300, w3Polling: 30, runs: 3, idleMs: 30_000 };
 const quick = { w1: 5_000, w2: 500, w3: 100, w3Polling: 6, runs: 1, idleMs: 500 };
 
