@@ -17,7 +17,8 @@ import { loadTaskModule, TaskRegistry } from './task-registry.js';
 import { withTimeout } from '../timeout.js';
 import { ConnectionSlots } from './connection-slots.js';
 import { LazyAbortController } from './lazy-abort.js';
-import { loadKysely } from '../db/kysely-module.js';
+import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
+import { compactMemory, memoryCompactionSupported } from './compact-memory.js';
 import { waitForDatabase } from './database-check.js';
 
 const config = { ...decodeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
@@ -178,6 +179,24 @@ function startHeartbeat(): void {
   timer.unref();
 }
 
+/**
+ * Start-up is over: the first time in its first 30 s that the worker is idle (nothing running or waiting,
+ * kysely loaded), V8 is asked once to give back what start-up grew (compact-memory.ts). A worker busy all
+ * that time keeps its young generation, which its tasks use.
+ */
+function compactWhenIdle(): void {
+  if (!memoryCompactionSupported()) return;
+  let checksLeft = 30;
+  const timer = setInterval(() => {
+    if (shuttingDown || checksLeft-- <= 0) return clearInterval(timer);
+    if (running.size > 0 || queue.length > 0 || !isKyselyLoaded()) return;
+    clearInterval(timer);
+    const c = compactMemory();
+    log.debug({ event: 'worker_memory_compacted', ...c }, `gave back start-up memory: RSS ${c.rssBeforeMb} → ${c.rssAfterMb} MB in ${c.ms} ms`);
+  }, 1_000);
+  timer.unref();
+}
+
 try {
   // Asked only now: an answer that came before the message listener was attached would be lost.
   if (budgetEnforced === null) send({ type: 'budget_query' });
@@ -191,6 +210,7 @@ try {
   // Tasks wait for it before they run; loading it now, rather than before ready, shortens start-up.
   void loadKysely();
   log.info({ event: 'worker_startup_done', tasks: registry.info().length }, 'start-up done; reported ready');
+  compactWhenIdle();
 } catch (error) {
   const serialized = serializeError(error);
   log.error({ event: 'worker_startup_failed', err: coerceError(error) }, serialized.message);
