@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import { claimTasks, type ClaimRequest } from '../src/queue/claim-tasks.js';
 import { databaseUrl, useTestSchema } from './support/database.js';
+import { insertTasks } from './support/tasks.js';
 
 const schemaName = useTestSchema();
 const supervisorId = '00000000-0000-4000-8000-000000000001';
@@ -67,14 +68,10 @@ describe('claim_tasks()', () => {
   });
 
   it('claims only due tasks of the given names and queues, skips rows another transaction holds, and counts the attempt', async () => {
-    const add = (name: string, queue: string, extra = '') =>
-      client.query<{ id: string }>(`insert into "${schema}".tasks (name, payload, queue${extra ? ', run_at' : ''}) values ($1, '{}', $2${extra}) returning id::text`, [name, queue]);
-    const held = (await add('report', 'default')).rows[0]!.id;
-    const due = (await add('report', 'default')).rows[0]!.id;
-    await add('report', 'default', `, now() + interval '1 hour'`);
-    await add('other', 'default');
-    const mail = (await add('report', 'mail')).rows[0]!.id;
-    await client.query(`update "${schema}".tasks set max_attempts = 2 where id = $1`, [mail]);
+    const [held, due] = await insertTasks(schema, 'report', [{}, {}]);
+    await insertTasks(schema, 'report', [{}], { delayMs: 3_600_000 });
+    await insertTasks(schema, 'other', [{}]);
+    const [mail] = await insertTasks(schema, 'report', [{}], { queue: 'mail', maxAttempts: 2 });
 
     const other = new pg.Client({ connectionString: databaseUrl(), application_name: 'prefork claim test: lock holder' });
     await other.connect();
@@ -93,6 +90,6 @@ describe('claim_tasks()', () => {
     }
     expect((await claimTasks(client, schema, request(10))).map((t) => t.id)).toEqual([held]);
     const { rows } = await client.query(`select id::text, state, attempts, supervisor_id from "${schema}".tasks where state = 'running' order by id`);
-    expect(rows).toEqual([held, due, mail].sort((a, b) => Number(a) - Number(b)).map((id) => ({ id, state: 'running', attempts: 1, supervisor_id: supervisorId })));
+    expect(rows).toEqual([held, due, mail].map((id) => ({ id, state: 'running', attempts: 1, supervisor_id: supervisorId })));
   });
 });

@@ -7,7 +7,6 @@ import { countByState, executionLog, insertTasks, waitForFinal, workerRunning } 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
 
-
 async function sendJson(schema: string, args: string[]) {
   const r = await runCli(['send', ...args, '--wait', '--json'], { schema });
   return { code: r.code, stderr: r.stderr, view: r.stdout ? JSON.parse(r.stdout) : null };

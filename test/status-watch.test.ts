@@ -1,7 +1,7 @@
 /** `prefork status --json` against its documented shape, and `status --watch` in a real terminal, on pipes and as NDJSON. */
 import { describe, expect, it } from 'vitest';
 import { query, useTestSchema } from './support/database.js';
-import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { CliSession, useCliSessionLeakGuard } from './support/terminal.js';
 
 const schemaName = useTestSchema();
@@ -106,7 +106,7 @@ const occurrences = (text: string, part: string) => text.split(part).length - 1;
 
 /** A supervisor with 2 workers, one of them in a long pg_sleep (cut short when the supervisor stops). */
 async function startWithSleepingTask(schema: string): Promise<{ sup: SupervisorProcess; taskId: string }> {
-  const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js'), '--shutdown-timeout', '200']);
+  const sup = startWithFixtures(schema, ['--workers', '2', '--shutdown-timeout', '200']);
   await sup.ready();
   const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 30}', '--max-attempts', '1'], { schema });
   expect(sent.code, sent.stderr).toBe(0);
@@ -116,7 +116,7 @@ async function startWithSleepingTask(schema: string): Promise<{ sup: SupervisorP
 describe('prefork status --json', () => {
   it('reports the event-loop lag of a worker whose task blocked its loop for 700 ms', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '1']);
     await sup.ready();
     const lag = async () => {
       const [row] = await query<{ lag: number | null }>(`select (snapshot->'workers'->0->>'loopLagMs')::float8 as lag from "${schema}".supervisors where pid = $1`, [sup.pid]);

@@ -7,11 +7,17 @@ import { expect, onTestFinished } from 'vitest';
 import { query } from './database.js';
 import type { SupervisorProcess } from './processes.js';
 
-export async function insertTasks(schema: string, name: string, payloads: unknown[], options: { priority?: number; maxAttempts?: number } = {}): Promise<string[]> {
+/** One task per payload, in one statement (ids in payload order); `delayMs` puts their due time that far ahead. */
+export async function insertTasks(
+  schema: string,
+  name: string,
+  payloads: unknown[],
+  options: { priority?: number; maxAttempts?: number; queue?: string; delayMs?: number } = {},
+): Promise<string[]> {
   const rows = await query<{ id: string }>(
-    `insert into "${schema}".tasks (name, payload, priority, max_attempts)
-     select $1, p, $3, $4 from jsonb_array_elements($2::jsonb) p returning id`,
-    [name, JSON.stringify(payloads), options.priority ?? 0, options.maxAttempts ?? null],
+    `insert into "${schema}".tasks (name, payload, priority, max_attempts, queue, run_at)
+     select $1, p, $3, $4, $5, now() + $6 * interval '1 millisecond' from jsonb_array_elements($2::jsonb) p returning id`,
+    [name, JSON.stringify(payloads), options.priority ?? 0, options.maxAttempts ?? null, options.queue ?? 'default', options.delayMs ?? 0],
   );
   return rows.map((r) => r.id);
 }
