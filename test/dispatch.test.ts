@@ -38,6 +38,24 @@ describe('dispatch', () => {
     await sup.stop();
   });
 
+  it('a stream of 20 ms tasks: claims grow with the throughput, and successes close together are recorded together', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2']);
+    await sup.ready();
+    await query(`insert into "${schema}".tasks (name, payload) select 'prefork.sleep', '{"ms": 20}'::jsonb from generate_series(1, 200)`);
+    await waitForFinal(schema, 200);
+    expect(await countByState(schema)).toEqual({ succeeded: 200 });
+    // Each claim and each outcome batch is one transaction: its rows share its start time. Two workers finish a
+    // task every 10 ms between them: claimed two at a time, that would be 100 claims; written one at a time, 200
+    // outcome statements. A success waits up to half its run time for the other worker's.
+    const [r] = await query<{ claims: number; settles: number }>(
+      `select count(distinct started_at)::int as claims, count(distinct finished_at)::int as settles from "${schema}".tasks`,
+    );
+    expect(r!.claims).toBeLessThan(25);
+    expect(r!.settles).toBeLessThan(150);
+    await sup.stop();
+  });
+
   it('stop in a stream of short tasks: what no worker started goes back to the queue, uncounted', async () => {
     const schema = schemaName();
     const sup = SupervisorProcess.start(schema, ['--workers', '3']);

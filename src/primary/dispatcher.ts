@@ -7,10 +7,11 @@
  * round trip. Buffered tasks are `running` under this supervisor's lease: if it dies they are reclaimed like
  * any other; on a graceful stop they are given back uncounted.
  *
- * The buffer's size follows the throughput: it starts at `prefetch` and grows fourfold (up to `maxPrefetch`) each
- * time a worker had a free slot and nothing was buffered while the queue still held due tasks; a claim that
- * finds fewer due tasks than it asked for sets it back. Short tasks so get claims of hundreds (one statement
- * for many tasks), while long tasks stay spread over the supervisors.
+ * The buffer's size follows the throughput: it starts at `prefetch` and doubles (up to `maxPrefetch`) each time a
+ * worker had a free slot and nothing was buffered while the queue still held due tasks, and each time it needs
+ * refilling within `refillGrowMs` of a claim that left due tasks behind; a claim that finds fewer due tasks than it
+ * asked for sets it back. Short tasks so get claims of hundreds (one statement for many tasks), a claim covers at
+ * least a tenth of a second of work, and long tasks stay spread over the supervisors.
  *
  * A claim that found fewer due tasks than it asked for leaves the queue known to be empty: until something may
  * have put a task in it (a NOTIFY, the timer of a scheduled task or a retry, the safety poll), freed slots are
@@ -22,6 +23,9 @@ import type { PreparingQueryable } from '../db/queryable.js';
 import { claimTasks, nextRunAt, type ClaimedTask } from '../queue/claim-tasks.js';
 import { releaseTasks } from '../queue/release-tasks.js';
 import { stuckQueueMs, type WorkerHandle } from './worker-handle.js';
+
+/** A claim needed again sooner than this after one that left due tasks behind doubles the buffer's target. */
+const refillGrowMs = 100;
 
 export interface DispatcherDeps {
   db: PreparingQueryable;
@@ -62,6 +66,8 @@ export class Dispatcher {
   #queueEmpty = false;
   /** Counts wakes that may mean new due tasks: a claim that raced one proves nothing about emptiness. */
   #wakes = 0;
+  /** When the last claim was sent (performance.now()). */
+  #claimedAt = -Infinity;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.#target = deps.prefetch;
@@ -177,10 +183,14 @@ export class Dispatcher {
   async #round(): Promise<void> {
     const free = this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
     const names = this.deps.taskNames();
-    const want = free + this.#target - this.#buffer.length;
     // With no free slot, refill only below half the target: fewer, larger claims.
-    if (want <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > this.#target / 2)) return;
+    if (free + this.#target - this.#buffer.length <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > this.#target / 2)) return;
     if (this.#queueEmpty) return;
+    // Back for more soon after a claim that left due tasks behind: the buffer is small for this throughput.
+    const now = performance.now();
+    if (this.#queueDeep && now - this.#claimedAt < refillGrowMs) this.#target = Math.min(this.deps.maxPrefetch, this.#target * 2);
+    this.#claimedAt = now;
+    const want = free + this.#target - this.#buffer.length;
     const wakes = this.#wakes;
     const tasks = await claimTasks(this.deps.db, this.deps.schema, {
       supervisorId: this.deps.supervisorId,

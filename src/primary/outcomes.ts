@@ -35,7 +35,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
   }
 
   succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown): void {
-    this.settler.add({ id: f.task.id, state: 'succeeded', result, workerPid: handle.pid });
+    this.settler.add({ id: f.task.id, state: 'succeeded', result, workerPid: handle.pid }, Date.now() - f.startedAt);
     this.#announce(f, 'succeeded', false);
   }
 

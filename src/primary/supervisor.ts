@@ -37,6 +37,8 @@ import { until } from './wait.js';
 import { maxPipeline, type InFlightTask, type WorkerHandle } from './worker-handle.js';
 import { WorkerPool } from './worker-pool.js';
 
+/** The longest a task's success waits to be recorded with others' (see settler.ts). */
+const settleLingerMs = 10;
 /** The largest buffer the automatic prefetch grows to: claims of up to this many tasks in one statement. */
 const maxAutoPrefetch = 1_000;
 
@@ -99,7 +101,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     });
     this.#db.on('error', (error) => this.#log.warn({ event: 'queue_connection_error', err: error }, 'queue connection failed'));
     this.#listener = new Listener(options.databaseUrl, [this.#channels.wake, this.#channels.control], this.#log);
-    this.#settler = new Settler(this.#db, options.schema, this.id, this.#log, (settled, finishedAt, fenced) => this.#onSettled(settled, finishedAt, fenced));
+    this.#settler = new Settler(this.#db, options.schema, this.id, this.#log, (settled, finishedAt, fenced) => this.#onSettled(settled, finishedAt, fenced), {
+      maxLingerMs: settleLingerMs,
+      outstanding: () => this.#pool.handles.reduce((n, h) => n + h.inFlight.size, 0),
+    });
     this.#pool = new WorkerPool({
       concurrency: options.concurrency,
       maxTasksPerWorker: options.maxTasksPerWorker,
