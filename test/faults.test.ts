@@ -15,7 +15,10 @@ async function sendJson(schema: string, args: string[]) {
 describe('time limits', () => {
   it('ends a busy loop and a hung query at the hard limit, cancels the query, and replaces the worker', async () => {
     const schema = schemaName();
-    const sup = start(schema, ['--workers', '3']);
+    // --prefetch 0: no task is sent ahead to a worker's queue. Otherwise the hung-query task can be queued behind
+    // the busy loop on a worker that cannot answer `unqueue`, and waits for that worker's hard-limit kill before
+    // it starts elsewhere, while its row's started_at stays the claim time (as a CI run once showed).
+    const sup = start(schema, ['--workers', '3', '--prefetch', '0']);
     await sup.ready();
     const began = Date.now();
     const [spin, hang, ok] = await Promise.all([
