@@ -30,12 +30,7 @@ export interface InsertedTask {
  */
 export async function insertClaimed(db: PreparingQueryable, schema: string, t: ClaimedInsert): Promise<InsertedTask> {
   const q = quoteIdent(schema);
-  const waiting = `with waiting as (
-       select exists (
-         select 1 from ${q}.tasks where state = 'queued' and priority >= $4 and run_at <= now()
-          order by priority desc, run_at, id limit 1
-       ) as yes
-     )`;
+  const waiting = `with waiting as (select ${q}.due_task_waiting($4) as yes)`;
   const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, submission, state, attempts, started_at, supervisor_id)
        select $1, $2::jsonb, $3, $4, $5, $6, $8::uuid,
               case when waiting.yes then 'queued' else 'running' end,

@@ -4,6 +4,7 @@ import taskHistory from './000003-task-history.js';
 import claimFunction from './000004-claim-function.js';
 import directSubmit from './000005-direct-submit.js';
 import claimFunctionPlpgsql from './000006-claim-function-plpgsql.js';
+import claimByPriority from './000007-claim-by-priority.js';
 
 export interface Migration {
   id: number;
@@ -19,4 +20,5 @@ export const migrations: readonly Migration[] = [
   { id: 4, name: 'claim_tasks function', sql: claimFunction },
   { id: 5, name: 'direct submission', sql: directSubmit },
   { id: 6, name: 'claim_tasks in PL/pgSQL', sql: claimFunctionPlpgsql },
+  { id: 7, name: 'claims go priority by priority', sql: claimByPriority },
 ];
