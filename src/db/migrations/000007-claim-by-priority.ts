@@ -3,9 +3,10 @@
  * queued rows, and `run_at <= now()` bounds a walk of it only within one priority: before PostgreSQL 18 (skip
  * scan) a btree walk cannot jump from one priority to the next, so a claim that found fewer due tasks than it
  * asked for, and the direct submission's "is a due task waiting?" check, read every queued row not yet due
- * (scheduled tasks, retries in their backoff) of the priorities they passed. Measured on PostgreSQL 15: 0.45 ms per claim with no scheduled
- * task, 0.56 ms with 20,000, 1.2 ms with 100,000; a direct submission 0.3 → 2 ms with 25,000. Now 0.47 ms per
- * claim with none and 0.52 ms with 100,000, a direct submission 0.33-0.37 ms with 50,000.
+ * (scheduled tasks, retries in their backoff) of the priorities they passed. Measured on PostgreSQL 15: 0.45 ms
+ * per claim with no scheduled task, 0.56 ms with 20,000, 1.2 ms with 100,000; a direct submission 0.3 → 2 ms
+ * with 25,000. Now 0.47 ms per claim with none and 0.52 ms with 100,000, a direct submission 0.33-0.37 ms with
+ * 50,000.
  *
  * Both now go priority by priority (a loose index scan): the highest priority holding a queued row is the
  * index's first entry, each level's due rows are a bounded range of it, and the next lower level is one more
