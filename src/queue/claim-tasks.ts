@@ -38,10 +38,6 @@ export async function claimTasks(db: PreparingQueryable, schema: string, request
 
 /** When the next queued task of these names becomes due, or null when none is waiting. */
 export async function nextRunAt(db: Queryable, schema: string, names: readonly string[], queues: readonly string[] | null): Promise<Date | null> {
-  const { rows } = await db.query<{ run_at: Date | null }>(
-    `select min(run_at) as run_at from ${quoteIdent(schema)}.tasks
-      where state = 'queued' and name = any($1::text[]) and ($2::text[] is null or queue = any($2::text[]))`,
-    [names, queues],
-  );
+  const { rows } = await db.query<{ run_at: Date | null }>(`select ${quoteIdent(schema)}.next_run_at($1::text[], $2::text[]) as run_at`, [names, queues]);
   return rows[0]?.run_at ?? null;
 }

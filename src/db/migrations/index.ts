@@ -5,6 +5,7 @@ import claimFunction from './000004-claim-function.js';
 import directSubmit from './000005-direct-submit.js';
 import claimFunctionPlpgsql from './000006-claim-function-plpgsql.js';
 import claimByPriority from './000007-claim-by-priority.js';
+import nextRunAt from './000008-next-run-at.js';
 
 export interface Migration {
   id: number;
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   { id: 5, name: 'direct submission', sql: directSubmit },
   { id: 6, name: 'claim_tasks in PL/pgSQL', sql: claimFunctionPlpgsql },
   { id: 7, name: 'claims go priority by priority', sql: claimByPriority },
+  { id: 8, name: 'next_run_at function', sql: nextRunAt },
 ];
