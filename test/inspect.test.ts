@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTarget } from '../src/cli/commands/inspect.js';
 import { useTestSchema } from './support/database.js';
-import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { runCli, startWithFixtures, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -42,7 +42,7 @@ async function inspect<T>(schema: string, args: string[]): Promise<T> {
 describe('prefork inspect', () => {
   it('shows a task sleeping in the database: where it runs, its backend waiting on PgSleep, then its history', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
     const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 3}', '--max-attempts', '1'], { schema });
     const id = sent.stdout.trim();
@@ -104,7 +104,7 @@ describe('prefork inspect', () => {
 
   it('shows every attempt of a retried task with its error', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '1']);
     await sup.ready();
     const sent = await runCli(['send', 'fixture.failOnce', '--wait', '--json'], { schema });
     expect(sent.code, sent.stderr).toBe(0);
@@ -132,7 +132,7 @@ describe('prefork inspect', () => {
     expect(await run('999999')).toEqual({ code: 1, stdout: '', stderr: 'prefork: error: no task 999999\n' });
     expect(await run('worker', '1')).toEqual({ code: 3, stdout: '', stderr: 'prefork: error: no supervisor is running (start one with: prefork start)\n' });
 
-    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '1']);
     await sup.ready();
     const [pid] = sup.workerPids();
     expect(await run('worker', '7')).toMatchObject({ code: 1, stderr: expect.stringMatching(new RegExp(`^prefork: error: no worker 7 in the running supervisors; workers: 1 \\(pid ${pid}\\) in supervisor \\S+\\n$`)) });

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../src/index.js';
 import { preferLocalSocket, socketDirectories, socketUrlFor } from '../src/db/local-socket.js';
 import { admin, databaseUrl, useTestSchema } from './support/database.js';
-import { fixture, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { startWithFixtures, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -79,7 +79,7 @@ describe('local socket', () => {
       [['--no-local-socket'], overTcp ? '127.0.0.1' : null],
     ] as const) {
       const schema = schemaName();
-      const sup = SupervisorProcess.start(schema, ['--tasks', fixture('tasks.js'), '--workers', '1', ...args]);
+      const sup = startWithFixtures(schema, ['--workers', '1', ...args]);
       await sup.ready();
       const prefork = new Client({ connectionString: databaseUrl(), schema });
       const task = await prefork.run('fixture.clientAddr', {}, { timeoutMs: 10_000 });

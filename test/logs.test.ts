@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { formatPrettyLine } from '../src/pretty-log.js';
 import { databaseUrl, useTestSchema } from './support/database.js';
-import { binPath, fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { binPath, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -40,7 +40,7 @@ describe('log format', () => {
     const schema = schemaName();
     const url = new URL(databaseUrl());
     if (!url.password) url.password = 'pw-not-needed-with-trust';
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')], { DATABASE_URL: url.toString() });
+    const sup = startWithFixtures(schema, ['--workers', '2'], { DATABASE_URL: url.toString() });
     await sup.ready();
     expect((await runCli(['send', 'fixture.fail', '--wait'], { schema, env: { DATABASE_URL: url.toString() } })).code).toBe(1);
     await sup.waitForEvent('task_failed');

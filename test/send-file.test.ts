@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTaskLines } from '../src/cli/bulk/task-lines.js';
 import { query, useTestSchema } from './support/database.js';
-import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { runCli, startWithFixtures, useProcessLeakGuard } from './support/processes.js';
 import { CliSession, useCliSessionLeakGuard } from './support/terminal.js';
 
 const schemaName = useTestSchema();
@@ -51,7 +51,7 @@ describe('prefork send --file', () => {
     const lines = Array.from({ length: 10_000 }, (_, i) => bad[i + 1] ?? JSON.stringify({ task: 'prefork.echo', payload: { i: i + 1 } }));
     const file = path.join(dir, 'tasks.ndjson');
     await writeFile(file, `${lines.join('\n')}\n`);
-    const sup = SupervisorProcess.start(schema, ['--workers', '4', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '4']);
     await sup.ready();
     const refused = await runCli(['send', '--file', file, '--wait'], { schema });
     expect(refused.code).toBe(2);
@@ -96,7 +96,7 @@ describe('prefork send --file', () => {
 
   it('reads stdin, applies the flags as defaults for the options a line does not set, and exits 1 when a task fails', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
     const input = [
       '{"task": "prefork.echo", "payload": {"n": 1}}',
@@ -125,7 +125,7 @@ describe('prefork send --file', () => {
 
   it('draws progress bars on a terminal', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
     const file = path.join(dir, 'small.ndjson');
     await writeFile(file, Array.from({ length: 300 }, (_, i) => JSON.stringify({ task: 'prefork.echo', payload: { i } })).join('\n'));

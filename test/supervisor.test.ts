@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
 import { memoryCompactionSupported } from '../src/worker/compact-memory.js';
-import { fixture, isAlive, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -33,7 +33,7 @@ async function waitForFinalStates(schema: string, total: number, timeout = 60_00
 describe('prefork start', () => {
   it('forks 4 workers that each reset the connection cache once, then report ready', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '4', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '4']);
     await sup.ready();
     const pids = sup.workerPids();
     expect(pids).toHaveLength(4);
@@ -68,7 +68,7 @@ describe('prefork start', () => {
 
   it('closes connections opened at import time: tasks never use them', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
     // Every worker opened one at import; none survives the reset.
     await expect.poll(() => query(`select pid from pg_stat_activity where application_name = $1`, [`import-time:${schema}`])).toEqual([]);
@@ -81,7 +81,7 @@ describe('prefork start', () => {
 
   it('runs 200 tasks on 200 different connections, spread over the workers, and leaves none open', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '4', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '4']);
     await sup.ready();
     await query(`insert into "${schema}".tasks (name, payload) select 'fixture.backendPid', jsonb_build_object('n', i) from generate_series(1, 200) i`);
     await waitForFinalStates(schema, 200);
@@ -100,7 +100,7 @@ describe('prefork start', () => {
 describe('prefork send', () => {
   it('--wait prints the result; --json prints the whole task', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
     const plain = await runCli(['send', 'prefork.echo', '{"hi":1}', '--wait'], { schema });
     expect(plain).toEqual({ code: 0, stdout: '{"hi":1}\n', stderr: '' });
@@ -119,7 +119,7 @@ describe('prefork send', () => {
 
   it('reports a failing task with its error and exit 1', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '1']);
     await sup.ready();
     const r = await runCli(['send', 'fixture.fail', '--wait', '--json'], { schema });
     expect(r.code).toBe(1);
@@ -143,7 +143,7 @@ describe('prefork send', () => {
 
   it('refuses bad input with one line and exit 2, and an unreachable database with exit 3', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '1']);
     await sup.ready();
     const unknown = await runCli(['send', 'report.nope', '{}'], { schema });
     expect(unknown).toMatchObject({ code: 2, stdout: '' });
@@ -196,7 +196,7 @@ describe('durability and lifecycle', () => {
 
   it('stop waits for the running task, then the supervisor exits 0 and no worker is left', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
     const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 1.5}'], { schema });
     await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
@@ -213,7 +213,7 @@ describe('durability and lifecycle', () => {
 
   it('SIGKILL of the primary leaves no worker behind, and the next supervisor finishes its task', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
     const workers = sup.workerPids();
     const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 30}', '--max-attempts', '2'], { schema });
@@ -226,7 +226,7 @@ describe('durability and lifecycle', () => {
 
     // The next attempt need not sleep as long.
     await query(`update "${schema}".tasks set payload = '{"seconds": 0}' where id = $1`, [sent.stdout.trim()]);
-    const next = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('tasks.js')]);
+    const next = startWithFixtures(schema, ['--workers', '1']);
     await next.ready();
     await next.waitForEvent('orphans_recovered');
     const waited = await runCli(['send', 'prefork.echo', '{}', '--wait'], { schema });
