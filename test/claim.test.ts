@@ -59,6 +59,15 @@ async function pagesRead(sql: string, values: unknown[] = []): Promise<number> {
   return plan['Shared Hit Blocks']! + plan['Shared Read Blocks']!;
 }
 
+/** `n` tasks named 'report' due tomorrow, a second apart, at priorities 0 and 1 in turn. */
+async function scheduleForTomorrow(n: number): Promise<void> {
+  await client.query(
+    `insert into "${schema}".tasks (name, payload, priority, run_at)
+     select 'report', '{}', g % 2, now() + interval '1 day' + g * interval '1 second' from generate_series(1, $1::int) g`,
+    [n],
+  );
+}
+
 describe('claim_tasks()', () => {
   it('walks the claim index in order with statistics older than a bulk insert, for custom and generic plans alike', async () => {
     // Statistics of an empty table, then 20,000 queued rows: a planner left to itself sorts them all per claim.
@@ -108,7 +117,7 @@ describe('claim_tasks()', () => {
   it('finds due tasks without reading the scheduled ones, in claims and in the direct-submission check', async () => {
     // 60,000 tasks due tomorrow at two priorities above the three due now.
     const q = `"${schema}"`;
-    await client.query(`insert into ${q}.tasks (name, payload, priority, run_at) select 'report', '{}', g % 2, now() + interval '1 day' from generate_series(1, 60000) g`);
+    await scheduleForTomorrow(60_000);
     await insertTasks(schema, 'report', [{ due: 1 }, { due: 2 }, { due: 3 }], { priority: -1 });
     await client.query(`vacuum analyze ${q}.tasks`);
     // Walking the index entries of the 60,000 scheduled rows reads some 420 pages on PostgreSQL 15 (measured with
@@ -126,9 +135,7 @@ describe('claim_tasks()', () => {
 
   it('tells when the next task of the given names and queues is due, across priorities, without reading the rest', async () => {
     const q = `"${schema}"`;
-    await client.query(
-      `insert into ${q}.tasks (name, payload, priority, run_at) select 'report', '{}', g % 2, now() + interval '1 day' + g * interval '1 second' from generate_series(1, 60000) g`,
-    );
+    await scheduleForTomorrow(60_000);
     // The earliest 'report' in the default queue is the one in two hours at the lowest priority; sooner: another
     // name (one hour) and another queue (half an hour).
     await insertTasks(schema, 'report', [{}], { priority: -1, delayMs: 2 * 3_600_000 });

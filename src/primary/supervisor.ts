@@ -103,7 +103,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#listener = new Listener(options.databaseUrl, [this.#channels.wake, this.#channels.control], this.#log);
     this.#settler = new Settler(this.#db, options.schema, this.id, this.#log, (settled, finishedAt, fenced) => this.#onSettled(settled, finishedAt, fenced), {
       maxLingerMs: settleLingerMs,
-      outstanding: () => this.#pool.handles.reduce((n, h) => n + h.inFlight.size, 0),
+      outstanding: () => this.#pool.inFlight,
     });
     this.#pool = new WorkerPool({
       concurrency: options.concurrency,
@@ -613,18 +613,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#track(this.#dispatcher.releaseBuffered().catch((error) => this.#log.warn({ event: 'release_failed', err: error }, 'could not give back the buffered tasks; they return when the lease expires')));
     // Tasks queued on workers come back (`unqueued`) and are released like the buffer.
     for (const h of this.#pool.handles) h.send({ type: 'unqueue' });
-    const inFlight = () => this.#pool.handles.reduce((n, h) => n + h.inFlight.size, 0);
-    this.#log.info({ event: 'supervisor_stopping', inFlight: inFlight(), forced }, 'stopping: no new tasks, waiting for running ones');
+    this.#log.info({ event: 'supervisor_stopping', inFlight: this.#pool.inFlight, forced }, 'stopping: no new tasks, waiting for running ones');
     void this.#publish('stopping');
-    if (!forced && !(await until(() => inFlight() === 0, this.#options.shutdownTimeoutMs))) {
-      this.#log.warn({ event: 'shutdown_timeout', inFlight: inFlight() }, 'shutdown timeout passed: aborting running tasks');
+    if (!forced && !(await until(() => this.#pool.inFlight === 0, this.#options.shutdownTimeoutMs))) {
+      this.#log.warn({ event: 'shutdown_timeout', inFlight: this.#pool.inFlight }, 'shutdown timeout passed: aborting running tasks');
       for (const h of this.#pool.handles) {
         for (const id of h.inFlight.keys()) {
           this.#abortedForStop.add(id);
           h.send({ type: 'abort', taskId: id, reason: 'the supervisor is stopping' });
         }
       }
-      if (!(await until(() => inFlight() === 0, Math.min(5_000, this.#options.shutdownTimeoutMs)))) {
+      if (!(await until(() => this.#pool.inFlight === 0, Math.min(5_000, this.#options.shutdownTimeoutMs)))) {
         await this.#abandonInFlight(this.#pool.handles.filter((h) => h.inFlight.size > 0), 'shutdown timeout');
       }
     }

@@ -52,6 +52,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     return this.#workers.size;
   }
 
+  /** Tasks handed to the workers whose outcome has not arrived yet (running or queued on a worker). */
+  get inFlight(): number {
+    let n = 0;
+    for (const h of this.#workers.values()) n += h.inFlight.size;
+    return n;
+  }
+
   fork(): WorkerHandle {
     const worker = cluster.fork({ [workerConfigEnv]: encodeWorkerConfig(this.#options.workerConfig()) });
     const handle = new WorkerHandle(worker, this.#options.concurrency);
