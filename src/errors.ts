@@ -74,12 +74,20 @@ export function serializeError(value: unknown): SerializedError {
   const code = (error as { code?: unknown }).code;
   const retryable = (error as { retryable?: unknown }).retryable;
   return {
-    name: error.name || 'Error',
-    message: error.message,
-    code: typeof code === 'string' ? code : undefined,
-    stack: error.stack,
+    name: storableText(error.name || 'Error'),
+    message: storableText(error.message),
+    code: typeof code === 'string' ? storableText(code) : undefined,
+    stack: error.stack === undefined ? undefined : storableText(error.stack),
     retryable: retryable === false ? false : undefined,
   };
+}
+
+/**
+ * Text that PostgreSQL can store: each NUL character becomes U+FFFD. An error is recorded as jsonb, which holds
+ * no NUL (see queue/json-text.ts); a message quoting binary input must not stop its task's failure being written.
+ */
+export function storableText(text: string): string {
+  return typeof text !== 'string' || !text.includes('\0') ? text : text.replaceAll('\0', '\uFFFD');
 }
 
 /** The part of a serialized error shown to users: no stack. */

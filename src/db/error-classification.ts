@@ -135,3 +135,12 @@ function classifySqlState(code: string): DatabaseErrorClassification {
 function permanent(reason: string, code?: string): DatabaseErrorClassification {
   return code === undefined ? { transient: false, category: 'permanent', reason } : { transient: false, category: 'permanent', reason, code };
 }
+
+/**
+ * A value the server cannot store or convert (SQLSTATE class 22, data exception: a NUL character in jsonb, say)
+ * or a limit exceeded (class 54: a jsonb value too large): the same statement fails the same way every time.
+ */
+export function isDataError(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  return state !== undefined && (state.startsWith('22') || state.startsWith('54'));
+}

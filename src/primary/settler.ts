@@ -9,10 +9,16 @@
  * the task ran, at most `maxLingerMs`. The write goes as soon as every task out has reported, or the time is up.
  * A lone task's outcome, and any outcome that is not a success, is written at once. At a few hundred tasks a
  * second of ten milliseconds each, this halves the statements (measured: 1,680 → 730 per 2,000 tasks).
+ *
+ * A batch the database refuses for a value in it (a data error: a result it cannot store) is written again one
+ * outcome per statement, so that one bad outcome holds back no other; an outcome refused on its own is recorded
+ * as a failure, `OUTCOME_NOT_STORABLE`, with the database's reason. Any other error retries the batch.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { isDataError } from '../db/error-classification.js';
 import type { PreparingQueryable } from '../db/queryable.js';
+import { storableText } from '../errors.js';
 import { maxSettleBatch, settleTasks, type Settlement } from '../queue/settle-tasks.js';
 
 /** Batches in flight at once. */
@@ -29,6 +35,10 @@ export interface SettlerOptions {
 
 export class Settler {
   #pending: Settlement[] = [];
+  /** Outcomes of a batch the database refused for a value in it: written one per statement, before the rest. */
+  #alone: Settlement[] = [];
+  /** Failures recorded in place of an outcome the database refused: if one is refused too, it is retried. */
+  readonly #substitutes = new WeakSet<Settlement>();
   #flushing = new Set<Promise<void>>();
   #linger: NodeJS.Timeout | undefined;
   #lingerUntil = Infinity;
@@ -47,7 +57,7 @@ export class Settler {
   ) {}
 
   get pending(): number {
-    return this.#pending.length;
+    return this.#pending.length + this.#alone.length;
   }
 
   /** `ranMs`: how long the task ran, for a success (which may wait for others); otherwise written at once. */
@@ -95,8 +105,9 @@ export class Settler {
 
   async #flush(): Promise<void> {
     let failures = 0;
-    while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, maxSettleBatch);
+    while (this.#pending.length > 0 || this.#alone.length > 0) {
+      const alone = this.#alone.length > 0;
+      const batch = alone ? this.#alone.splice(0, 1) : this.#pending.splice(0, maxSettleBatch);
       try {
         const { settled, finishedAt } = await settleTasks(this.db, this.schema, this.supervisorId, batch);
         failures = 0;
@@ -108,12 +119,40 @@ export class Settler {
         }
         this.onSettled(accepted, finishedAt, fenced);
       } catch (error) {
+        if (isDataError(error) && this.#setApart(batch, error)) continue;
         failures += 1;
-        this.#pending.unshift(...batch);
+        (alone ? this.#alone : this.#pending).unshift(...batch);
         const wait = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
         this.log.warn({ event: 'settle_failed', err: error, retryInMs: wait, pending: this.#pending.length }, 'could not record task outcomes; retrying');
         await delay(wait);
       }
     }
+  }
+
+  /**
+   * After a data error: a batch of several goes back to be written one by one; a single outcome is replaced by
+   * its failure. False for a replacement refused in turn (then it is retried like any failed write).
+   */
+  #setApart(batch: Settlement[], error: unknown): boolean {
+    if (batch.length > 1) {
+      this.#alone.unshift(...batch);
+      return true;
+    }
+    const refused = batch[0]!;
+    if (this.#substitutes.has(refused)) return false;
+    const message = storableText((error as Error).message ?? String(error));
+    const failure: Settlement = {
+      id: refused.id,
+      state: 'failed',
+      workerPid: refused.workerPid,
+      error: { name: 'PreforkError', code: 'OUTCOME_NOT_STORABLE', message: `the task's outcome could not be recorded: ${message}`, retryable: false },
+    };
+    this.#substitutes.add(failure);
+    this.#alone.unshift(failure);
+    this.log.error(
+      { event: 'outcome_not_storable', taskId: refused.id, state: refused.state, err: error },
+      "the database refused a task's outcome; recording the task as failed",
+    );
+    return true;
   }
 }

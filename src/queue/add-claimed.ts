@@ -1,5 +1,6 @@
 import type { PreparingQueryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import { payloadJson } from './json-text.js';
 
 export interface ClaimedInsert {
   name: string;
@@ -38,7 +39,7 @@ export async function insertClaimed(db: PreparingQueryable, schema: string, t: C
               case when waiting.yes then null else now() end,
               case when waiting.yes then null else $7::uuid end
          from waiting`;
-  const values = [t.name, JSON.stringify(t.payload ?? {}), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId, t.submission];
+  const values = [t.name, payloadJson(t.payload), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId, t.submission];
   type Row = { id: string; state: 'queued' | 'running'; deduplicated: boolean; max_attempts: number | null; created_at: Date };
   // Without a key, the plain statement: the conflict arm costs a third of the time of the whole.
   const { rows } =

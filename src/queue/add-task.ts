@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import { assertStorableText, payloadJson } from './json-text.js';
 import { PreforkError } from '../errors.js';
 
 export interface AddTaskOptions {
@@ -25,13 +26,16 @@ export interface AddedTask {
 
 /**
  * The values of a task row, in this order: name, payload (JSON text), queue, priority, run_at (null: now),
- * max_attempts, key. Throws INVALID_PAYLOAD (exit 2) for a payload JSON cannot carry.
+ * max_attempts, key. Throws INVALID_PAYLOAD (exit 2) for a payload the database cannot store (json-text.ts), and
+ * INVALID_OPTION for a name, queue or key with a NUL character.
  */
 export type TaskValues = [name: string, payload: string, queue: string, priority: number, runAt: Date | null, maxAttempts: number | null, key: string | null];
 
 export function taskValues(name: string, payload: unknown, options: AddTaskOptions): TaskValues {
-  const json = JSON.stringify(payload ?? {});
-  if (json === undefined) throw new PreforkError('INVALID_PAYLOAD', 'the payload is not JSON-serialisable', { exitCode: 2 });
+  const json = payloadJson(payload);
+  assertStorableText(name, 'task name');
+  assertStorableText(options.queue, 'queue');
+  assertStorableText(options.key, 'key');
   const runAt = options.runAt ?? (options.delayMs ? new Date(Date.now() + options.delayMs) : null);
   return [name, json, options.queue ?? 'default', options.priority ?? 0, runAt, options.maxAttempts ?? null, options.key ?? null];
 }

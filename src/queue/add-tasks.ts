@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { PreforkError } from '../errors.js';
+import { assertStorableText, payloadJson } from './json-text.js';
 import type { AddTaskOptions } from './add-task.js';
 
 export interface NewTask {
@@ -16,7 +16,9 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
   const rows = tasks.map((t, i) => {
     const o = t.options ?? {};
     const payload = t.payload ?? {};
-    if (JSON.stringify(payload) === undefined) throw new PreforkError('INVALID_PAYLOAD', `task ${i + 1}: the payload is not JSON-serialisable`, { exitCode: 2 });
+    payloadJson(payload, `task ${i + 1}: the payload`);
+    assertStorableText(t.task, `task ${i + 1}'s name`);
+    assertStorableText(o.queue, `task ${i + 1}'s queue`);
     const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);
     return { ord: i, name: t.task, payload, queue: o.queue ?? 'default', priority: o.priority ?? 0, run_at: runAt?.toISOString() ?? null, max_attempts: o.maxAttempts ?? null };
   });

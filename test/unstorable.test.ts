@@ -1,0 +1,134 @@
+/**
+ * Values PostgreSQL cannot store. Its text, and so its jsonb, holds no NUL character: such a payload is refused
+ * where it is sent; such a result fails its attempt, such an error is recorded with U+FFFD in place of each NUL;
+ * and an outcome the database still refuses holds back no other outcome.
+ */
+import pg from 'pg';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { migrate } from '../src/db/migrate.js';
+import { Settler } from '../src/primary/settler.js';
+import { insertClaimed } from '../src/queue/add-claimed.js';
+import { useClients } from './support/clients.js';
+import { databaseUrl, query, useTestSchema } from './support/database.js';
+import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+const { client, closeLater } = useClients();
+
+async function migrated(schema: string): Promise<pg.Client> {
+  const db = new pg.Client({ connectionString: databaseUrl(), application_name: 'prefork unstorable test' });
+  await db.connect();
+  closeLater({ close: () => db.end() });
+  await migrate(db, schema);
+  return db;
+}
+
+const taskCount = async (schema: string) => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks`))[0]!.n;
+
+describe('values PostgreSQL cannot store', () => {
+  it('a payload, name, queue or key with a NUL character is refused before anything is written', async () => {
+    const schema = schemaName();
+    await migrated(schema);
+
+    const sent = await runCli(['send', 'prefork.echo', '{"text": "a\\u0000b"}', '--wait'], { schema });
+    expect(sent.code).toBe(2);
+    expect(sent.stderr).toBe('prefork: error: the payload contains a NUL character (\\u0000), which PostgreSQL cannot store\n');
+
+    const file = await runCli(['send', '--file', '-'], { schema, input: '{"task": "prefork.echo"}\n{"task": "prefork.echo", "payload": {"k\\u0000": 1}}\n' });
+    expect(file.code).toBe(2);
+    expect(file.stderr).toContain('line 2: contains a NUL character (\\u0000), which PostgreSQL cannot store');
+    expect(file.stderr).not.toMatch(/\n\s+at /);
+
+    const prefork = client(schema);
+    await expect(prefork.send('prefork.echo', { text: 'a\u0000b' })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD' });
+    await expect(prefork.run('prefork.echo', { nested: ['a\u0000b'] }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD' });
+    await expect(prefork.sendMany([{ task: 'prefork.echo' }, { task: 'prefork.echo', payload: { text: '\u0000' } }])).rejects.toMatchObject({
+      code: 'INVALID_PAYLOAD',
+      message: 'task 2: the payload contains a NUL character (\\u0000), which PostgreSQL cannot store',
+    });
+    await expect(prefork.send('prefork.\u0000echo', {})).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    await expect(prefork.send('prefork.echo', {}, { queue: 'q\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    await expect(prefork.send('prefork.echo', {}, { key: 'k\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    expect(await taskCount(schema)).toBe(0);
+
+    // A backslash followed by "u0000" is six ordinary characters, and stored as such.
+    const id = await prefork.send('prefork.echo', { text: '\\u0000' });
+    expect(await query(`select payload from "${schema}".tasks where id = $1`, [id])).toEqual([{ payload: { text: '\\u0000' } }]);
+  });
+
+  it('a result or an error with a NUL character is recorded, and holds back no other outcome', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const prefork = client(schema);
+
+    const [nulResult, nulError, ...echoes] = await Promise.all([
+      prefork.run('fixture.nulResult', {}, { timeoutMs: 10_000 }),
+      prefork.run('fixture.nulError', {}, { timeoutMs: 10_000 }),
+      ...Array.from({ length: 10 }, (_, i) => prefork.run('prefork.echo', { i }, { timeoutMs: 10_000 })),
+    ]);
+    expect(nulResult).toMatchObject({
+      status: 'failed',
+      result: null,
+      error: { code: 'RESULT_NOT_SERIALIZABLE', message: "the task's result contains a NUL character (\\u0000), which PostgreSQL cannot store" },
+    });
+    expect(nulError).toMatchObject({ status: 'failed', error: { message: 'bad \uFFFD byte' } });
+    expect(echoes.map((t) => [t.status, t.result])).toEqual(Array.from({ length: 10 }, (_, i) => ['succeeded', { i }]));
+    expect(await prefork.get(nulError!.id)).toMatchObject({ status: 'failed', error: { message: 'bad \uFFFD byte' } });
+    expect(sup.events('settle_failed')).toEqual([]);
+    await sup.stop();
+  });
+
+  it('an outcome the database refuses is recorded as a failure; the others of its batch are written one by one', async () => {
+    const schema = schemaName();
+    const db = await migrated(schema);
+    const supervisorId = '00000000-0000-4000-8000-000000000002';
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const row = await insertClaimed(db, schema, {
+        name: 'report',
+        payload: { i },
+        queue: 'default',
+        priority: 0,
+        maxAttempts: 1,
+        key: null,
+        supervisorId,
+        submission: crypto.randomUUID(),
+      });
+      ids.push(row.id);
+    }
+    const [good, refused, failed] = ids as [string, string, string];
+    const logged: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    const reported: { id: string; state: string }[] = [];
+    // Outcomes of tasks that ran 100 ms wait up to 50 ms for the others while one is out: one batch of three.
+    const settler = new Settler(db, schema, supervisorId, log, (settled) => reported.push(...settled.map(({ id, state }) => ({ id, state }))), {
+      maxLingerMs: 50,
+      outstanding: () => 1,
+    });
+    settler.add({ id: good, state: 'succeeded', result: { ok: true }, workerPid: 1 }, 100);
+    // Past the worker's own check, as a result the database cannot store.
+    settler.add({ id: refused, state: 'succeeded', result: { text: 'a\u0000b' }, workerPid: 1 }, 100);
+    settler.add({ id: failed, state: 'failed', error: { name: 'Error', message: 'boom' }, workerPid: 1 }, 100);
+    expect(await settler.drain(10_000)).toBe(true);
+
+    const rows = await query<{ id: string; state: string; result: unknown; error: { code?: string; message: string } | null }>(
+      `select id::text, state, result, error from "${schema}".tasks order by id`,
+    );
+    expect(rows).toEqual([
+      { id: good, state: 'succeeded', result: { ok: true }, error: null },
+      { id: refused, state: 'failed', result: null, error: expect.objectContaining({ code: 'OUTCOME_NOT_STORABLE' }) },
+      { id: failed, state: 'failed', result: null, error: { name: 'Error', message: 'boom' } },
+    ]);
+    expect(rows[1]!.error!.message).toMatch(/^the task's outcome could not be recorded: unsupported Unicode escape sequence/);
+    expect(reported.sort((a, b) => Number(a.id) - Number(b.id))).toEqual([
+      { id: good, state: 'succeeded' },
+      { id: refused, state: 'failed' },
+      { id: failed, state: 'failed' },
+    ]);
+    expect(logged.filter((l) => l.event === 'outcome_not_storable').map((l) => l.taskId)).toEqual([refused]);
+    expect(logged.filter((l) => l.event === 'settle_failed')).toEqual([]);
+  });
+});
