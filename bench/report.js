@@ -14,12 +14,13 @@ export const metrics = [
   { key: 'start ms', workload: 'idle', better: 'lower', title: 'start→ready ms' },
   { key: 'RSS primary MB', workload: 'idle', better: 'lower' },
   { key: 'RSS worker MB', workload: 'idle', better: 'lower', title: 'RSS per worker MB' },
+  { key: 'USS worker MB', workload: 'idle', better: 'lower', title: 'USS (own memory) per worker MB' },
   { key: 'PSS total MB', workload: 'idle', better: 'lower', title: 'PSS all processes MB' },
 ];
 
 const tables = [
   { title: 'Throughput and latency', keys: ['W1 tasks/s', 'W2 tasks/s', 'W3 p50 ms', 'W3 p99 ms'] },
-  { title: 'Recovery and footprint', keys: ['W4a ms', 'W4b ms', 'start ms', 'RSS primary MB', 'RSS worker MB', 'PSS total MB'] },
+  { title: 'Recovery and footprint', keys: ['W4a ms', 'W4b ms', 'start ms', 'RSS primary MB', 'RSS worker MB', 'USS worker MB', 'PSS total MB'] },
 ];
 
 export function formatNumber(v) {

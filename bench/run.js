@@ -23,8 +23,9 @@
 //        attempt returns at once); (b) a busy task passing its 500 ms hard limit → its timed_out record and
 //        the replacement worker's worker_ready line (the later of the two).
 //   idle `prefork start` → supervisor_ready, then after 30 s idle (0.5 s with --quick), when V8 has given back
-//        the young generation start-up grew: VmRSS of the primary and of each worker, and the PSS of the whole
-//        process tree (shared pages counted once), comparable across one-process peers.
+//        the young generation start-up grew: VmRSS of the primary and of each worker, each worker's USS (its
+//        private pages: what its exit would free), and the PSS of the whole process tree (shared pages counted
+//        once), comparable across one-process peers.
 // Baselines: raw node:cluster IPC with the same 4 workers (W1 with one message in flight per worker, W3 one at
 // a time), and raw connect + insert + end from 4 processes over TCP and the Unix socket (W2).
 // Peers: graphile-worker 0.17 (defaults, and its batching options), pg-boss 10, BullMQ 5 sandboxed.

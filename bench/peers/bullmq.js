@@ -11,7 +11,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { scope } from '../lib/cleanup.js';
 import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema } from '../lib/db.js';
 import { startPeer } from '../lib/peer-process.js';
-import { childPids, rssBytes, treePssBytes } from '../lib/proc.js';
+import { childPids, rssBytes, treePssBytes, ussBytes } from '../lib/proc.js';
 import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 import { redisConnection } from './redis.js';
@@ -105,11 +105,13 @@ export const workloads = {
       await Promise.all(jobs.map((j) => j.waitUntilFinished(qe, 30_000)));
       await delay(idleMs);
       const kids = childPids(peer.pid).map(rssBytes).filter((r) => r !== null);
+      const unique = childPids(peer.pid).map(ussBytes).filter((r) => r !== null);
       return {
         metrics: {
           'start ms': peer.startMs,
           'RSS primary MB': mb(rssBytes(peer.pid)),
           'RSS worker MB': kids.length ? mb(kids.reduce((a, b) => a + b, 0) / kids.length) : null,
+          'USS worker MB': unique.length ? mb(unique.reduce((a, b) => a + b, 0) / unique.length) : null,
           'PSS total MB': mb(treePssBytes(peer.pid)),
         },
         detail: { sandboxChildren: kids.length },

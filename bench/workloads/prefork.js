@@ -9,7 +9,7 @@ import { TaskWaiter } from '../../dist/queue/task-waiter.js';
 import { scope } from '../lib/cleanup.js';
 import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema, query, quoteIdent } from '../lib/db.js';
 import { SupervisorProcess } from '../lib/prefork-process.js';
-import { childPids, rssBytes, treePssBytes } from '../lib/proc.js';
+import { childPids, rssBytes, treePssBytes, ussBytes } from '../lib/proc.js';
 import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil } from '../lib/wait.js';
 
@@ -201,16 +201,19 @@ export async function idle({ idleMs }) {
     const line = await sup.ready();
     const startMs = line.seenAt - sup.spawnedAt;
     await delay(idleMs);
-    const workers = childPids(sup.pid).map((pid) => rssBytes(pid)).filter((r) => r !== null);
+    const pids = childPids(sup.pid);
+    const workers = pids.map((pid) => rssBytes(pid)).filter((r) => r !== null);
+    const unique = pids.map((pid) => ussBytes(pid)).filter((r) => r !== null);
     if (workers.length !== 4) throw new Error(`expected 4 worker processes, found ${workers.length}`);
     return {
       metrics: {
         'start ms': startMs,
         'RSS primary MB': mb(rssBytes(sup.pid)),
         'RSS worker MB': mb(workers.reduce((a, b) => a + b, 0) / workers.length),
+        'USS worker MB': mb(unique.reduce((a, b) => a + b, 0) / unique.length),
         'PSS total MB': mb(treePssBytes(sup.pid)),
       },
-      detail: { workerRssMb: workers.map((w) => Math.round(mb(w) * 10) / 10) },
+      detail: { workerRssMb: workers.map((w) => Math.round(mb(w) * 10) / 10), workerUssMb: unique.map((w) => Math.round(mb(w) * 10) / 10) },
     };
   });
 }
