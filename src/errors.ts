@@ -57,37 +57,76 @@ export class CommitOutcomeUnknownError extends PreforkError {
   }
 }
 
-/** Turns anything thrown into an Error, keeping the original as `cause` when it was not one. */
+/**
+ * Turns anything thrown into an Error, keeping the original as `cause` when it was not one. Never throws, whatever
+ * was thrown (an object whose `message` getter throws, a revoked Proxy).
+ */
 export function coerceError(value: unknown): Error {
-  if (value instanceof Error) return value;
-  if (typeof value === 'object' && value !== null && 'message' in value) {
-    const e = new Error(String((value as { message: unknown }).message), { cause: value });
-    const name = (value as { name?: unknown }).name;
-    if (typeof name === 'string') e.name = name;
-    return e;
+  try {
+    if (value instanceof Error) return value;
+    if (typeof value === 'object' && value !== null && 'message' in value) {
+      const e = new Error(String((value as { message: unknown }).message), { cause: value });
+      const name = (value as { name?: unknown }).name;
+      if (typeof name === 'string') e.name = name;
+      return e;
+    }
+    return new Error(typeof value === 'string' ? value : `non-error thrown: ${safeString(value)}`, { cause: value });
+  } catch (error) {
+    return new Error(`a thrown value that could not be read (reading it threw: ${readableMessage(error)})`, { cause: value });
   }
-  return new Error(typeof value === 'string' ? value : `non-error thrown: ${safeString(value)}`, { cause: value });
 }
 
+/**
+ * An error as it is recorded and sent between processes: text only, storable by PostgreSQL (storableText). Never
+ * throws: each property is read on its own, and one whose getter throws is left out, so a task that throws
+ * something strange fails like any other instead of taking its worker (and the tasks beside it) down.
+ */
 export function serializeError(value: unknown): SerializedError {
   const error = coerceError(value);
-  const code = (error as { code?: unknown }).code;
-  const retryable = (error as { retryable?: unknown }).retryable;
+  const read = (key: string): unknown => {
+    try {
+      return (error as unknown as Record<string, unknown>)[key];
+    } catch {
+      return undefined;
+    }
+  };
+  const [name, message, code, stack, retryable] = ['name', 'message', 'code', 'stack', 'retryable'].map(read);
   return {
-    name: storableText(error.name || 'Error'),
-    message: storableText(error.message),
+    name: storableText(name === undefined || name === null || name === '' ? 'Error' : asText(name)),
+    message: storableText(message === undefined || message === null ? '' : asText(message)),
     code: typeof code === 'string' ? storableText(code) : undefined,
-    stack: error.stack === undefined ? undefined : storableText(error.stack),
+    stack: typeof stack === 'string' ? storableText(stack) : undefined,
     retryable: retryable === false ? false : undefined,
   };
 }
 
+const nul = /\0/g;
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 /**
- * Text that PostgreSQL can store: each NUL character becomes U+FFFD. An error is recorded as jsonb, which holds
- * no NUL (see queue/json-text.ts); a message quoting binary input must not stop its task's failure being written.
+ * Text that PostgreSQL can store as jsonb: each NUL character and each lone UTF-16 surrogate becomes U+FFFD (see
+ * queue/json-text.ts). For an error's text: a message quoting binary input must not stop its failure being written.
  */
 export function storableText(text: string): string {
-  return typeof text !== 'string' || !text.includes('\0') ? text : text.replaceAll('\0', '\uFFFD');
+  if (typeof text !== 'string') return text;
+  return text.replace(nul, '\uFFFD').replace(loneSurrogate, '\uFFFD');
+}
+
+/** String(value), or a placeholder when even that throws (a toString that throws). */
+function asText(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return '[unreadable]';
+  }
+}
+
+function readableMessage(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return '[unreadable]';
+  }
 }
 
 /** The part of a serialized error shown to users: no stack. */

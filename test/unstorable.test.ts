@@ -1,7 +1,8 @@
 /**
- * Values PostgreSQL cannot store. Its text, and so its jsonb, holds no NUL character: such a payload is refused
- * where it is sent; such a result fails its attempt, such an error is recorded with U+FFFD in place of each NUL;
- * and an outcome the database still refuses holds back no other outcome.
+ * Values PostgreSQL cannot store. Its text, and so its jsonb, holds no NUL character, and its jsonb no lone UTF-16
+ * surrogate: such a payload is refused where it is sent; such a result fails its attempt, such an error is
+ * recorded with U+FFFD in their place; a thrown value that cannot even be read fails its task like any other; and
+ * an outcome the database still refuses holds back no other outcome.
  */
 import pg from 'pg';
 import { pino } from 'pino';
@@ -28,7 +29,7 @@ async function migrated(schema: string): Promise<pg.Client> {
 const taskCount = async (schema: string) => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks`))[0]!.n;
 
 describe('values PostgreSQL cannot store', () => {
-  it('a payload, name, queue or key with a NUL character is refused before anything is written', async () => {
+  it('a payload, name, queue or key with a NUL character or a lone surrogate is refused before anything is written', async () => {
     const schema = schemaName();
     await migrated(schema);
 
@@ -36,14 +37,21 @@ describe('values PostgreSQL cannot store', () => {
     expect(sent.code).toBe(2);
     expect(sent.stderr).toBe('prefork: error: the payload contains a NUL character (\\u0000), which PostgreSQL cannot store\n');
 
-    const file = await runCli(['send', '--file', '-'], { schema, input: '{"task": "prefork.echo"}\n{"task": "prefork.echo", "payload": {"k\\u0000": 1}}\n' });
+    const surrogate = await runCli(['send', 'prefork.echo', '{"text": "\\ud800"}'], { schema });
+    expect(surrogate.code).toBe(2);
+    expect(surrogate.stderr).toBe('prefork: error: the payload contains a lone UTF-16 surrogate (\\ud800, half of a pair), which PostgreSQL cannot store\n');
+
+    const lines = ['{"task": "prefork.echo"}', '{"task": "prefork.echo", "payload": {"k\\u0000": 1}}', '{"task": "prefork.echo", "payload": ["\\udc00"]}'];
+    const file = await runCli(['send', '--file', '-'], { schema, input: `${lines.join('\n')}\n` });
     expect(file.code).toBe(2);
     expect(file.stderr).toContain('line 2: contains a NUL character (\\u0000), which PostgreSQL cannot store');
+    expect(file.stderr).toContain('line 3: contains a lone UTF-16 surrogate (\\udc00, half of a pair), which PostgreSQL cannot store');
     expect(file.stderr).not.toMatch(/\n\s+at /);
 
     const prefork = client(schema);
     await expect(prefork.send('prefork.echo', { text: 'a\u0000b' })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD' });
     await expect(prefork.run('prefork.echo', { nested: ['a\u0000b'] }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD' });
+    await expect(prefork.send('prefork.echo', { text: '\u{1F600}'.slice(1) })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD' });
     await expect(prefork.sendMany([{ task: 'prefork.echo' }, { task: 'prefork.echo', payload: { text: '\u0000' } }])).rejects.toMatchObject({
       code: 'INVALID_PAYLOAD',
       message: 'task 2: the payload contains a NUL character (\\u0000), which PostgreSQL cannot store',
@@ -53,20 +61,22 @@ describe('values PostgreSQL cannot store', () => {
     await expect(prefork.send('prefork.echo', {}, { key: 'k\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     expect(await taskCount(schema)).toBe(0);
 
-    // A backslash followed by "u0000" is six ordinary characters, and stored as such.
-    const id = await prefork.send('prefork.echo', { text: '\\u0000' });
-    expect(await query(`select payload from "${schema}".tasks where id = $1`, [id])).toEqual([{ payload: { text: '\\u0000' } }]);
+    // A backslash followed by "u0000" is six ordinary characters, and a whole surrogate pair one character: stored.
+    const id = await prefork.send('prefork.echo', { text: '\\u0000 \\ud800', emoji: '\u{1F600}' });
+    expect(await query(`select payload from "${schema}".tasks where id = $1`, [id])).toEqual([{ payload: { text: '\\u0000 \\ud800', emoji: '\u{1F600}' } }]);
   });
 
-  it('a result or an error with a NUL character is recorded, and holds back no other outcome', async () => {
+  it('a result or an error PostgreSQL cannot store is recorded, and holds back no other outcome', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1']);
     await sup.ready();
     const prefork = client(schema);
 
-    const [nulResult, nulError, ...echoes] = await Promise.all([
+    const [nulResult, surrogateResult, nulError, unreadable, ...echoes] = await Promise.all([
       prefork.run('fixture.nulResult', {}, { timeoutMs: 10_000 }),
+      prefork.run('fixture.surrogateResult', {}, { timeoutMs: 10_000 }),
       prefork.run('fixture.nulError', {}, { timeoutMs: 10_000 }),
+      prefork.run('fixture.throwUnreadable', {}, { timeoutMs: 10_000 }),
       ...Array.from({ length: 10 }, (_, i) => prefork.run('prefork.echo', { i }, { timeoutMs: 10_000 })),
     ]);
     expect(nulResult).toMatchObject({
@@ -74,9 +84,17 @@ describe('values PostgreSQL cannot store', () => {
       result: null,
       error: { code: 'RESULT_NOT_SERIALIZABLE', message: "the task's result contains a NUL character (\\u0000), which PostgreSQL cannot store" },
     });
-    expect(nulError).toMatchObject({ status: 'failed', error: { message: 'bad \uFFFD byte' } });
+    expect(surrogateResult).toMatchObject({
+      status: 'failed',
+      error: { code: 'RESULT_NOT_SERIALIZABLE', message: "the task's result contains a lone UTF-16 surrogate (\\ud83d, half of a pair), which PostgreSQL cannot store" },
+    });
+    const recorded = 'bad \uFFFD byte, half an emoji \uFFFD';
+    expect(nulError).toMatchObject({ status: 'failed', error: { message: recorded } });
+    expect(await prefork.get(nulError!.id)).toMatchObject({ status: 'failed', error: { message: recorded } });
+    // Failed like any throw, on a worker that lives on: the tasks beside it on that worker are not lost with it.
+    expect(unreadable).toMatchObject({ status: 'failed', error: { message: 'a thrown value that could not be read (reading it threw: no message here)' } });
     expect(echoes.map((t) => [t.status, t.result])).toEqual(Array.from({ length: 10 }, (_, i) => ['succeeded', { i }]));
-    expect(await prefork.get(nulError!.id)).toMatchObject({ status: 'failed', error: { message: 'bad \uFFFD byte' } });
+    expect(sup.events('worker_crashed')).toEqual([]);
     expect(sup.events('settle_failed')).toEqual([]);
     await sup.stop();
   });

@@ -6,7 +6,7 @@ import { TaskConnection, type ConnectionSlot, type SessionSettings } from '../db
 import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
 import { withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
-import { jsonHasNul, nulProblem } from '../queue/json-text.js';
+import { jsonStorageProblem } from '../queue/json-text.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
 import type { TaskContext } from '../task.js';
 import type { TaskRegistry } from './task-registry.js';
@@ -88,7 +88,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
 
 /**
  * Results travel as JSON: undefined becomes null, and what JSON cannot carry, or PostgreSQL cannot store (a NUL
- * character: json-text.ts), fails the task clearly.
+ * character, a lone surrogate: json-text.ts), fails the task clearly.
  */
 function toJsonValue(value: unknown): unknown {
   if (value === undefined) return null;
@@ -98,6 +98,7 @@ function toJsonValue(value: unknown): unknown {
   } catch (error) {
     throw new PreforkError('RESULT_NOT_SERIALIZABLE', `the task's result cannot be stored as JSON: ${(error as Error).message}`);
   }
-  if (text !== undefined && jsonHasNul(text)) throw new PreforkError('RESULT_NOT_SERIALIZABLE', `the task's result ${nulProblem}`);
+  const problem = text === undefined ? null : jsonStorageProblem(text);
+  if (problem) throw new PreforkError('RESULT_NOT_SERIALIZABLE', `the task's result ${problem}`);
   return text === undefined ? null : value;
 }

@@ -3,7 +3,7 @@
  * Every line is checked before anything is sent; a bad line is reported by its number and reason.
  */
 import type { NewTask } from '../../queue/add-tasks.js';
-import { jsonHasNul, nulProblem } from '../../queue/json-text.js';
+import { jsonStorageProblem } from '../../queue/json-text.js';
 
 export interface TaskLine {
   /** 1-based line number in the file. */
@@ -54,7 +54,8 @@ function parseLine(source: string, defaults: LineDefaults): TaskLine['task'] | s
   } catch (error) {
     return `invalid JSON (${(error as Error).message})`;
   }
-  if (jsonHasNul(source)) return nulProblem;
+  const problem = jsonStorageProblem(JSON.stringify(value));
+  if (problem) return problem;
   if (!isObject(value)) return 'must be a JSON object like {"task": "name", "payload": {...}}';
   for (const key of Object.keys(value)) if (!fields.has(key)) return `unknown field "${key}" (expected task, payload, options)`;
   const { task, payload, options = {} } = value;
