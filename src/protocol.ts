@@ -123,6 +123,14 @@ export interface SlotReleaseMessage {
   type: 'slot_release';
   requestId: number;
 }
+/**
+ * The worker wants to be replaced: code of one of its tasks threw where nothing could catch it (an uncaught
+ * exception, an unhandled rejection). It runs no new task; the ones running finish.
+ */
+export interface RetireMessage {
+  type: 'retire';
+  reason: string;
+}
 /** The worker's start-up check could not reach the database; it keeps trying. */
 export interface DatabaseWaitMessage {
   type: 'database_wait';
@@ -140,7 +148,8 @@ export type WorkerMessage =
   | TaskFailedMessage
   | UnqueuedMessage
   | BatchMessage
-  | HeartbeatMessage;
+  | HeartbeatMessage
+  | RetireMessage;
 
 const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
   'budget_query',
@@ -155,6 +164,7 @@ const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
   'unqueued',
   'batch',
   'heartbeat',
+  'retire',
 ]);
 const primaryMessageTypes: ReadonlySet<string> = new Set<PrimaryMessage['type']>(['run', 'abort', 'unqueue', 'shutdown', 'slot_granted', 'budget']);
 

@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
 import { fixture, isAlive, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { countByState, executionLog, insertTasks, waitForFinal, workerRunning } from './support/tasks.js';
+import { useClients } from './support/clients.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
+const { client } = useClients();
 
 async function sendJson(schema: string, args: string[]) {
   const r = await runCli(['send', ...args, '--wait', '--json'], { schema });
@@ -76,6 +78,58 @@ describe('crashes', () => {
     expect(row).toMatchObject({ state: 'succeeded', attempts: 2, errors: [{ code: 'WORKER_CRASHED' }] });
     expect(row!.worker_pid).not.toBe(pid);
     expect(sup.events('worker_crashed')).toHaveLength(1);
+    await sup.stop();
+  });
+
+  it("a task's uncaught exception or unhandled rejection fails that task only: the worker finishes the others, then is replaced", async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1', '--concurrency', '3']);
+    await sup.ready();
+    const prefork = client(schema);
+    const [firstPid] = sup.workerPids();
+
+    const [stray, ...siblings] = await Promise.all([
+      prefork.run('fixture.strayThrow', {}, { timeoutMs: 15_000 }),
+      prefork.run('fixture.hold', { ms: 600 }, { timeoutMs: 15_000 }),
+      prefork.run('fixture.hold', { ms: 600 }, { timeoutMs: 15_000 }),
+    ]);
+    // Failed when the timer threw, not when the task ended (it never would have: it waits for its signal).
+    expect(stray).toMatchObject({ status: 'failed', attempts: 1, result: null, error: { message: 'thrown from a timer', code: 'UNCAUGHT_EXCEPTION' } });
+    expect(Date.parse(stray.finishedAt!) - Date.parse(stray.startedAt!)).toBeLessThan(600);
+    // The tasks beside it ran to their end on the same worker, not charged an attempt.
+    expect(siblings.map((t) => [t.status, t.attempts, (t.result as { workerPid: number }).workerPid])).toEqual([
+      ['succeeded', 1, firstPid],
+      ['succeeded', 1, firstPid],
+    ]);
+    expect(sup.events('task_uncaught_error')).toMatchObject([{ taskId: stray.id, kind: 'uncaught exception' }]);
+    expect(sup.events('worker_replacing')).toMatchObject([{ workerPid: firstPid, reason: `uncaught exception in task ${stray.id}` }]);
+    await sup.waitForEvent('worker_replaced');
+
+    const floating = await prefork.run('fixture.floatingReject', {}, { timeoutMs: 15_000 });
+    expect(floating).toMatchObject({ status: 'failed', result: null, error: { message: 'nobody awaited this', code: 'UNHANDLED_REJECTION' } });
+    await sup.waitForEvent('worker_replaced', 2);
+    expect(await prefork.run('prefork.echo', { after: true }, { timeoutMs: 15_000 })).toMatchObject({ status: 'succeeded', result: { after: true } });
+    expect(sup.events('worker_crashed')).toEqual([]);
+    // What the failed tasks did afterwards ('too late', 'returned anyway') was not recorded over their failure.
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await prefork.get(stray.id))?.status).toBe('failed');
+    expect((await prefork.get(floating.id))?.status).toBe('failed');
+    await sup.stop();
+  });
+
+  it('with one task per worker (no scope needed), the task running is the one charged', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const prefork = client(schema);
+    const [floating, after] = await Promise.all([
+      prefork.run('fixture.floatingReject', {}, { timeoutMs: 15_000 }),
+      prefork.run('prefork.echo', { queued: 'behind it' }, { timeoutMs: 15_000 }),
+    ]);
+    expect(floating).toMatchObject({ status: 'failed', attempts: 1, error: { message: 'nobody awaited this', code: 'UNHANDLED_REJECTION' } });
+    expect(after).toMatchObject({ status: 'succeeded', attempts: 1, result: { queued: 'behind it' } });
+    expect(sup.events('worker_replacing')).toHaveLength(1);
+    expect(sup.events('worker_crashed')).toEqual([]);
     await sup.stop();
   });
 

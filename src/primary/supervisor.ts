@@ -398,6 +398,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         this.#returnUnstarted(returned);
       },
       batch: ignore,
+      // Replaced like a recycled worker: the replacement is forked now, the old one finishes what it runs.
+      retire: (m) => {
+        if (this.#phase === 'running') this.#fleet.replace(handle, m.reason);
+      },
       task_failed: (m) => {
         const f = handle.take(m.taskId);
         if (!f) return;

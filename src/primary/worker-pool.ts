@@ -129,6 +129,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       db_backend: forward,
       task_succeeded: forward,
       task_failed: forward,
+      retire: forward,
       unqueued: (m) => {
         handle.unqueuePending = false;
         forward(m);
