@@ -398,9 +398,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         this.#returnUnstarted(returned);
       },
       batch: ignore,
-      // Replaced like a recycled worker: the replacement is forked now, the old one finishes what it runs.
+      // Replaced like a recycled worker: the replacement is forked now, the old one finishes what it runs. One
+      // already draining (recycled, reloading) has its replacement coming.
       retire: (m) => {
-        if (this.#phase === 'running') this.#fleet.replace(handle, m.reason);
+        if (this.#phase === 'running' && handle.state === 'ready') this.#fleet.replace(handle, m.reason);
       },
       task_failed: (m) => {
         const f = handle.take(m.taskId);
