@@ -43,7 +43,16 @@ describe('time limits', () => {
     // The hung query's backend is gone, and the pool is back to three ready workers.
     await expect.poll(() => taskConnections(schema)).toEqual([]);
     expect(sup.events('task_hard_timeout')).toHaveLength(2);
-    await sup.waitForEvent('worker_ready', 3 + sup.events('worker_killed_for_timeout').length);
+    // Each worker had its replacement forked at the limit; the busy loop's was killed 600 ms later.
+    const replacing = sup.events('worker_replacing');
+    expect(replacing.map((e) => e.reason).sort()).toEqual([spin, hang].map((r) => `task ${r.view.id} passed its hard time limit`).sort());
+    const killed = sup.events('worker_killed_for_timeout');
+    expect(killed.map((e) => e.taskId)).toContain(spin.view.id);
+    for (const k of killed) {
+      const forked = replacing.find((e) => e.workerPid === k.workerPid);
+      expect(Date.parse(String(k.time)) - Date.parse(String(forked?.time))).toBeGreaterThanOrEqual(500);
+    }
+    await sup.waitForEvent('worker_ready', 3 + replacing.length);
     await expect.poll(async () => (await runCli(['status', '--json'], { schema })).stdout).toMatch(/"state":"ready".*"state":"ready".*"state":"ready"/);
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
   });

@@ -53,10 +53,13 @@ export class Fleet {
   onExit(handle: WorkerHandle): void {
     const old = this.#replacing.get(handle.id);
     if (old) {
-      // The replacement died before it was ready: try again, the old worker keeps draining meanwhile.
+      // The replacement died before it was ready: try again, the old worker keeps draining meanwhile (or, if it
+      // is gone too, killed at a hard limit, a new worker takes its place).
       this.#replacing.delete(handle.id);
-      if (old.state === 'draining') this.#later(() => this.replace(old, 'replacement failed'));
-      return;
+      if (old.state === 'draining') {
+        this.#later(() => this.replace(old, 'replacement failed'));
+        return;
+      }
     }
     if (this.#respawning && this.active < this.wantedCount) {
       this.#pendingRespawns += 1;

@@ -123,7 +123,7 @@ export class Settler {
         failures += 1;
         (alone ? this.#alone : this.#pending).unshift(...batch);
         const wait = Math.min(5_000, 100 * 2 ** Math.min(failures, 6));
-        this.log.warn({ event: 'settle_failed', err: error, retryInMs: wait, pending: this.#pending.length }, 'could not record task outcomes; retrying');
+        this.log.warn({ event: 'settle_failed', err: error, retryInMs: wait, pending: this.pending }, 'could not record task outcomes; retrying');
         await delay(wait);
       }
     }

@@ -341,6 +341,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
           this.#log.warn({ event: 'backend_signal_failed', err: error, taskId: f.task.id, backendPid: f.backendPid }, 'could not cancel the task\'s query');
         }
       },
+      replaceWorker: (handle, f) => {
+        if (this.#phase === 'running' && handle.state === 'ready') this.#fleet.replace(handle, `task ${f.task.id} passed its hard time limit`);
+      },
       killWorker: (handle) => {
         this.#pool.kill(handle);
       },

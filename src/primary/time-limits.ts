@@ -1,6 +1,8 @@
 /**
  * Time limits, enforced by the primary on its own clock, whatever the worker's event loop is doing.
- * Soft: the task's signal aborts. Hard: cancel its query, then terminate its backend, then kill the worker.
+ * Soft: the task's signal aborts. Hard: the worker's replacement is forked at once (as Celery replaces a worker
+ * at a hard limit), then its query is cancelled, then its backend terminated, then the worker killed if the task
+ * still runs. The old worker takes no new task; if the task stopped, it leaves once the replacement is ready.
  */
 import type { Logger } from 'pino';
 import type { TaskInfo } from '../protocol.js';
@@ -15,7 +17,9 @@ export interface TimeLimitActions {
   abort(handle: WorkerHandle, f: InFlightTask, reason: string): void;
   /** pg_cancel_backend, then (terminate = true) pg_terminate_backend, on the task's own backend. */
   stopBackend(handle: WorkerHandle, f: InFlightTask, terminate: boolean): Promise<void>;
-  /** SIGKILL: the exit handler settles the task as timed out and forks a replacement. */
+  /** Forks the worker's replacement now; the worker takes no new task and leaves once it is ready. */
+  replaceWorker(handle: WorkerHandle, f: InFlightTask): void;
+  /** SIGKILL: the exit handler settles the task as timed out. */
   killWorker(handle: WorkerHandle, f: InFlightTask): void;
 }
 
@@ -47,6 +51,8 @@ export class TimeLimits {
     if (handle.inFlight.get(f.task.id) !== f) return;
     f.timedOut = true;
     this.log.warn(this.#fields('task_hard_timeout', handle, f, hard), 'hard time limit passed: cancelling the task');
+    // Started first: a worker that has to be killed 600 ms from now has its replacement ready about then.
+    this.actions.replaceWorker(handle, f);
     this.actions.abort(handle, f, `hard time limit of ${hard} ms passed`);
     const stillRunning = () => handle.inFlight.get(f.task.id) === f;
     void this.actions.stopBackend(handle, f, false);
