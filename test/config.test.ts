@@ -105,6 +105,24 @@ describe('configuration', () => {
     expect(await bad(['config', '--config', 'missing.json'])).toBe('prefork: error: --config missing.json: cannot read the config file: no such file\n');
   });
 
+  it('refuses a database URL that is not a PostgreSQL URL in one line, exit 2, the password hidden', async () => {
+    const bad = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const r = await runCli(args, { cwd: dir, env });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');
+      return r.stderr;
+    };
+    const invalid = 'it is not a valid URL (check the port, and percent-encode special characters in the user and password)';
+    expect(await bad(['send', 'prefork.echo', '--database-url', 'postgres://app:s3cret@db:notaport/app'])).toBe(
+      `prefork: error: --database-url postgres://app:***@db:notaport/app: ${invalid}\n`,
+    );
+    expect(await bad(['status'], { DATABASE_URL: 'postgres://app:s3cret@db:99999/app' })).toBe(`prefork: error: DATABASE_URL postgres://app:***@db:99999/app: ${invalid}\n`);
+    expect(await bad(['start', '--database-url', 'mysql://root@127.0.0.1/test'])).toBe(
+      'prefork: error: --database-url mysql://root@127.0.0.1/test: "mysql://" is not a PostgreSQL URL (postgres://user@host:5432/db)\n',
+    );
+    expect(await bad(['send', '', '{}'])).toBe('prefork: error: the task name must be a string of 1 to 200 characters (got 0 characters)\n');
+  });
+
   it('lets a database URL win over a data dir from the environment or the file, but not over --data-dir', async () => {
     const env = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' };
     await writeConfig({ dataDir: 'db/pg' });

@@ -57,6 +57,7 @@ describe('values PostgreSQL cannot store', () => {
       message: 'task 2: the payload contains a NUL character (\\u0000), which PostgreSQL cannot store',
     });
     await expect(prefork.send('prefork.\u0000echo', {})).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    await expect(prefork.send('', {})).rejects.toMatchObject({ code: 'INVALID_TASK_NAME' });
     await expect(prefork.send('prefork.echo', {}, { queue: 'q\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(prefork.send('prefork.echo', {}, { key: 'k\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     expect(await taskCount(schema)).toBe(0);

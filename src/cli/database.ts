@@ -6,7 +6,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import { nameOrigin, originOf } from '../config/origins.js';
-import { redactConnectionString, redactSecrets } from '../db/connection-string.js';
+import { connectionUrlProblem, redactConnectionString, redactSecrets } from '../db/connection-string.js';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { isProcessAlive, pathsFor, readStateFile, type EmbeddedState } from '../embedded/state-file.js';
@@ -51,6 +51,11 @@ export function resolveDatabase(flags: DatabaseFlags, env: NodeJS.ProcessEnv = p
   // Values may come from the environment or a config file (src/config); a data dir that did not come from
   // this command line is an ambient setting, and yields to a database URL.
   const urlOrigin = originOf(flags, 'databaseUrl');
+  const problem = url ? connectionUrlProblem(url) : null;
+  if (url && problem) {
+    const from = flags.databaseUrl ? nameOrigin(urlOrigin, 'databaseUrl', '--database-url') : 'DATABASE_URL';
+    throw new PreforkError('BAD_DATABASE_URL', `${from} ${redactConnectionString(url)}: ${problem}`, { exitCode: exitCodes.usage });
+  }
   const dataDirOnCommandLine = flags.dataDir !== undefined && (originOf(flags, 'dataDir')?.source ?? 'flag') === 'flag';
   if (url && dataDirOnCommandLine) {
     const from = flags.databaseUrl ? nameOrigin(urlOrigin, 'databaseUrl', '--database-url') : 'DATABASE_URL';

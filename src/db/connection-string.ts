@@ -9,8 +9,24 @@ export function redactConnectionString(connectionString: string): string {
     }
     return url.toString();
   } catch {
-    // Not a URL (a libpq key=value string, say): blank out anything that looks like a password.
-    return connectionString.replace(/(password\s*=\s*)(\S+)/gi, '$1***');
+    // Not a URL (a libpq key=value string, or a malformed URL): blank out anything that looks like a password.
+    return connectionString.replace(/(password\s*=\s*)(\S+)/gi, '$1***').replace(/(:\/\/[^:/@\s]*:)[^@\s]*@/, '$1***@');
+  }
+}
+
+/**
+ * Why a connection string given as a URL cannot be used, or null. Only `postgres://` and `postgresql://` URLs
+ * that parse are accepted; what is not written as a URL (`socket:/path`, a directory) is left to pg.
+ */
+export function connectionUrlProblem(connectionString: string): string | null {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(connectionString)?.[1]?.toLowerCase();
+  if (scheme === undefined) return null;
+  if (scheme !== 'postgres' && scheme !== 'postgresql') return `"${scheme}://" is not a PostgreSQL URL (postgres://user@host:5432/db)`;
+  try {
+    new URL(connectionString);
+    return null;
+  } catch {
+    return 'it is not a valid URL (check the port, and percent-encode special characters in the user and password)';
   }
 }
 

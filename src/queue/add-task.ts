@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { assertStorableText, payloadJson } from './json-text.js';
+import { assertStorableText, assertTaskName, payloadJson } from './json-text.js';
 import { PreforkError } from '../errors.js';
 
 export interface AddTaskOptions {
@@ -33,6 +33,7 @@ export type TaskValues = [name: string, payload: string, queue: string, priority
 
 export function taskValues(name: string, payload: unknown, options: AddTaskOptions): TaskValues {
   const json = payloadJson(payload);
+  assertTaskName(name);
   assertStorableText(name, 'task name');
   assertStorableText(options.queue, 'queue');
   assertStorableText(options.key, 'key');

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { assertStorableText, payloadJson } from './json-text.js';
+import { assertStorableText, assertTaskName, payloadJson } from './json-text.js';
 import type { AddTaskOptions } from './add-task.js';
 
 export interface NewTask {
@@ -17,6 +17,7 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
     const o = t.options ?? {};
     const payload = t.payload ?? {};
     payloadJson(payload, `task ${i + 1}: the payload`);
+    assertTaskName(t.task, `task ${i + 1}: the task name`);
     assertStorableText(t.task, `task ${i + 1}'s name`);
     assertStorableText(o.queue, `task ${i + 1}'s queue`);
     const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);

@@ -36,6 +36,14 @@ export function payloadJson(payload: unknown, label = 'the payload'): string {
   return json;
 }
 
+/** Refuses a task name the table cannot hold: 1 to 200 characters (INVALID_TASK_NAME, exit 2). */
+export function assertTaskName(name: unknown, what = 'the task name'): void {
+  if (typeof name !== 'string' || name.length < 1 || name.length > 200) {
+    const got = typeof name === 'string' ? `${name.length} characters` : typeof name;
+    throw new PreforkError('INVALID_TASK_NAME', `${what} must be a string of 1 to 200 characters (got ${got})`, { exitCode: 2 });
+  }
+}
+
 /** Refuses a task name, queue or key with a NUL character (INVALID_OPTION, exit 2). */
 export function assertStorableText(value: string | null | undefined, what: string): void {
   if (typeof value === 'string' && value.includes('\0')) {
