@@ -105,7 +105,7 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
 
 /**
  * Text that PostgreSQL can store as jsonb: each NUL character and each lone UTF-16 surrogate becomes U+FFFD (see
- * queue/json-text.ts). For an error's text: a message quoting binary input must not stop its failure being written.
+ * queue/task-input.ts). For an error's text: a message quoting binary input must not stop its failure being written.
  */
 export function storableText(text: string): string {
   if (typeof text !== 'string') return text;

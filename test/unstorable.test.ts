@@ -2,7 +2,8 @@
  * Values PostgreSQL cannot store. Its text, and so its jsonb, holds no NUL character, and its jsonb no lone UTF-16
  * surrogate: such a payload is refused where it is sent; such a result fails its attempt, such an error is
  * recorded with U+FFFD in their place; a thrown value that cannot even be read fails its task like any other; and
- * an outcome the database still refuses holds back no other outcome.
+ * an outcome the database still refuses holds back no other outcome. With them, the client API's other argument
+ * checks (options, ids), which used to reach the database as SQL errors.
  */
 import pg from 'pg';
 import { pino } from 'pino';
@@ -29,7 +30,7 @@ async function migrated(schema: string): Promise<pg.Client> {
 const taskCount = async (schema: string) => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks`))[0]!.n;
 
 describe('values PostgreSQL cannot store', () => {
-  it('a payload, name, queue or key with a NUL character or a lone surrogate is refused before anything is written', async () => {
+  it('a payload, name, queue or key with a NUL character or a lone surrogate, and any other bad argument, is refused before anything is written', async () => {
     const schema = schemaName();
     await migrated(schema);
 
@@ -58,6 +59,15 @@ describe('values PostgreSQL cannot store', () => {
     });
     await expect(prefork.send('prefork.\u0000echo', {})).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(prefork.send('', {})).rejects.toMatchObject({ code: 'INVALID_TASK_NAME' });
+    // Options and ids, checked as the columns hold them, before the database sees them.
+    for (const options of [{ priority: 1.5 }, { maxAttempts: 0 }, { delayMs: -5 }, { runAt: new Date('nope') }, { queue: '' }]) {
+      await expect(prefork.send('prefork.echo', {}, options as never), JSON.stringify(options)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    }
+    await expect(prefork.send('prefork.echo', { n: 1n })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD', message: 'the payload is not JSON-serialisable: Do not know how to serialize a BigInt' });
+    await expect(prefork.sendMany([{ task: 'prefork.echo', options: { priority: 2 ** 31 } }])).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    for (const read of [() => prefork.get('abc'), () => prefork.result('0'), () => prefork.cancel('99999999999999999999')]) {
+      await expect(read()).rejects.toMatchObject({ code: 'INVALID_TASK_ID' });
+    }
     await expect(prefork.send('prefork.echo', {}, { queue: 'q\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(prefork.send('prefork.echo', {}, { key: 'k\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     expect(await taskCount(schema)).toBe(0);

@@ -12,6 +12,7 @@ import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
 import { addTask, taskValues, type AddTaskOptions } from '../queue/add-task.js';
+import { assertTaskId, assertTimeout } from '../queue/task-input.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
 import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
@@ -103,6 +104,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   async run<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: RunOptions = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
     const { timeoutMs, signal, ...addOptions } = options;
+    assertTimeout(timeoutMs);
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
     taskValues(task, payload, addOptions); // bad input is refused here, whichever way the task then goes
@@ -129,6 +131,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   }
 
   async get<K extends keyof Tasks & string>(id: string, _task?: K): Promise<TypedTaskView<ResultOf<Tasks[K]>> | null> {
+    assertTaskId(id);
     await this.#migrated();
     const row = await getTask(this.#pool, this.schema, id);
     return row ? (toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>) : null;
@@ -139,6 +142,8 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    * Woken by LISTEN/NOTIFY; rejects with code TIMEOUT after `timeoutMs`, or when `signal` aborts.
    */
   async result<K extends keyof Tasks & string>(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
+    assertTaskId(id);
+    assertTimeout(options.timeoutMs);
     await this.#migrated();
     const { waiter } = await this.#listening();
     const { row, final } = await waiter.wait(id, { timeoutMs: options.timeoutMs, signal: options.signal });
@@ -152,6 +157,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
 
   /** Cancels a task: a queued one never runs; a running one has its signal aborted (then its hard limit applies). */
   async cancel(id: string): Promise<CancelOutcome> {
+    assertTaskId(id);
     await this.#migrated();
     return cancelTask(this.#pool, this.schema, id);
   }

@@ -1,6 +1,6 @@
 import type { PreparingQueryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { payloadJson } from './json-text.js';
+import { payloadJson } from './task-input.js';
 
 export interface ClaimedInsert {
   name: string;

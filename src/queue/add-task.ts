@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { assertStorableText, assertTaskName, payloadJson } from './json-text.js';
+import { assertAddOptions, assertStorableText, assertTaskName, payloadJson } from './task-input.js';
 import { PreforkError } from '../errors.js';
 
 export interface AddTaskOptions {
@@ -26,7 +26,7 @@ export interface AddedTask {
 
 /**
  * The values of a task row, in this order: name, payload (JSON text), queue, priority, run_at (null: now),
- * max_attempts, key. Throws INVALID_PAYLOAD (exit 2) for a payload the database cannot store (json-text.ts), and
+ * max_attempts, key. Throws INVALID_PAYLOAD (exit 2) for a payload the database cannot store (task-input.ts), and
  * INVALID_OPTION for a name, queue or key with a NUL character.
  */
 export type TaskValues = [name: string, payload: string, queue: string, priority: number, runAt: Date | null, maxAttempts: number | null, key: string | null];
@@ -34,6 +34,7 @@ export type TaskValues = [name: string, payload: string, queue: string, priority
 export function taskValues(name: string, payload: unknown, options: AddTaskOptions): TaskValues {
   const json = payloadJson(payload);
   assertTaskName(name);
+  assertAddOptions(options);
   assertStorableText(name, 'task name');
   assertStorableText(options.queue, 'queue');
   assertStorableText(options.key, 'key');

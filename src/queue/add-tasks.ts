@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { assertStorableText, assertTaskName, payloadJson } from './json-text.js';
+import { PreforkError } from '../errors.js';
+import { assertAddOptions, assertStorableText, assertTaskName, payloadJson } from './task-input.js';
 import type { AddTaskOptions } from './add-task.js';
 
 export interface NewTask {
@@ -11,6 +12,7 @@ export interface NewTask {
 
 /** Inserts many tasks in one statement (no unique keys); returns their ids in order. */
 export async function addTasks(db: Queryable, schema: string, tasks: readonly NewTask[]): Promise<string[]> {
+  if (!Array.isArray(tasks)) throw new PreforkError('INVALID_OPTION', 'sendMany takes an array of { task, payload, options }', { exitCode: 2 });
   if (tasks.length === 0) return [];
   const now = Date.now();
   const rows = tasks.map((t, i) => {
@@ -18,6 +20,7 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
     const payload = t.payload ?? {};
     payloadJson(payload, `task ${i + 1}: the payload`);
     assertTaskName(t.task, `task ${i + 1}: the task name`);
+    assertAddOptions(o, `task ${i + 1}: `);
     assertStorableText(t.task, `task ${i + 1}'s name`);
     assertStorableText(o.queue, `task ${i + 1}'s queue`);
     const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);

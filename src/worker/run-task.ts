@@ -6,7 +6,7 @@ import { TaskConnection, type ConnectionSlot, type SessionSettings } from '../db
 import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
 import { withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
-import { jsonStorageProblem } from '../queue/json-text.js';
+import { jsonStorageProblem } from '../queue/task-input.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
 import type { TaskContext } from '../task.js';
 import type { TaskRegistry } from './task-registry.js';
@@ -88,7 +88,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
 
 /**
  * Results travel as JSON: undefined becomes null, and what JSON cannot carry, or PostgreSQL cannot store (a NUL
- * character, a lone surrogate: json-text.ts), fails the task clearly.
+ * character, a lone surrogate: task-input.ts), fails the task clearly.
  */
 function toJsonValue(value: unknown): unknown {
   if (value === undefined) return null;

@@ -3,7 +3,7 @@
  * Every line is checked before anything is sent; a bad line is reported by its number and reason.
  */
 import type { NewTask } from '../../queue/add-tasks.js';
-import { jsonStorageProblem } from '../../queue/json-text.js';
+import { jsonStorageProblem } from '../../queue/task-input.js';
 
 export interface TaskLine {
   /** 1-based line number in the file. */

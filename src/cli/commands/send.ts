@@ -4,7 +4,7 @@ import { DirectChannel, runDirect } from '../../client/direct-channel.js';
 import { PreforkError } from '../../errors.js';
 import { addSubmitted } from '../../queue/add-submitted.js';
 import { addTask } from '../../queue/add-task.js';
-import { assertTaskName, payloadJson } from '../../queue/json-text.js';
+import { assertTaskName, payloadJson } from '../../queue/task-input.js';
 import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';

@@ -1,0 +1,115 @@
+/**
+ * What a task may be made of, checked where it enters (the CLI, the client API, the socket) so that bad input
+ * gets a clear error with a code, not a database error or a stack trace.
+ *
+ * What PostgreSQL can store of a JavaScript value. Its text, and so its jsonb, holds no NUL character, and its
+ * jsonb no lone UTF-16 surrogate (half of a pair, as slicing a string through an emoji leaves): a payload or
+ * result with either fails the statement that writes it (SQLSTATE 22P05 "unsupported Unicode escape sequence",
+ * 22P02 "invalid input syntax for type json"), and a task name or queue with a NUL fails as an invalid byte
+ * sequence (22021). So such values are refused where they enter, with a clear error, instead of by the database.
+ */
+import { PreforkError } from '../errors.js';
+
+/**
+ * In JSON text as JSON.stringify writes it: `\u0000`, or a surrogate escape (JSON.stringify writes a pair as
+ * the character itself and escapes only a lone half), after an even number of backslashes (`\\u0000` is a
+ * backslash and "u0000").
+ */
+const unstorableEscape = /(?:^|[^\\])(?:\\\\)*\\u(0000|d[89a-f][0-9a-f]{2})/;
+
+/**
+ * Why PostgreSQL cannot store the JSON text JSON.stringify made of a value, or null when it can. The common
+ * case costs one `includes`.
+ */
+export function jsonStorageProblem(json: string): string | null {
+  if (!json.includes('\\u')) return null;
+  const m = unstorableEscape.exec(json);
+  if (!m) return null;
+  return m[1] === '0000'
+    ? 'contains a NUL character (\\u0000), which PostgreSQL cannot store'
+    : `contains a lone UTF-16 surrogate (\\u${m[1]}, half of a pair), which PostgreSQL cannot store`;
+}
+
+/** A payload as the JSON text that goes into the database; INVALID_PAYLOAD (exit 2) for one it cannot store. */
+export function payloadJson(payload: unknown, label = 'the payload'): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(payload ?? {});
+  } catch (error) {
+    // A BigInt, a cycle, a toJSON that throws.
+    throw new PreforkError('INVALID_PAYLOAD', `${label} is not JSON-serialisable: ${(error as Error).message}`, { exitCode: 2, cause: error });
+  }
+  if (json === undefined) throw new PreforkError('INVALID_PAYLOAD', `${label} is not JSON-serialisable`, { exitCode: 2 });
+  const problem = jsonStorageProblem(json);
+  if (problem) throw new PreforkError('INVALID_PAYLOAD', `${label} ${problem}`, { exitCode: 2 });
+  return json;
+}
+
+/** Refuses a task name the table cannot hold: 1 to 200 characters (INVALID_TASK_NAME, exit 2). */
+export function assertTaskName(name: unknown, what = 'the task name'): void {
+  if (typeof name !== 'string' || name.length < 1 || name.length > 200) {
+    const got = typeof name === 'string' ? `${name.length} characters` : typeof name;
+    throw new PreforkError('INVALID_TASK_NAME', `${what} must be a string of 1 to 200 characters (got ${got})`, { exitCode: 2 });
+  }
+}
+
+/** Refuses a task name, queue or key with a NUL character (INVALID_OPTION, exit 2). */
+export function assertStorableText(value: string | null | undefined, what: string): void {
+  if (typeof value === 'string' && value.includes('\0')) {
+    throw new PreforkError('INVALID_OPTION', `the ${what} contains a NUL character (\\u0000), which PostgreSQL cannot store`, { exitCode: 2 });
+  }
+}
+
+/**
+ * The options of a task being added (INVALID_OPTION, exit 2): what the columns hold. The CLI's flags are narrower
+ * (priority 0–1000, maxAttempts up to 1,000); the API takes any 32-bit priority, negative for below the default.
+ */
+export function assertAddOptions(options: unknown, label = ''): void {
+  if (options === undefined || options === null) return;
+  if (typeof options !== 'object') throw invalidOption(`${label}options must be an object`);
+  const o = options as Record<string, unknown>;
+  wholeNumber(o.priority, 'priority', -2_147_483_648, 2_147_483_647, label);
+  wholeNumber(o.maxAttempts, 'maxAttempts', 1, 1_000_000, label);
+  if (o.delayMs !== undefined && !(typeof o.delayMs === 'number' && Number.isFinite(o.delayMs) && o.delayMs >= 0 && o.delayMs <= 2_147_483_647)) {
+    throw invalidOption(`${label}delayMs must be a number of milliseconds from 0 to 2147483647 (got ${show(o.delayMs)})`);
+  }
+  if (o.runAt !== undefined && !(o.runAt instanceof Date && Number.isFinite(o.runAt.getTime()))) {
+    throw invalidOption(`${label}runAt must be a valid Date (got ${show(o.runAt)})`);
+  }
+  for (const key of ['queue', 'key'] as const) {
+    const v = o[key];
+    if (v !== undefined && !(typeof v === 'string' && v.length > 0)) throw invalidOption(`${label}${key} must be a non-empty string (got ${show(v)})`);
+  }
+}
+
+/** A task id as the database has them: a positive whole number up to 2^63 − 1, as a string (INVALID_TASK_ID). */
+export function assertTaskId(id: unknown): void {
+  if (!(typeof id === 'string' && /^[1-9]\d{0,18}$/.test(id) && BigInt(id) <= 9_223_372_036_854_775_807n)) {
+    throw new PreforkError('INVALID_TASK_ID', `invalid task id ${show(id)}: a task id is a positive whole number, as a string`, { exitCode: 2 });
+  }
+}
+
+function wholeNumber(v: unknown, name: string, min: number, max: number, label: string): void {
+  if (v === undefined) return;
+  if (!(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+    throw invalidOption(`${label}${name} must be a whole number from ${min} to ${max} (got ${show(v)})`);
+  }
+}
+
+function invalidOption(message: string): PreforkError {
+  return new PreforkError('INVALID_OPTION', message, { exitCode: 2 });
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v instanceof Date) return 'an invalid Date';
+  if (typeof v === 'bigint') return `${v}n`;
+  return typeof v === 'object' && v !== null ? typeof v : String(v);
+}
+
+/** A wait's `timeoutMs`: none, or a finite number of milliseconds, 0 or more (INVALID_OPTION). */
+export function assertTimeout(timeoutMs: unknown): void {
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && Number.isFinite(timeoutMs))) {
+    throw invalidOption(`timeoutMs must be a number of milliseconds, 0 or more (got ${show(timeoutMs)})`);
+  }
+}
