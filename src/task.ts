@@ -64,12 +64,37 @@ export interface TaskDefinition<P = unknown, R = unknown> extends TaskOptions {
   run: TaskHandler<P, R>;
 }
 
-/** A task with typed payload and result and its own options. */
+/** The longest timer Node keeps: a longer one fires after 1 ms (and a hard limit would kill the task at once). */
+const maxTimerMs = 2_147_483_647;
+
+/**
+ * A task with typed payload and result and its own options. The options are checked here, at import, so a bad
+ * one stops the worker's start with its message (INVALID_OPTION) instead of acting oddly later.
+ */
 export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & { run: TaskHandler<P, R> }): TaskDefinition<P, R> {
-  for (const key of taskSessionOverrideKeys) {
-    const value: unknown = definition[key];
-    if (value !== undefined && !(typeof value === 'number' && Number.isInteger(value) && value >= 0)) {
-      throw new PreforkError('INVALID_OPTION', `defineTask: ${key} must be a whole number of milliseconds, 0 or more (got ${String(value)})`, { exitCode: 2 });
+  const invalid = (message: string) => new PreforkError('INVALID_OPTION', `defineTask: ${message}`, { exitCode: 2 });
+  const whole = (key: string, value: unknown, min: number, max: number, unit = '') => {
+    if (value !== undefined && !(typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max)) {
+      throw invalid(`${key} must be a whole number${unit} from ${min} to ${max} (got ${String(value)})`);
+    }
+  };
+  if (typeof definition?.run !== 'function') throw invalid('run must be a function');
+  for (const key of taskSessionOverrideKeys) whole(key, definition[key], 0, maxTimerMs, ' of milliseconds');
+  whole('maxAttempts', definition.maxAttempts, 1, 1_000_000);
+  whole('softTimeoutMs', definition.softTimeoutMs, 1, maxTimerMs, ' of milliseconds');
+  whole('hardTimeoutMs', definition.hardTimeoutMs, 1, maxTimerMs, ' of milliseconds');
+  const backoff = definition.backoff as Record<string, unknown> | undefined;
+  if (backoff !== undefined) {
+    if (backoff === null || typeof backoff !== 'object') throw invalid("backoff must be { type: 'exponential' | 'fixed' | 'none', ... }");
+    if (backoff.type === 'exponential') {
+      // Waited in the database (run_at), not on a timer: any whole number of milliseconds.
+      whole('backoff.baseMs', backoff.baseMs, 0, Number.MAX_SAFE_INTEGER, ' of milliseconds');
+      whole('backoff.maxMs', backoff.maxMs, 0, Number.MAX_SAFE_INTEGER, ' of milliseconds');
+    } else if (backoff.type === 'fixed') {
+      if (backoff.delayMs === undefined) throw invalid("backoff { type: 'fixed' } needs delayMs");
+      whole('backoff.delayMs', backoff.delayMs, 0, Number.MAX_SAFE_INTEGER, ' of milliseconds');
+    } else if (backoff.type !== 'none') {
+      throw invalid(`backoff.type must be 'exponential', 'fixed' or 'none' (got ${String(backoff.type)})`);
     }
   }
   return { ...definition, [definitionBrand]: true };

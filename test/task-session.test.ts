@@ -39,14 +39,24 @@ describe('task session settings', () => {
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
   });
 
-  it('defineTask refuses a timeout that is not a whole number of ms, with an exact message', () => {
+  it('defineTask refuses an option it cannot honour, with an exact message', () => {
     const run = () => null;
-    expect(() => defineTask({ statementTimeoutMs: -1, run })).toThrow('defineTask: statementTimeoutMs must be a whole number of milliseconds, 0 or more (got -1)');
-    expect(() => defineTask({ lockTimeoutMs: 1.5, run })).toThrow('defineTask: lockTimeoutMs must be a whole number of milliseconds, 0 or more (got 1.5)');
-    expect(() => defineTask({ idleInTransactionTimeoutMs: '5' as never, run })).toThrow(
-      'defineTask: idleInTransactionTimeoutMs must be a whole number of milliseconds, 0 or more (got 5)',
-    );
-    expect(defineTask({ statementTimeoutMs: 0, lockTimeoutMs: 10, run })).toMatchObject({ statementTimeoutMs: 0, lockTimeoutMs: 10 });
+    const ms = (key: string, got: string, min = 0) => `defineTask: ${key} must be a whole number of milliseconds from ${min} to 2147483647 (got ${got})`;
+    expect(() => defineTask({ statementTimeoutMs: -1, run })).toThrow(ms('statementTimeoutMs', '-1'));
+    expect(() => defineTask({ lockTimeoutMs: 1.5, run })).toThrow(ms('lockTimeoutMs', '1.5'));
+    expect(() => defineTask({ idleInTransactionTimeoutMs: '5' as never, run })).toThrow(ms('idleInTransactionTimeoutMs', '5'));
+    // Past what a Node timer holds, a limit would fire after 1 ms: the task killed as it starts.
+    expect(() => defineTask({ hardTimeoutMs: 3_000_000_000, run })).toThrow(ms('hardTimeoutMs', '3000000000', 1));
+    expect(() => defineTask({ softTimeoutMs: 0, run })).toThrow(ms('softTimeoutMs', '0', 1));
+    expect(() => defineTask({ maxAttempts: 0, run })).toThrow('defineTask: maxAttempts must be a whole number from 1 to 1000000 (got 0)');
+    expect(() => defineTask({ backoff: { type: 'linear' } as never, run })).toThrow("defineTask: backoff.type must be 'exponential', 'fixed' or 'none' (got linear)");
+    expect(() => defineTask({ backoff: { type: 'fixed' } as never, run })).toThrow("defineTask: backoff { type: 'fixed' } needs delayMs");
+    expect(() => defineTask({ run: 'not a function' as never })).toThrow('defineTask: run must be a function');
+    expect(defineTask({ statementTimeoutMs: 0, lockTimeoutMs: 10, maxAttempts: 5, backoff: { type: 'fixed', delayMs: 90 * 86_400_000 }, run })).toMatchObject({
+      statementTimeoutMs: 0,
+      lockTimeoutMs: 10,
+      maxAttempts: 5,
+    });
   });
 
   it('ctx.transaction commits on the task connection', async () => {
