@@ -65,6 +65,8 @@ describe('values PostgreSQL cannot store', () => {
     }
     await expect(prefork.send('prefork.echo', { n: 1n })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD', message: 'the payload is not JSON-serialisable: Do not know how to serialize a BigInt' });
     await expect(prefork.sendMany([{ task: 'prefork.echo', options: { priority: 2 ** 31 } }])).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    // A wait longer than a Node timer holds would have ended at once.
+    await expect(prefork.result('1', { timeoutMs: 3_000_000_000 })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     for (const read of [() => prefork.get('abc'), () => prefork.result('0'), () => prefork.cancel('99999999999999999999')]) {
       await expect(read()).rejects.toMatchObject({ code: 'INVALID_TASK_ID' });
     }

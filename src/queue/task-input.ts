@@ -107,9 +107,12 @@ function show(v: unknown): string {
   return typeof v === 'object' && v !== null ? typeof v : String(v);
 }
 
-/** A wait's `timeoutMs`: none, or a finite number of milliseconds, 0 or more (INVALID_OPTION). */
+/**
+ * A wait's `timeoutMs`: none, or 0 to 2^31 − 1 ms (INVALID_OPTION). A Node timer holds no more: a longer one fires
+ * after 1 ms, which would end the wait at once. Without `timeoutMs` the wait has no limit.
+ */
 export function assertTimeout(timeoutMs: unknown): void {
-  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && Number.isFinite(timeoutMs))) {
-    throw invalidOption(`timeoutMs must be a number of milliseconds, 0 or more (got ${show(timeoutMs)})`);
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= 2_147_483_647)) {
+    throw invalidOption(`timeoutMs must be a number of milliseconds from 0 to 2147483647, or left out to wait without limit (got ${show(timeoutMs)})`);
   }
 }
