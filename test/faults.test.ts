@@ -119,8 +119,9 @@ describe('crashes', () => {
     await sup.waitForEvent('worker_replaced', 2);
     expect(await prefork.run('prefork.echo', { after: true }, { timeoutMs: 15_000 })).toMatchObject({ status: 'succeeded', result: { after: true } });
     expect(sup.events('worker_crashed')).toEqual([]);
-    // What the failed tasks did afterwards ('too late', 'returned anyway') was not recorded over their failure.
-    await new Promise((r) => setTimeout(r, 200));
+    // What the failed tasks did afterwards ('too late', 'returned anyway') was not recorded over their failure:
+    // checked once both old workers are gone, so nothing of theirs can still arrive.
+    await sup.waitForEvent('worker_exited', 2);
     expect((await prefork.get(stray.id))?.status).toBe('failed');
     expect((await prefork.get(floating.id))?.status).toBe('failed');
     await sup.stop();
