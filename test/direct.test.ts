@@ -222,14 +222,20 @@ describe('direct submission', () => {
     socket.write('not json\n');
     socket.write(`${JSON.stringify({ op: 'submit', ref: 6, name: 'prefork.echo', payload: {}, wait: true })}\n`);
     socket.write(`${JSON.stringify({ op: 'submit', ref: 7, submission: randomUUID(), name: 'prefork.echo', payload: {}, wait: 'yes' })}\n`);
+    socket.write(`${JSON.stringify({ op: 'submit', ref: 9, submission: randomUUID(), name: 'prefork.echo', payload: { text: 'a\u0000b' }, wait: true })}\n`);
     socket.write(`${JSON.stringify({ op: 'submit', ref: 8, submission: randomUUID(), name: 'prefork.echo', payload: { ok: 1 }, wait: true })}\n`);
     await waitFor(() => replies.some((r) => r.op === 'result'));
     socket.end();
     expect(replies[0]).toEqual({ op: 'refused', ref: 0, error: { code: 'BAD_REQUEST', message: 'not JSON' } });
     expect(replies[1]).toEqual({ op: 'refused', ref: 6, error: { code: 'BAD_REQUEST', message: 'submission must be a UUID' } });
     expect(replies[2]).toEqual({ op: 'refused', ref: 7, error: { code: 'BAD_REQUEST', message: 'wait must be true or false' } });
-    expect(replies[3]).toMatchObject({ op: 'accepted', ref: 8, direct: true, deduplicated: false });
-    expect(replies[4]).toMatchObject({ op: 'result', ref: 8, task: { status: 'succeeded', result: { ok: 1 } } });
+    expect(replies[3]).toEqual({
+      op: 'refused',
+      ref: 9,
+      error: { code: 'BAD_REQUEST', message: 'the request contains a NUL character (\\u0000), which PostgreSQL cannot store' },
+    });
+    expect(replies[4]).toMatchObject({ op: 'accepted', ref: 8, direct: true, deduplicated: false });
+    expect(replies[5]).toMatchObject({ op: 'result', ref: 8, task: { status: 'succeeded', result: { ok: 1 } } });
     // Nothing was inserted for the refused lines.
     expect(await query(`select count(*)::int as n from "${schema}".tasks`)).toEqual([{ n: 1 }]);
     await sup.stop();

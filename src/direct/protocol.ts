@@ -6,6 +6,7 @@
  * behind others, retried, or the connection went), the sender waits through the database as usual.
  */
 import type { TaskView } from '../queue/task-view.js';
+import { jsonStorageProblem } from '../queue/task-input.js';
 
 export interface SubmitRequest {
   op: 'submit';
@@ -60,6 +61,9 @@ export function parseSubmit(line: string): { request: SubmitRequest } | { ref: n
   }
   if (m.key !== undefined && typeof m.key !== 'string') return bad('key must be a string');
   if (typeof m.wait !== 'boolean') return bad('wait must be true or false');
+  // A NUL or a lone surrogate anywhere (payload, name, queue, key): the database could not store it.
+  const unstorable = jsonStorageProblem(line);
+  if (unstorable) return bad(`the request ${unstorable}`);
   return {
     request: {
       op: 'submit',
