@@ -67,18 +67,21 @@ export function assertStorableText(value: string | null | undefined, what: strin
 export function assertAddOptions(options: unknown, label = ''): void {
   if (options === undefined || options === null) return;
   if (typeof options !== 'object') throw invalidOption(`${label}options must be an object`);
+  // null counts as not given, as it does where the options are used (`??`).
   const o = options as Record<string, unknown>;
+  const given = (key: string) => o[key] !== undefined && o[key] !== null;
   wholeNumber(o.priority, 'priority', -2_147_483_648, 2_147_483_647, label);
   wholeNumber(o.maxAttempts, 'maxAttempts', 1, 1_000_000, label);
-  if (o.delayMs !== undefined && !(typeof o.delayMs === 'number' && Number.isFinite(o.delayMs) && o.delayMs >= 0 && o.delayMs <= 2_147_483_647)) {
-    throw invalidOption(`${label}delayMs must be a number of milliseconds from 0 to 2147483647 (got ${show(o.delayMs)})`);
+  const { delayMs, runAt } = o;
+  if (given('delayMs') && !(typeof delayMs === 'number' && Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= 2_147_483_647)) {
+    throw invalidOption(`${label}delayMs must be a number of milliseconds from 0 to 2147483647 (got ${show(delayMs)})`);
   }
-  if (o.runAt !== undefined && !(o.runAt instanceof Date && Number.isFinite(o.runAt.getTime()))) {
-    throw invalidOption(`${label}runAt must be a valid Date (got ${show(o.runAt)})`);
+  if (given('runAt') && !(runAt instanceof Date && Number.isFinite(runAt.getTime()))) {
+    throw invalidOption(`${label}runAt must be a valid Date (got ${show(runAt)})`);
   }
   for (const key of ['queue', 'key'] as const) {
     const v = o[key];
-    if (v !== undefined && !(typeof v === 'string' && v.length > 0)) throw invalidOption(`${label}${key} must be a non-empty string (got ${show(v)})`);
+    if (given(key) && !(typeof v === 'string' && v.length > 0)) throw invalidOption(`${label}${key} must be a non-empty string (got ${show(v)})`);
   }
 }
 
@@ -89,8 +92,18 @@ export function assertTaskId(id: unknown): void {
   }
 }
 
+/**
+ * A wait's `timeoutMs`: none, or 0 to 2^31 − 1 ms (INVALID_OPTION). A Node timer holds no more: a longer one fires
+ * after 1 ms, which would end the wait at once. Without `timeoutMs` the wait has no limit.
+ */
+export function assertTimeout(timeoutMs: unknown): void {
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= 2_147_483_647)) {
+    throw invalidOption(`timeoutMs must be a number of milliseconds from 0 to 2147483647, or left out to wait without limit (got ${show(timeoutMs)})`);
+  }
+}
+
 function wholeNumber(v: unknown, name: string, min: number, max: number, label: string): void {
-  if (v === undefined) return;
+  if (v === undefined || v === null) return;
   if (!(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
     throw invalidOption(`${label}${name} must be a whole number from ${min} to ${max} (got ${show(v)})`);
   }
@@ -105,14 +118,4 @@ function show(v: unknown): string {
   if (v instanceof Date) return 'an invalid Date';
   if (typeof v === 'bigint') return `${v}n`;
   return typeof v === 'object' && v !== null ? typeof v : String(v);
-}
-
-/**
- * A wait's `timeoutMs`: none, or 0 to 2^31 − 1 ms (INVALID_OPTION). A Node timer holds no more: a longer one fires
- * after 1 ms, which would end the wait at once. Without `timeoutMs` the wait has no limit.
- */
-export function assertTimeout(timeoutMs: unknown): void {
-  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= 2_147_483_647)) {
-    throw invalidOption(`timeoutMs must be a number of milliseconds from 0 to 2147483647, or left out to wait without limit (got ${show(timeoutMs)})`);
-  }
 }
