@@ -1,5 +1,9 @@
 /** No task hangs, no task is lost: time limits, crashes, retries, recycling, stops and reloads, for real. */
-import { describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
 import { fixture, isAlive, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { countByState, executionLog, insertTasks, waitForFinal, workerRunning } from './support/tasks.js';
@@ -55,6 +59,28 @@ describe('time limits', () => {
     await sup.waitForEvent('worker_ready', 3 + replacing.length);
     await expect.poll(async () => (await runCli(['status', '--json'], { schema })).stdout).toMatch(/"state":"ready".*"state":"ready".*"state":"ready"/);
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('a replacement that cannot start after the worker it replaced was killed is forked again until one can', async () => {
+    const schema = schemaName();
+    const gate = join(tmpdir(), `prefork-test-gate-${randomUUID()}`);
+    onTestFinished(() => rmSync(gate, { force: true }));
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--prefetch', '0', '--tasks', fixture('gated-tasks.js')], { PREFORK_TEST_IMPORT_GATE: gate });
+    await sup.ready();
+    writeFileSync(gate, ''); // from now on a new worker fails at import
+    const spin = await sendJson(schema, ['fixture.spin']);
+    expect(spin.view).toMatchObject({ status: 'timed_out' });
+    await sup.waitForEvent('worker_killed_for_timeout');
+    // The replacement, forked at the limit, fails after the old worker was killed: before, nothing took their
+    // place, and the pool stayed one worker short.
+    await sup.waitForLog((l) => l.event === 'worker_startup_failed' && typeof l.workerId === 'number');
+    expect(Date.parse(String(sup.events('worker_startup_failed').at(-1)!.time))).toBeGreaterThan(Date.parse(String(sup.events('worker_killed_for_timeout')[0]!.time)));
+    rmSync(gate);
+    await expect
+      .poll(async () => (await runCli(['status', '--json'], { schema })).stdout, { timeout: 20_000 })
+      .toMatch(/"state":"ready".*"state":"ready"/);
+    expect((await runCli(['send', 'prefork.echo', '{"whole":true}', '--wait'], { schema })).stdout).toBe('{"whole":true}\n');
+    await sup.stop();
   });
 
   it('aborts ctx.signal at the soft limit and lets the handler finish', async () => {
