@@ -341,9 +341,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
           this.#log.warn({ event: 'backend_signal_failed', err: error, taskId: f.task.id, backendPid: f.backendPid }, 'could not cancel the task\'s query');
         }
       },
-      replaceWorker: (handle, f) => {
-        if (this.#phase === 'running' && handle.state === 'ready') this.#fleet.replace(handle, `task ${f.task.id} passed its hard time limit`);
-      },
+      replaceWorker: (handle, f) => this.#replace(handle, `task ${f.task.id} passed its hard time limit`),
       killWorker: (handle) => {
         this.#pool.kill(handle);
       },
@@ -401,11 +399,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         this.#returnUnstarted(returned);
       },
       batch: ignore,
-      // Replaced like a recycled worker: the replacement is forked now, the old one finishes what it runs. One
-      // already draining (recycled, reloading) has its replacement coming.
-      retire: (m) => {
-        if (this.#phase === 'running' && handle.state === 'ready') this.#fleet.replace(handle, m.reason);
-      },
+      // Replaced like a recycled worker: the replacement is forked now, the old one finishes what it runs.
+      retire: (m) => this.#replace(handle, m.reason),
       task_failed: (m) => {
         const f = handle.take(m.taskId);
         if (!f) return;
@@ -431,13 +426,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   /** At a task boundary: a worker past its task count or memory limit is replaced. */
   #maybeRecycle(handle: WorkerHandle): void {
-    if (handle.state !== 'ready' || this.#phase !== 'running') return;
     const { maxTasksPerWorker, maxMemoryPerWorkerMb } = this.#options;
     if (maxTasksPerWorker && handle.tasksDone + handle.failures >= maxTasksPerWorker) {
-      this.#fleet.replace(handle, `ran ${handle.tasksDone + handle.failures} tasks (--max-tasks-per-worker ${maxTasksPerWorker})`);
+      this.#replace(handle, `ran ${handle.tasksDone + handle.failures} tasks (--max-tasks-per-worker ${maxTasksPerWorker})`);
     } else if (maxMemoryPerWorkerMb && handle.rss !== null && handle.rss > maxMemoryPerWorkerMb * 1_048_576) {
-      this.#fleet.replace(handle, `uses ${Math.round(handle.rss / 1_048_576)} MB (--max-memory-per-worker ${maxMemoryPerWorkerMb})`);
+      this.#replace(handle, `uses ${Math.round(handle.rss / 1_048_576)} MB (--max-memory-per-worker ${maxMemoryPerWorkerMb})`);
     }
+  }
+
+  /**
+   * Replaces a ready worker while the supervisor runs: its replacement is forked now, and it takes no new task.
+   * One already draining (recycled, reloading, past a hard limit) has its replacement coming.
+   */
+  #replace(handle: WorkerHandle, reason: string): void {
+    if (this.#phase === 'running' && handle.state === 'ready') this.#fleet.replace(handle, reason);
   }
 
   #answerBudgetQueries(): void {
