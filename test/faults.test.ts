@@ -123,14 +123,20 @@ describe('crashes', () => {
     const prefork = client(schema);
     const [firstPid] = sup.workerPids();
 
-    const [stray, ...siblings] = await Promise.all([
-      prefork.run('fixture.strayThrow', {}, { timeoutMs: 15_000 }),
-      prefork.run('fixture.hold', { ms: 600 }, { timeoutMs: 15_000 }),
-      prefork.run('fixture.hold', { ms: 600 }, { timeoutMs: 15_000 }),
+    const siblingsDone = Promise.all([
+      prefork.run('fixture.hold', { ms: 1500 }, { timeoutMs: 15_000 }),
+      prefork.run('fixture.hold', { ms: 1500 }, { timeoutMs: 15_000 }),
     ]);
-    // Failed when the timer threw, not when the task ended (it never would have: it waits for its signal).
+    const stray = await prefork.run('fixture.strayThrow', {}, { timeoutMs: 15_000 });
+    // Failed when the timer threw, not when the task ended (10 s later: it ignores its signal).
     expect(stray).toMatchObject({ status: 'failed', attempts: 1, result: null, error: { message: 'thrown from a timer', code: 'UNCAUGHT_EXCEPTION' } });
-    expect(Date.parse(stray.finishedAt!) - Date.parse(stray.startedAt!)).toBeLessThan(600);
+    expect(Date.parse(stray.finishedAt!) - Date.parse(stray.startedAt!)).toBeLessThan(1000);
+    // Its connection is closed at once (a transaction would keep its locks until the worker left), while the
+    // tasks beside it still hold theirs.
+    const straysConnection = async () => (await taskConnections(schema)).filter((c) => c.application_name.endsWith(` t${stray.id}`));
+    await expect.poll(straysConnection, { timeout: 1000, interval: 20 }).toEqual([]);
+    expect(await taskConnections(schema)).toHaveLength(2);
+    const siblings = await siblingsDone;
     // The tasks beside it ran to their end on the same worker, not charged an attempt.
     expect(siblings.map((t) => [t.status, t.attempts, (t.result as { workerPid: number }).workerPid])).toEqual([
       ['succeeded', 1, firstPid],

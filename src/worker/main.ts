@@ -8,6 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import cluster from 'node:cluster';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { connectionCache } from '../db/connection-cache.js';
+import type { TaskConnection } from '../db/task-connection.js';
 import { coerceError, PreforkError, serializeError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { dispatchMessage, isPrimaryMessage, type MessageHandlers, type PrimaryMessage, type TaskEnvelope, type WorkerMessage } from '../protocol.js';
@@ -71,6 +72,8 @@ function currentTask(): string | undefined {
 }
 /** Tasks failed for a stray error while their code ran on: what they report later is dropped. */
 const failedEarly = new Set<string>();
+/** The database connections of the tasks running that opened one. */
+const connections = new Map<string, TaskConnection>();
 /** A stray error happened here: the worker runs no new task and waits to be replaced. */
 let retiring = false;
 /** Received and not started: they start in this order, `concurrency` at a time. */
@@ -139,9 +142,11 @@ function startTask(task: TaskEnvelope): void {
     session: config.session,
     log,
     send: sendForTask,
+    onConnection: (connection: TaskConnection) => connections.set(task.id, connection),
   };
   void (taskScope ? taskScope.run(task.id, () => runTask(task, controller, deps)) : runTask(task, controller, deps)).finally(() => {
     running.delete(task.id);
+    connections.delete(task.id);
     startNext();
     if (shuttingDown && running.size === 0) void exit(0);
   });
@@ -177,6 +182,9 @@ function onStrayError(kind: 'uncaught exception' | 'unhandled rejection', error:
     running.delete(taskId);
     failedEarly.add(taskId);
     controller.abort(new Error(`the task failed: ${kind}`));
+    // Closed now, not when the worker leaves: a transaction it holds open would keep its locks until then.
+    void connections.get(taskId)?.close();
+    connections.delete(taskId);
     const serialized = serializeError(error);
     const code = serialized.code ?? (kind === 'uncaught exception' ? 'UNCAUGHT_EXCEPTION' : 'UNHANDLED_REJECTION');
     send({ type: 'task_failed', taskId, error: { ...serialized, code } });

@@ -22,6 +22,8 @@ export interface RunTaskDeps {
   send: (message: WorkerMessage) => void;
   /** A fresh slot of the connection budget for each attempt; none: no budget. */
   connectionSlot?: (() => ConnectionSlot) | undefined;
+  /** Told of the attempt's connection when the task first uses it (the worker closes it if the task is failed early). */
+  onConnection?: ((connection: TaskConnection) => void) | undefined;
 }
 
 export async function runTask(task: TaskEnvelope, controller: Pick<AbortController, 'signal' | 'abort'>, deps: RunTaskDeps): Promise<void> {
@@ -33,16 +35,21 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
   const definition = deps.registry.get(task.name);
   // Made on first use: a task that never touches the database pays nothing for it.
   let made: TaskConnection | undefined;
-  const connection = () => (made ??= new TaskConnection({
-    ...taskSessionSettings(deps.session, definition),
-    connectionString: deps.databaseUrl,
-    applicationName: taskApplicationName(deps.schema, deps.workerId, task.id),
-    onConnect: (backendPid) => deps.send({ type: 'db_backend', taskId: task.id, backendPid }),
-    signal: controller.signal,
-    slot: deps.connectionSlot?.(),
-    onConnectRetry: (e) =>
-      log().warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
-  }));
+  const connection = (): TaskConnection => {
+    if (made) return made;
+    made = new TaskConnection({
+      ...taskSessionSettings(deps.session, definition),
+      connectionString: deps.databaseUrl,
+      applicationName: taskApplicationName(deps.schema, deps.workerId, task.id),
+      onConnect: (backendPid) => deps.send({ type: 'db_backend', taskId: task.id, backendPid }),
+      signal: controller.signal,
+      slot: deps.connectionSlot?.(),
+      onConnectRetry: (e) =>
+        log().warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
+    });
+    deps.onConnection?.(made);
+    return made;
+  };
   let outcome: WorkerMessage;
   try {
     if (!definition) {
