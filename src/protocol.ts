@@ -85,6 +85,8 @@ export interface TaskSucceededMessage {
   type: 'task_succeeded';
   taskId: string;
   result: unknown;
+  /** The length of the result's JSON text, for results of 1,024 characters or more: bounds outcome statements. */
+  resultSize?: number;
 }
 export interface TaskFailedMessage {
   type: 'task_failed';

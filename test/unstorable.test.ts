@@ -162,4 +162,37 @@ describe('values PostgreSQL cannot store', () => {
     expect(logged.filter((l) => l.event === 'outcome_not_storable').map((l) => l.taskId)).toEqual([refused]);
     expect(logged.filter((l) => l.event === 'settle_failed')).toEqual([]);
   });
+
+  it('large results go to the database in statements of bounded size', async () => {
+    const schema = schemaName();
+    const db = await migrated(schema);
+    const supervisorId = '00000000-0000-4000-8000-000000000003';
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const row = await insertClaimed(db, schema, {
+        name: 'report',
+        payload: { i },
+        queue: 'default',
+        priority: 0,
+        maxAttempts: 1,
+        key: null,
+        supervisorId,
+        submission: crypto.randomUUID(),
+      });
+      ids.push(row.id);
+    }
+    const log = pino({ level: 'silent' });
+    // All ten wait together (as behind a slow write), 100,000 characters of result each, at most 250,000 a statement.
+    const settler = new Settler(db, schema, supervisorId, log, () => {}, { maxLingerMs: 50, outstanding: () => 1, maxBatchChars: 250_000 });
+    const text = 'x'.repeat(100_000 - 2);
+    for (const id of ids) settler.add({ id, state: 'succeeded', result: text, resultSize: 100_000, workerPid: 1 }, 100);
+    expect(await settler.drain(10_000)).toBe(true);
+    const rows = await query<{ statements: number; succeeded: number }>(
+      `select count(distinct finished_at)::int as statements, count(*) filter (where state = 'succeeded' and result = to_jsonb($1::text))::int as succeeded
+         from "${schema}".tasks`,
+      [text],
+    );
+    // Two results per statement (a third would pass 250,000): five statements, every result whole.
+    expect(rows).toEqual([{ statements: 5, succeeded: 10 }]);
+  });
 });

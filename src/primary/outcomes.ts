@@ -34,8 +34,8 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
     super();
   }
 
-  succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown): void {
-    this.settler.add({ id: f.task.id, state: 'succeeded', result, workerPid: handle.pid }, Date.now() - f.startedAt);
+  succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown, resultSize?: number): void {
+    this.settler.add({ id: f.task.id, state: 'succeeded', result, resultSize, workerPid: handle.pid }, Date.now() - f.startedAt);
     this.#announce(f, 'succeeded', false);
   }
 

@@ -386,7 +386,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         const f = handle.take(m.taskId);
         if (!f) return;
         handle.tasksDone += 1;
-        this.#outcomes.succeeded(f, handle, m.result);
+        this.#outcomes.succeeded(f, handle, m.result, m.resultSize);
         this.#maybeRecycle(handle);
         this.#dispatcher.slotsFreed();
       },

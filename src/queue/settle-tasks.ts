@@ -12,6 +12,8 @@ export interface Settlement {
   error?: SerializedError | null | undefined;
   delayMs?: number | undefined;
   workerPid?: number | null | undefined;
+  /** The length of a success's result as JSON text, when the worker measured it (the Settler bounds statements by it). */
+  resultSize?: number | undefined;
 }
 
 /** Outcomes per statement. */

@@ -82,7 +82,9 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       workerId: deps.workerId,
     };
     const value = await definition.run(task.payload as never, ctx);
-    outcome = { type: 'task_succeeded', taskId: task.id, result: toJsonValue(value) };
+    const { result, size } = toJsonValue(value);
+    // Told only of results that weigh (the settler bounds its statements by it); a small one adds nothing to IPC.
+    outcome = size >= 1024 ? { type: 'task_succeeded', taskId: task.id, result, resultSize: size } : { type: 'task_succeeded', taskId: task.id, result };
   } catch (error) {
     outcome = { type: 'task_failed', taskId: task.id, error: serializeError(error) };
   } finally {
@@ -97,8 +99,8 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
  * Results travel as JSON: undefined becomes null, and what JSON cannot carry, or PostgreSQL cannot store (a NUL
  * character, a lone surrogate: task-input.ts), fails the task clearly.
  */
-function toJsonValue(value: unknown): unknown {
-  if (value === undefined) return null;
+function toJsonValue(value: unknown): { result: unknown; size: number } {
+  if (value === undefined) return { result: null, size: 4 };
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -107,5 +109,5 @@ function toJsonValue(value: unknown): unknown {
   }
   const problem = text === undefined ? null : jsonStorageProblem(text);
   if (problem) throw new PreforkError('RESULT_NOT_SERIALIZABLE', `the task's result ${problem}`);
-  return text === undefined ? null : value;
+  return text === undefined ? { result: null, size: 4 } : { result: value, size: text.length };
 }
