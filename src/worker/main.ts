@@ -76,6 +76,8 @@ const failedEarly = new Set<string>();
 const connections = new Map<string, TaskConnection>();
 /** A stray error happened here: the worker runs no new task and waits to be replaced. */
 let retiring = false;
+/** Tasks whose stray errors were logged at `error` once; later ones (an interval that keeps throwing) at `debug`. */
+const strayLogged = new Set<string>();
 /** Received and not started: they start in this order, `concurrency` at a time. */
 const queue: TaskEnvelope[] = [];
 let shuttingDown = false;
@@ -174,10 +176,10 @@ function onStrayError(kind: 'uncaught exception' | 'unhandled rejection', error:
     return;
   }
   const controller = running.get(taskId);
-  log.error(
-    { event: 'task_uncaught_error', kind, taskId, stillRunning: controller !== undefined, err: coerceError(error) },
-    `${kind} in the code of task ${taskId}; the worker will be replaced`,
-  );
+  const fields = { event: 'task_uncaught_error', kind, taskId, stillRunning: controller !== undefined, err: coerceError(error) };
+  if (strayLogged.has(taskId)) log.debug(fields, `${kind} in the code of task ${taskId}, again`);
+  else log.error(fields, `${kind} in the code of task ${taskId}; the worker will be replaced`);
+  strayLogged.add(taskId);
   if (controller) {
     running.delete(taskId);
     failedEarly.add(taskId);
