@@ -108,7 +108,6 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
  * queue/task-input.ts). For an error's text: a message quoting binary input must not stop its failure being written.
  */
 export function storableText(text: string): string {
-  if (typeof text !== 'string') return text;
   return text.replace(nul, '\uFFFD').replace(loneSurrogate, '\uFFFD');
 }
 

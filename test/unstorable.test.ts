@@ -5,6 +5,7 @@
  * an outcome the database still refuses holds back no other outcome. With them, the client API's other argument
  * checks (options, ids), which used to reach the database as SQL errors.
  */
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -25,6 +26,16 @@ async function migrated(schema: string): Promise<pg.Client> {
   closeLater({ close: () => db.end() });
   await migrate(db, schema);
   return db;
+}
+
+/** `n` tasks running under `supervisorId` (inserted claimed, as a direct submission is), for a Settler to settle. */
+async function runningTasks(db: pg.Client, schema: string, supervisorId: string, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = await insertClaimed(db, schema, { name: 'report', payload: { i }, queue: 'default', priority: 0, maxAttempts: 1, key: null, supervisorId, submission: randomUUID() });
+    ids.push(row.id);
+  }
+  return ids;
 }
 
 const taskCount = async (schema: string) => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks`))[0]!.n;
@@ -116,21 +127,7 @@ describe('values PostgreSQL cannot store', () => {
     const schema = schemaName();
     const db = await migrated(schema);
     const supervisorId = '00000000-0000-4000-8000-000000000002';
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const row = await insertClaimed(db, schema, {
-        name: 'report',
-        payload: { i },
-        queue: 'default',
-        priority: 0,
-        maxAttempts: 1,
-        key: null,
-        supervisorId,
-        submission: crypto.randomUUID(),
-      });
-      ids.push(row.id);
-    }
-    const [good, refused, failed] = ids as [string, string, string];
+    const [good, refused, failed] = (await runningTasks(db, schema, supervisorId, 3)) as [string, string, string];
     const logged: Record<string, unknown>[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
     const reported: { id: string; state: string }[] = [];
@@ -167,20 +164,7 @@ describe('values PostgreSQL cannot store', () => {
     const schema = schemaName();
     const db = await migrated(schema);
     const supervisorId = '00000000-0000-4000-8000-000000000003';
-    const ids: string[] = [];
-    for (let i = 0; i < 10; i++) {
-      const row = await insertClaimed(db, schema, {
-        name: 'report',
-        payload: { i },
-        queue: 'default',
-        priority: 0,
-        maxAttempts: 1,
-        key: null,
-        supervisorId,
-        submission: crypto.randomUUID(),
-      });
-      ids.push(row.id);
-    }
+    const ids = await runningTasks(db, schema, supervisorId, 10);
     const log = pino({ level: 'silent' });
     // All ten wait together (as behind a slow write), 100,000 characters of result each, at most 250,000 a statement.
     const settler = new Settler(db, schema, supervisorId, log, () => {}, { maxLingerMs: 50, outstanding: () => 1, maxBatchChars: 250_000 });

@@ -11,8 +11,8 @@ import pg from 'pg';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
-import { addTask, taskValues, type AddTaskOptions } from '../queue/add-task.js';
-import { assertTaskId, assertTimeout } from '../queue/task-input.js';
+import { addTask, type AddTaskOptions } from '../queue/add-task.js';
+import { assertTaskId, assertTimeout, checkNewTask } from '../queue/task-input.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
 import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
@@ -107,7 +107,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertTimeout(timeoutMs);
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
-    taskValues(task, payload, addOptions); // bad input is refused here, whichever way the task then goes
+    checkNewTask(task, payload, addOptions); // bad input is refused here, whichever way the task then goes
     await this.#migrated();
     const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
     if (!channel) return this.result<K>(await this.send(task, payload, addOptions), { timeoutMs: left(), signal });

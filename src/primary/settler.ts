@@ -11,10 +11,10 @@
  * second of ten milliseconds each, this halves the statements (measured: 1,680 → 730 per 2,000 tasks).
  *
  * A statement carries up to 1,000 outcomes and, as far as the workers measured their results, 16 MB of result
- * text (`maxBatchChars`). A batch the database refuses for a value in it (a data error: a result it cannot store) is
- * written again one
- * outcome per statement, so that one bad outcome holds back no other; an outcome refused on its own is recorded
- * as a failure, `OUTCOME_NOT_STORABLE`, with the database's reason. Any other error retries the batch.
+ * text (`maxBatchChars`). A batch the database refuses for a value in it (a data error: a result it cannot
+ * store) is written again one outcome per statement, so that one bad outcome holds back no other; an outcome
+ * refused on its own is recorded as a failure, `OUTCOME_NOT_STORABLE`, with the database's reason. Any other
+ * error retries the batch.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -33,6 +33,8 @@ const secondWriterBacklog = 100;
  * still, until its text passed what a JavaScript string or a PostgreSQL parameter holds and it failed on every try.
  */
 export const defaultMaxBatchChars = 16 * 1_048_576;
+/** The code of the failure recorded in place of an outcome the database refused. */
+const notStorable = 'OUTCOME_NOT_STORABLE';
 
 export interface SettlerOptions {
   /** The longest a success waits for the outcomes of the other tasks out on the workers; 0: never waits. */
@@ -47,8 +49,6 @@ export class Settler {
   #pending: Settlement[] = [];
   /** Outcomes of a batch the database refused for a value in it: written one per statement, before the rest. */
   #alone: Settlement[] = [];
-  /** Failures recorded in place of an outcome the database refused: if one is refused too, it is retried. */
-  readonly #substitutes = new WeakSet<Settlement>();
   #flushing = new Set<Promise<void>>();
   #linger: NodeJS.Timeout | undefined;
   #lingerUntil = Infinity;
@@ -153,7 +153,7 @@ export class Settler {
 
   /**
    * After a data error: a batch of several goes back to be written one by one; a single outcome is replaced by
-   * its failure. False for a replacement refused in turn (then it is retried like any failed write).
+   * its failure. False for such a failure refused in turn (then it is retried like any failed write).
    */
   #setApart(batch: Settlement[], error: unknown): boolean {
     if (batch.length > 1) {
@@ -161,15 +161,14 @@ export class Settler {
       return true;
     }
     const refused = batch[0]!;
-    if (this.#substitutes.has(refused)) return false;
+    if (refused.error?.code === notStorable) return false;
     const message = storableText((error as Error).message ?? String(error));
     const failure: Settlement = {
       id: refused.id,
       state: 'failed',
       workerPid: refused.workerPid,
-      error: { name: 'PreforkError', code: 'OUTCOME_NOT_STORABLE', message: `the task's outcome could not be recorded: ${message}`, retryable: false },
+      error: { name: 'PreforkError', code: notStorable, message: `the task's outcome could not be recorded: ${message}`, retryable: false },
     };
-    this.#substitutes.add(failure);
     this.#alone.unshift(failure);
     this.log.error(
       { event: 'outcome_not_storable', taskId: refused.id, state: refused.state, err: error },

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { assertAddOptions, assertStorableText, assertTaskName, payloadJson } from './task-input.js';
+import { checkNewTask } from './task-input.js';
 import { PreforkError } from '../errors.js';
 
 export interface AddTaskOptions {
@@ -26,18 +26,12 @@ export interface AddedTask {
 
 /**
  * The values of a task row, in this order: name, payload (JSON text), queue, priority, run_at (null: now),
- * max_attempts, key. Throws INVALID_PAYLOAD (exit 2) for a payload the database cannot store (task-input.ts), and
- * INVALID_OPTION for a name, queue or key with a NUL character.
+ * max_attempts, key. Bad input throws (checkNewTask in task-input.ts).
  */
 export type TaskValues = [name: string, payload: string, queue: string, priority: number, runAt: Date | null, maxAttempts: number | null, key: string | null];
 
 export function taskValues(name: string, payload: unknown, options: AddTaskOptions): TaskValues {
-  const json = payloadJson(payload);
-  assertTaskName(name);
-  assertAddOptions(options);
-  assertStorableText(name, 'task name');
-  assertStorableText(options.queue, 'queue');
-  assertStorableText(options.key, 'key');
+  const json = checkNewTask(name, payload, options);
   const runAt = options.runAt ?? (options.delayMs ? new Date(Date.now() + options.delayMs) : null);
   return [name, json, options.queue ?? 'default', options.priority ?? 0, runAt, options.maxAttempts ?? null, options.key ?? null];
 }

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { PreforkError } from '../errors.js';
-import { assertAddOptions, assertStorableText, assertTaskName, payloadJson } from './task-input.js';
+import { checkNewTask } from './task-input.js';
 import type { AddTaskOptions } from './add-task.js';
 
 export interface NewTask {
@@ -18,11 +18,7 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
   const rows = tasks.map((t, i) => {
     const o = t.options ?? {};
     const payload = t.payload ?? {};
-    payloadJson(payload, `task ${i + 1}: the payload`);
-    assertTaskName(t.task, `task ${i + 1}: the task name`);
-    assertAddOptions(o, `task ${i + 1}: `);
-    assertStorableText(t.task, `task ${i + 1}'s name`);
-    assertStorableText(o.queue, `task ${i + 1}'s queue`);
+    checkNewTask(t.task, payload, o, `task ${i + 1}: `);
     const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);
     return { ord: i, name: t.task, payload, queue: o.queue ?? 'default', priority: o.priority ?? 0, run_at: runAt?.toISOString() ?? null, max_attempts: o.maxAttempts ?? null };
   });

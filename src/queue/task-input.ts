@@ -53,10 +53,26 @@ export function assertTaskName(name: unknown, what = 'the task name'): void {
   }
 }
 
+/**
+ * A task being added, checked as one wherever it enters (the CLI, the client API, sendMany): its payload, name
+ * and options. Returns the payload as the JSON text that goes into the database. `label` prefixes each message
+ * (`task 3: ` in a batch).
+ */
+export function checkNewTask(name: unknown, payload: unknown, options: unknown = {}, label = ''): string {
+  const json = payloadJson(payload, `${label}the payload`);
+  assertTaskName(name, `${label}the task name`);
+  assertAddOptions(options, label);
+  const o = (options ?? {}) as { queue?: unknown; key?: unknown };
+  assertNoNul(name, `${label}the task name`);
+  assertNoNul(o.queue, `${label}the queue`);
+  assertNoNul(o.key, `${label}the key`);
+  return json;
+}
+
 /** Refuses a task name, queue or key with a NUL character (INVALID_OPTION, exit 2). */
-export function assertStorableText(value: string | null | undefined, what: string): void {
+function assertNoNul(value: unknown, what: string): void {
   if (typeof value === 'string' && value.includes('\0')) {
-    throw new PreforkError('INVALID_OPTION', `the ${what} contains a NUL character (\\u0000), which PostgreSQL cannot store`, { exitCode: 2 });
+    throw new PreforkError('INVALID_OPTION', `${what} contains a NUL character (\\u0000), which PostgreSQL cannot store`, { exitCode: 2 });
   }
 }
 

@@ -70,14 +70,16 @@ function currentTask(): string | undefined {
   if (taskScope) return taskScope.getStore();
   return running.size === 1 ? running.keys().next().value : undefined;
 }
-/** Tasks failed for a stray error while their code ran on: what they report later is dropped. */
-const failedEarly = new Set<string>();
+/**
+ * Tasks whose code threw where nothing caught it (see onStrayError): what they report later is dropped (one still
+ * running was failed there), and a further stray error of theirs is logged at `debug` (an interval that keeps
+ * throwing until the worker leaves).
+ */
+const strayTasks = new Set<string>();
 /** The database connections of the tasks running that opened one. */
 const connections = new Map<string, TaskConnection>();
 /** A stray error happened here: the worker runs no new task and waits to be replaced. */
 let retiring = false;
-/** Tasks whose stray errors were logged at `error` once; later ones (an interval that keeps throwing) at `debug`. */
-const strayLogged = new Set<string>();
 /** Received and not started: they start in this order, `concurrency` at a time. */
 const queue: TaskEnvelope[] = [];
 let shuttingDown = false;
@@ -128,7 +130,7 @@ function startNext(): void {
 
 /** What a task's run reports; nothing once the task was failed for a stray error. */
 function sendForTask(message: WorkerMessage): void {
-  if ('taskId' in message && failedEarly.has(message.taskId)) return;
+  if ('taskId' in message && strayTasks.has(message.taskId)) return;
   send(message);
 }
 
@@ -177,12 +179,11 @@ function onStrayError(kind: 'uncaught exception' | 'unhandled rejection', error:
   }
   const controller = running.get(taskId);
   const fields = { event: 'task_uncaught_error', kind, taskId, stillRunning: controller !== undefined, err: coerceError(error) };
-  if (strayLogged.has(taskId)) log.debug(fields, `${kind} in the code of task ${taskId}, again`);
+  if (strayTasks.has(taskId)) log.debug(fields, `${kind} in the code of task ${taskId}, again`);
   else log.error(fields, `${kind} in the code of task ${taskId}; the worker will be replaced`);
-  strayLogged.add(taskId);
+  strayTasks.add(taskId);
   if (controller) {
     running.delete(taskId);
-    failedEarly.add(taskId);
     controller.abort(new Error(`the task failed: ${kind}`));
     // Closed now, not when the worker leaves: a transaction it holds open would keep its locks until then.
     void connections.get(taskId)?.close();

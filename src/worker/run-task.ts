@@ -107,7 +107,9 @@ function toJsonValue(value: unknown): { result: unknown; size: number } {
   } catch (error) {
     throw new PreforkError('RESULT_NOT_SERIALIZABLE', `the task's result cannot be stored as JSON: ${(error as Error).message}`);
   }
-  const problem = text === undefined ? null : jsonStorageProblem(text);
+  // undefined: a function or a symbol, stored as null like an undefined result.
+  if (text === undefined) return { result: null, size: 4 };
+  const problem = jsonStorageProblem(text);
   if (problem) throw new PreforkError('RESULT_NOT_SERIALIZABLE', `the task's result ${problem}`);
-  return text === undefined ? { result: null, size: 4 } : { result: value, size: text.length };
+  return { result: value, size: text.length };
 }

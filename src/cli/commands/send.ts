@@ -4,7 +4,7 @@ import { DirectChannel, runDirect } from '../../client/direct-channel.js';
 import { PreforkError } from '../../errors.js';
 import { addSubmitted } from '../../queue/add-submitted.js';
 import { addTask } from '../../queue/add-task.js';
-import { assertTaskName, payloadJson } from '../../queue/task-input.js';
+import { checkNewTask } from '../../queue/task-input.js';
 import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
@@ -69,8 +69,7 @@ Examples:
     if (name === undefined) throw new PreforkError('MISSING_TASK', "missing required argument 'task'", { exitCode: exitCodes.usage });
     const payload = parsePayload(payloadText === '-' ? await readStdin() : payloadText);
     // Refused here, before anything is sent, when the database could not store them.
-    assertTaskName(name);
-    payloadJson(payload);
+    checkNewTask(name, payload);
     const database = resolveDatabase(flags);
     const { url, state } = await locateDatabase(database);
     const client = await openDatabase({ ...database, url }, 'prefork send');
