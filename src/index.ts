@@ -22,3 +22,5 @@ export { Client, type ClientOptions, type RunOptions, type SendOptions, type Pay
 export type { AddTaskOptions } from './queue/add-task.js';
 export type { NewTask } from './queue/add-tasks.js';
 export type { CancelOutcome } from './queue/cancel-task.js';
+export type { RetryOutcome } from './queue/retry-tasks.js';
+export type { TaskListFilter } from './queue/list-tasks.js';

@@ -1,6 +1,7 @@
 /** Option parsers for commander: each failure is one exact line, exit code 2. */
 import { InvalidArgumentError } from 'commander';
 import { logLevels } from '../logger.js';
+import { isTaskId } from '../queue/task-input.js';
 
 export function integer(name: string, min: number, max: number): (value: string) => number {
   return (value) => {
@@ -28,4 +29,30 @@ export function queueList(value: string): string[] {
   const names = value.split(',').map((q) => q.trim()).filter(Boolean);
   if (names.length === 0) throw new InvalidArgumentError('give at least one queue name');
   return names;
+}
+
+/** A comma-separated list of task states, each one of `allowed`. */
+export function stateList(name: string, allowed: readonly string[]): (value: string) => string[] {
+  return (value) => {
+    const states = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
+    if (states.length === 0) throw new InvalidArgumentError(`${name}: give at least one of ${allowed.join(', ')}`);
+    for (const s of states) if (!allowed.includes(s)) throw new InvalidArgumentError(`${name}: unknown state "${s}" (one of ${allowed.join(', ')})`);
+    return states;
+  };
+}
+
+/** A non-empty string without NUL (what a task name or queue can be). */
+export function nonEmpty(name: string): (value: string) => string {
+  return (value) => {
+    if (value.length === 0 || value.includes('\u0000')) throw new InvalidArgumentError(`${name} must be a non-empty string`);
+    return value;
+  };
+}
+
+/** Task ids given as arguments: each a positive whole number (exit 2 otherwise). */
+export function taskIds(values: readonly string[]): string[] {
+  for (const v of values) {
+    if (!isTaskId(v)) throw new InvalidArgumentError(`invalid task id "${v}": a task id is a positive whole number`);
+  }
+  return [...values];
 }

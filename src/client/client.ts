@@ -12,11 +12,13 @@ import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
-import { assertTaskId, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { assertListFilter, assertRetryAttempts, assertTaskId, assertTimeout, checkNewTask } from '../queue/task-input.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
 import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
 import { getTask } from '../queue/read-tasks.js';
+import { listTasks, type TaskListFilter } from '../queue/list-tasks.js';
+import { retryTasks, type RetryOutcome } from '../queue/retry-tasks.js';
 import { TaskWaiter } from '../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../queue/task-view.js';
 import type { TaskDefinition, TaskHandler } from '../task.js';
@@ -160,6 +162,28 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertTaskId(id);
     await this.#migrated();
     return cancelTask(this.#pool, this.schema, id);
+  }
+
+  /**
+   * Queues a task that failed, timed out or was cancelled again, due now, with `attempts` more attempts (default 1).
+   * 'retried' | 'not_found' | 'succeeded' (not retried) | 'not_finished' (queued or running) | 'key_in_use' (a
+   * queued or running task holds its key).
+   */
+  async retry(id: string, options: { attempts?: number } = {}): Promise<RetryOutcome> {
+    assertTaskId(id);
+    const attempts = options.attempts ?? 1;
+    assertRetryAttempts(attempts);
+    await this.#migrated();
+    const [outcome] = await retryTasks(this.#pool, this.schema, [id], attempts);
+    return outcome?.outcome ?? 'not_found';
+  }
+
+  /** The newest tasks first, by state, task name and queue; `before` (an id) pages on. At most `limit` (default 50). */
+  async list(filter: TaskListFilter = {}): Promise<{ tasks: TaskView[]; more: boolean }> {
+    assertListFilter(filter);
+    await this.#migrated();
+    const { rows, more } = await listTasks(this.#pool, this.schema, filter);
+    return { tasks: rows.map(toTaskView), more };
   }
 
   async close(): Promise<void> {

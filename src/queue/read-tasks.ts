@@ -10,15 +10,23 @@ export async function getTask(db: Queryable, schema: string, id: string): Promis
   const { rows } = await db.query<TaskRow>(
     `select id, name, queue, payload, state, priority, run_at, attempts, max_attempts, key, result, error, errors,
             supervisor_id, worker_pid, created_at, started_at, finished_at,
-            case when state in ('succeeded', 'failed', 'timed_out', 'cancelled') and attempts > jsonb_array_length(history)
-                 then history || jsonb_build_array(jsonb_build_object(
-                   'attempt', attempts, 'outcome', state, 'workerPid', worker_pid, 'supervisorId', supervisor_id,
-                   'startedAt', started_at, 'finishedAt', finished_at, 'error', case when state = 'succeeded' then null else error end))
-                 else history end as history
+            ${historyWithFinalAttempt('tasks')} as history
        from ${quoteIdent(schema)}.tasks where id = $1`,
     [id],
   );
   return rows[0] ?? null;
+}
+
+/**
+ * SQL for a task row's whole history: the stored one, plus the attempt that ended the task when it is final (that
+ * attempt is kept in the row's own columns, not in `history`). `t`: the row's alias.
+ */
+export function historyWithFinalAttempt(t: string): string {
+  return `case when ${t}.state in ('succeeded', 'failed', 'timed_out', 'cancelled') and ${t}.attempts > jsonb_array_length(${t}.history)
+                 then ${t}.history || jsonb_build_array(jsonb_build_object(
+                   'attempt', ${t}.attempts, 'outcome', ${t}.state, 'workerPid', ${t}.worker_pid, 'supervisorId', ${t}.supervisor_id,
+                   'startedAt', ${t}.started_at, 'finishedAt', ${t}.finished_at, 'error', case when ${t}.state = 'succeeded' then null else ${t}.error end))
+                 else ${t}.history end`;
 }
 
 export async function countTasksByState(db: Queryable, schema: string): Promise<Record<TaskState, number>> {

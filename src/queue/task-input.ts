@@ -9,6 +9,7 @@
  * sequence (22021). So such values are refused where they enter, with a clear error, instead of by the database.
  */
 import { PreforkError } from '../errors.js';
+import { taskStates } from './task-row.js';
 
 /**
  * In JSON text as JSON.stringify writes it: `\u0000`, or a surrogate escape (JSON.stringify writes a pair as
@@ -101,9 +102,14 @@ export function assertAddOptions(options: unknown, label = ''): void {
   }
 }
 
-/** A task id as the database has them: a positive whole number up to 2^63 − 1, as a string (INVALID_TASK_ID). */
+/** Whether `id` is a task id as the database has them: a positive whole number up to 2^63 − 1, as a string. */
+export function isTaskId(id: unknown): id is string {
+  return typeof id === 'string' && /^[1-9]\d{0,18}$/.test(id) && BigInt(id) <= 9_223_372_036_854_775_807n;
+}
+
+/** A task id, or INVALID_TASK_ID. */
 export function assertTaskId(id: unknown): void {
-  if (!(typeof id === 'string' && /^[1-9]\d{0,18}$/.test(id) && BigInt(id) <= 9_223_372_036_854_775_807n)) {
+  if (!isTaskId(id)) {
     throw new PreforkError('INVALID_TASK_ID', `invalid task id ${show(id)}: a task id is a positive whole number, as a string`, { exitCode: 2 });
   }
 }
@@ -116,6 +122,32 @@ export function assertTimeout(timeoutMs: unknown): void {
   if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= 2_147_483_647)) {
     throw invalidOption(`timeoutMs must be a number of milliseconds from 0 to 2147483647, or left out to wait without limit (got ${show(timeoutMs)})`);
   }
+}
+
+/** How many more attempts a retry gives: 1 to 1,000,000 (INVALID_OPTION). */
+export function assertRetryAttempts(attempts: unknown): void {
+  if (!(typeof attempts === 'number' && Number.isInteger(attempts) && attempts >= 1 && attempts <= 1_000_000)) {
+    throw invalidOption(`attempts must be a whole number from 1 to 1000000 (got ${show(attempts)})`);
+  }
+}
+
+/** A task list's filter: known states, non-empty name and queue, a task id to page before, a limit of 1 to 10,000. */
+export function assertListFilter(filter: unknown): void {
+  if (filter === undefined || filter === null) return;
+  if (typeof filter !== 'object') throw invalidOption('the filter must be an object');
+  const f = filter as Record<string, unknown>;
+  if (f.states !== undefined) {
+    if (!Array.isArray(f.states)) throw invalidOption(`states must be an array of task states (got ${show(f.states)})`);
+    for (const s of f.states) {
+      if (!(taskStates as readonly unknown[]).includes(s)) throw invalidOption(`unknown state ${show(s)} (states: ${taskStates.join(', ')})`);
+    }
+  }
+  for (const key of ['name', 'queue'] as const) {
+    const v = f[key];
+    if (v !== undefined && !(typeof v === 'string' && v.length > 0)) throw invalidOption(`${key} must be a non-empty string (got ${show(v)})`);
+  }
+  if (f.before !== undefined) assertTaskId(f.before);
+  wholeNumber(f.limit, 'limit', 1, 10_000, '');
 }
 
 function wholeNumber(v: unknown, name: string, min: number, max: number, label: string): void {

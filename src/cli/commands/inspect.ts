@@ -4,6 +4,7 @@ import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import type { WorkerRef } from '../inspect/inspect-worker.js';
+import { isTaskId } from '../../queue/task-input.js';
 import { addDatabaseOptions } from './common.js';
 
 interface InspectFlags extends DatabaseFlags {
@@ -59,17 +60,15 @@ Examples:
   });
 }
 
-const taskId = /^[1-9]\d{0,18}$/;
-
 export function parseTarget(what: string, id: string | undefined): Target {
   const usage = (message: string) => new PreforkError('BAD_TARGET', message, { exitCode: exitCodes.usage });
-  if (taskId.test(what)) {
+  if (isTaskId(what)) {
     if (id !== undefined) throw usage(`inspect ${what}: give only the task id (or: inspect task ${what})`);
     return { kind: 'task', id: what };
   }
   if (what === 'task') {
     if (id === undefined) throw usage('inspect task: give the task id, e.g. prefork inspect task 42');
-    if (!taskId.test(id) || BigInt(id) > 9_223_372_036_854_775_807n) throw usage(`invalid task id "${id}": a task id is a positive whole number`);
+    if (!isTaskId(id)) throw usage(`invalid task id "${id}": a task id is a positive whole number`);
     return { kind: 'task', id };
   }
   if (what === 'worker') {
