@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { taskSessionOverrideKeys, type TaskSessionOverrides } from './db/session-settings.js';
 import type { TransactionOptions } from './db/transaction.js';
 import { PreforkError } from './errors.js';
+import { payloadJson } from './queue/task-input.js';
+import { CronSchedule } from './schedule/cron.js';
 
 export interface TaskContext {
   /** The task's id in the queue (a bigint, as a string). */
@@ -50,6 +52,12 @@ export interface TaskOptions extends TaskSessionOverrides {
    * terminates its backend, then kills and replaces the worker. The attempt ends `timed_out`.
    */
   hardTimeoutMs?: number;
+  /**
+   * Queue this task on a schedule: a cron expression in UTC (`'*∕15 * * * *'`, six fields for seconds, `@daily`),
+   * or `{ cron, payload }`. Each tick's payload is `payload` with `scheduledAt` (the tick, ISO). A tick whose
+   * previous run is still queued or running is skipped.
+   */
+  schedule?: string | { cron: string; payload?: Record<string, unknown> };
 }
 
 export type BackoffOptions =
@@ -97,7 +105,35 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
       throw invalid(`backoff.type must be 'exponential', 'fixed' or 'none' (got ${String(backoff.type)})`);
     }
   }
+  if (definition.schedule !== undefined) checkSchedule(definition.schedule, invalid);
   return { ...definition, [definitionBrand]: true };
+}
+
+function checkSchedule(schedule: unknown, invalid: (message: string) => PreforkError): void {
+  const cron = typeof schedule === 'string' ? schedule : (schedule as { cron?: unknown } | null)?.cron;
+  if (typeof cron !== 'string') throw invalid("schedule must be a cron expression or { cron, payload }");
+  try {
+    CronSchedule.parse(cron);
+  } catch (error) {
+    throw invalid(`schedule: ${(error as Error).message}`);
+  }
+  const payload = typeof schedule === 'string' ? undefined : (schedule as { payload?: unknown }).payload;
+  if (payload !== undefined && (payload === null || typeof payload !== 'object' || Array.isArray(payload))) {
+    throw invalid('schedule.payload must be an object (each tick adds scheduledAt to it)');
+  }
+  if (payload !== undefined) {
+    try {
+      payloadJson(payload, 'schedule.payload');
+    } catch (error) {
+      throw invalid((error as Error).message);
+    }
+  }
+}
+
+/** A task's schedule as the primary keeps it, or undefined. */
+export function scheduleOf(d: TaskOptions): { cron: string; payload: Record<string, unknown> } | undefined {
+  if (d.schedule === undefined) return undefined;
+  return typeof d.schedule === 'string' ? { cron: d.schedule, payload: {} } : { cron: d.schedule.cron, payload: d.schedule.payload ?? {} };
 }
 
 export function isTaskDefinition(value: unknown): value is TaskDefinition {

@@ -31,6 +31,7 @@ import { Listener } from './listener.js';
 import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
 import { DirectSubmissions } from './direct-submissions.js';
+import { Scheduler } from './scheduler.js';
 import { TimeLimits, type TimeLimitActions } from './time-limits.js';
 import type { SupervisorOptions } from './supervisor-options.js';
 import { until } from './wait.js';
@@ -86,6 +87,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   readonly #abortedForStop = new Set<string>();
   readonly #background = new Set<Promise<unknown>>();
   readonly #direct: DirectSubmissions;
+  readonly #scheduler: Scheduler;
 
   constructor(options: SupervisorOptions, log: Logger) {
     super();
@@ -143,6 +145,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
     this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
     this.#outcomes = new Outcomes(this.#settler, this.#taskInfo, options.hardTimeoutMs, this.#log);
+    this.#scheduler = new Scheduler({ db: this.#db, schema: options.schema, log: this.#log, track: (promise) => this.#track(promise) });
     this.#direct = new DirectSubmissions({
       db: this.#db,
       schema: options.schema,
@@ -224,6 +227,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
     if (o.keepFinishedMs) this.#every(60_000, () => this.#deleteFinished(o.keepFinishedMs!));
     this.#dispatcher.resume();
+    this.#scheduler.start([...this.#taskInfo.values()].flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule }] : [])));
     this.#log.info({ event: 'supervisor_ready', workers: this.#pool.size }, 'all workers ready');
   }
 
@@ -617,6 +621,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await this.#startPromise?.catch(() => {});
     if (this.#phase === 'stopped') return;
     this.#phase = 'stopping';
+    this.#scheduler.stop();
     this.#direct.stopAccepting();
     this.#fleet.stopRespawning();
     this.#dispatcher.pause();

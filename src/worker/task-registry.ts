@@ -1,6 +1,6 @@
 import { PreforkError } from '../errors.js';
 import type { TaskInfo } from '../protocol.js';
-import { defineTask, isTaskDefinition, type TaskDefinition, type TaskList } from '../task.js';
+import { defineTask, isTaskDefinition, scheduleOf, type TaskDefinition, type TaskList } from '../task.js';
 import { builtinTasks } from './builtin-tasks.js';
 
 const namePattern = /^[A-Za-z0-9_][A-Za-z0-9_.:\-/]{0,199}$/;
@@ -40,6 +40,7 @@ export class TaskRegistry {
       backoff: d.backoff,
       softTimeoutMs: d.softTimeoutMs,
       hardTimeoutMs: d.hardTimeoutMs,
+      schedule: scheduleOf(d),
     }));
   }
 }

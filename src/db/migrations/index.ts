@@ -6,6 +6,7 @@ import directSubmit from './000005-direct-submit.js';
 import claimFunctionPlpgsql from './000006-claim-function-plpgsql.js';
 import claimByPriority from './000007-claim-by-priority.js';
 import nextRunAt from './000008-next-run-at.js';
+import schedules from './000009-schedules.js';
 
 export interface Migration {
   id: number;
@@ -23,4 +24,5 @@ export const migrations: readonly Migration[] = [
   { id: 6, name: 'claim_tasks in PL/pgSQL', sql: claimFunctionPlpgsql },
   { id: 7, name: 'claims go priority by priority', sql: claimByPriority },
   { id: 8, name: 'next_run_at function', sql: nextRunAt },
+  { id: 9, name: 'schedules', sql: schedules },
 ];

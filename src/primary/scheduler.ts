@@ -1,0 +1,93 @@
+/**
+ * Scheduled tasks: the primary fires each tick of the schedules its task module declares (`defineTask({
+ * schedule })`). Every supervisor that offers the task keeps the timers; the database decides which one adds
+ * the tick's task (queue/fire-schedule.ts), so a tick makes one task however many supervisors run.
+ *
+ * Ticks are fired from the supervisor's start on: one that passed while no supervisor ran is not made up. A
+ * tick that finds the database unreachable is tried again every second, and ticks that pass meanwhile fold
+ * into the latest one.
+ */
+import type { Logger } from 'pino';
+import type { PreparingQueryable } from '../db/queryable.js';
+import { fireSchedule } from '../queue/fire-schedule.js';
+import { CronSchedule } from '../schedule/cron.js';
+
+export interface ScheduledTask {
+  name: string;
+  cron: string;
+  /** Merged into each tick's payload, beside `scheduledAt`. */
+  payload: Record<string, unknown>;
+}
+
+export interface SchedulerDeps {
+  db: PreparingQueryable;
+  schema: string;
+  log: Logger;
+  /** Keeps a background promise for the stop to wait on. */
+  track: (promise: Promise<unknown>) => void;
+}
+
+/** Node's longest timer; a tick further away is waited for in steps. */
+const maxTimerMs = 2_147_483_647;
+const retryMs = 1_000;
+
+export class Scheduler {
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #stopped = false;
+
+  constructor(private readonly deps: SchedulerDeps) {}
+
+  start(tasks: readonly ScheduledTask[]): void {
+    const now = new Date();
+    for (const task of tasks) {
+      const schedule = CronSchedule.parse(task.cron);
+      const next = schedule.next(now);
+      this.deps.log.info({ event: 'schedule_armed', task: task.name, cron: task.cron, next: next?.toISOString() ?? null }, `${task.name} scheduled: ${task.cron} (UTC)`);
+      if (next) this.#wait(task, schedule, next);
+    }
+  }
+
+  /** No tick fires from now on (a statement in flight still completes). */
+  stop(): void {
+    this.#stopped = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  #wait(task: ScheduledTask, schedule: CronSchedule, tick: Date): void {
+    if (this.#stopped) return;
+    const timer = setTimeout(
+      () => {
+        this.#timers.delete(timer);
+        // A timer may fire a little early, and a far tick is waited for in steps.
+        if (Date.now() < tick.getTime()) this.#wait(task, schedule, tick);
+        else this.deps.track(this.#fire(task, schedule, tick));
+      },
+      Math.min(maxTimerMs, Math.max(0, tick.getTime() - Date.now())),
+    );
+    this.#timers.add(timer);
+  }
+
+  async #fire(task: ScheduledTask, schedule: CronSchedule, due: Date): Promise<void> {
+    if (this.#stopped) return;
+    // The latest tick that has come: those that passed while this one waited (a busy loop, a database outage) fold into it.
+    const tick = schedule.latest(new Date(), new Date(due.getTime() - 1)) ?? due;
+    const { log } = this.deps;
+    try {
+      const { fired, taskId } = await fireSchedule(this.deps.db, this.deps.schema, { name: task.name, cron: task.cron, tick, payload: { ...task.payload, scheduledAt: tick.toISOString() } });
+      if (!fired) log.debug({ event: 'schedule_fired_elsewhere', task: task.name, tick: tick.toISOString() }, 'tick fired by another supervisor');
+      else if (taskId) log.info({ event: 'schedule_fired', task: task.name, tick: tick.toISOString(), taskId }, `${task.name} queued for ${tick.toISOString()}`);
+      else log.warn({ event: 'schedule_skipped', task: task.name, tick: tick.toISOString() }, `${task.name}: tick skipped, the previous run is still queued or running`);
+    } catch (error) {
+      log.warn({ event: 'schedule_fire_failed', task: task.name, tick: tick.toISOString(), err: error }, `could not queue ${task.name}; trying again in 1 s`);
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.deps.track(this.#fire(task, schedule, tick));
+      }, retryMs);
+      this.#timers.add(timer);
+      return;
+    }
+    const next = schedule.next(tick);
+    if (next) this.#wait(task, schedule, next);
+  }
+}

@@ -1,0 +1,83 @@
+/** Scheduled tasks: cron expressions, and each tick queued once however many supervisors run. */
+import { describe, expect, it } from 'vitest';
+import { CronSchedule } from '../src/schedule/cron.js';
+import { defineTask } from '../src/task.js';
+import { query, useTestSchema } from './support/database.js';
+import { fixture, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+
+describe('scheduled tasks', () => {
+  it('two supervisors on one database queue each tick of a schedule once; a tick while the last run is not done is skipped', async () => {
+    const schema = schemaName();
+    const start = () => SupervisorProcess.start(schema, ['--tasks', fixture('scheduled-tasks.js'), '--workers', '2']);
+    const sups = [start(), start()];
+    await Promise.all(sups.map((s) => s.ready()));
+    await expect
+      .poll(async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where name = 'sched.tick' and state = 'succeeded'`))[0]!.n, { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(3);
+    await Promise.all(sups.map((s) => s.stop()));
+
+    type Row = { name: string; state: string; payload: { kind?: string; scheduledAt: string }; created_at: Date; finished_at: Date | null };
+    const rows = await query<Row>(`select name, state, payload, created_at, finished_at from "${schema}".tasks order by id`);
+    const ticks = rows.filter((r) => r.name === 'sched.tick');
+    const at = ticks.map((r) => r.payload.scheduledAt);
+    expect(new Set(at).size, 'a tick queued twice').toBe(at.length);
+    for (const t of ticks) {
+      expect(t.payload).toEqual({ kind: 'tick', scheduledAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/) });
+      // Queued at its tick (not before), by whichever supervisor won it.
+      expect(t.created_at.getTime()).toBeGreaterThanOrEqual(Date.parse(t.payload.scheduledAt));
+    }
+    const fired = sups.flatMap((s) => s.logs.filter((l) => l.event === 'schedule_fired' && l.task === 'sched.tick'));
+    expect(fired.map((l) => l.tick).sort()).toEqual([...at].sort());
+    // The supervisor that lost a tick knew it had (no run of this fast task was still queued to skip it for).
+    expect(sups.flatMap((s) => s.logs).filter((l) => l.event === 'schedule_skipped' && l.task === 'sched.tick')).toEqual([]);
+
+    // The slow task never overlaps itself: each run is queued only after the previous one finished.
+    const slow = rows.filter((r) => r.name === 'sched.slow');
+    expect(slow.length).toBeGreaterThanOrEqual(1);
+    for (let i = 1; i < slow.length; i++) expect(slow[i]!.created_at.getTime()).toBeGreaterThanOrEqual(slow[i - 1]!.finished_at!.getTime());
+    expect(sups.flatMap((s) => s.logs).some((l) => l.event === 'schedule_skipped' && l.task === 'sched.slow')).toBe(true);
+    const [schedules] = await query<{ n: number }>(`select count(*)::int as n from "${schema}".schedules`);
+    expect(schedules!.n).toBe(2);
+  });
+
+  it('cron expressions: next times in UTC, both day fields either-or, steps, names and macros', () => {
+    const after = new Date('2026-11-29T14:59:30.500Z'); // a Sunday
+    const next = (expression: string, n = 3) => {
+      const schedule = CronSchedule.parse(expression);
+      const out: string[] = [];
+      for (let t: Date | null = after; out.length < n; ) out.push((t = schedule.next(t!))!.toISOString());
+      return out;
+    };
+    expect(next('*/15 * * * *')).toEqual(['2026-11-29T15:00:00.000Z', '2026-11-29T15:15:00.000Z', '2026-11-29T15:30:00.000Z']);
+    expect(next('*/2 * * * * *')).toEqual(['2026-11-29T14:59:32.000Z', '2026-11-29T14:59:34.000Z', '2026-11-29T14:59:36.000Z']);
+    expect(next('0 9 * * MON-FRI')).toEqual(['2026-11-30T09:00:00.000Z', '2026-12-01T09:00:00.000Z', '2026-12-02T09:00:00.000Z']);
+    expect(next('0 0 13 * 5')).toEqual(['2026-12-04T00:00:00.000Z', '2026-12-11T00:00:00.000Z', '2026-12-13T00:00:00.000Z']);
+    expect(next('0 0 29 2 *', 2)).toEqual(['2028-02-29T00:00:00.000Z', '2032-02-29T00:00:00.000Z']);
+    expect(next('5/20 * * * *')).toEqual(['2026-11-29T15:05:00.000Z', '2026-11-29T15:25:00.000Z', '2026-11-29T15:45:00.000Z']);
+    expect(next('0 12 * * 7', 1)).toEqual(['2026-12-06T12:00:00.000Z']);
+    expect(next('@daily', 2)).toEqual(['2026-11-30T00:00:00.000Z', '2026-12-01T00:00:00.000Z']);
+    expect(next('0 0 1 jan *', 1)).toEqual(['2027-01-01T00:00:00.000Z']);
+    const s = CronSchedule.parse('*/10 * * * * *');
+    expect(s.latest(new Date('2026-11-29T15:00:35Z'), new Date('2026-11-29T14:59:59.999Z'))!.toISOString()).toBe('2026-11-29T15:00:30.000Z');
+  });
+
+  it.each([
+    ['* * * *', '5 fields (minute hour day month weekday) or 6 (seconds first), got 4'],
+    ['61 * * * *', 'minute field "61": 61 is outside 0-59'],
+    ['0 0 30 2 *', 'it matches no time in the next 5 years'],
+    ['*/0 * * * *', 'minute field "*/0": step "0" must be a whole number from 1'],
+    ['5-1 * * * *', 'minute field "5-1": range 5-1 runs backwards'],
+    ['@often', 'unknown macro (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)'],
+    ['0 0 * * funday', 'weekday field "funday": "funday" is not a number or a name'],
+  ])('defineTask refuses the schedule %j at import', (cron, why) => {
+    expect(() => defineTask({ schedule: cron, run: () => 1 })).toThrow(`defineTask: schedule: invalid cron expression "${cron}": ${why}`);
+  });
+
+  it('defineTask refuses a schedule payload that is not an object', () => {
+    expect(() => defineTask({ schedule: { cron: '@hourly', payload: [1] as never }, run: () => 1 })).toThrow('defineTask: schedule.payload must be an object');
+    expect(() => defineTask({ schedule: 5 as never, run: () => 1 })).toThrow('defineTask: schedule must be a cron expression or { cron, payload }');
+  });
+});
