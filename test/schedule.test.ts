@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/schedule/cron.js';
 import { defineTask } from '../src/task.js';
 import { query, useTestSchema } from './support/database.js';
-import { fixture, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -17,6 +17,12 @@ describe('scheduled tasks', () => {
     await expect
       .poll(async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where name = 'sched.tick' and state = 'succeeded'`))[0]!.n, { timeout: 20_000 })
       .toBeGreaterThanOrEqual(3);
+    // status shows what the live supervisors keep: the next tick (ahead), the last one fired (behind).
+    const status = await runCli(['status', '--json'], { schema });
+    const { schedules } = JSON.parse(status.stdout) as { schedules: { name: string; cron: string; nextAt: string; lastFiredAt: string }[] };
+    expect(schedules.map((s) => [s.name, s.cron])).toEqual([['sched.slow', '* * * * * *'], ['sched.tick', '*/2 * * * * *']]);
+    for (const s of schedules) expect(Date.parse(s.nextAt)).toBeGreaterThan(Date.parse(s.lastFiredAt));
+    expect((await runCli(['status'], { schema })).stdout).toMatch(/\nschedule sched\.tick \(\*\/2 \* \* \* \* \*, UTC\): next \S+Z, last \S+Z\n/);
     await Promise.all(sups.map((s) => s.stop()));
 
     type Row = { name: string; state: string; payload: { kind?: string; scheduledAt: string }; created_at: Date; finished_at: Date | null };
@@ -39,8 +45,8 @@ describe('scheduled tasks', () => {
     expect(slow.length).toBeGreaterThanOrEqual(1);
     for (let i = 1; i < slow.length; i++) expect(slow[i]!.created_at.getTime()).toBeGreaterThanOrEqual(slow[i - 1]!.finished_at!.getTime());
     expect(sups.flatMap((s) => s.logs).some((l) => l.event === 'schedule_skipped' && l.task === 'sched.slow')).toBe(true);
-    const [schedules] = await query<{ n: number }>(`select count(*)::int as n from "${schema}".schedules`);
-    expect(schedules!.n).toBe(2);
+    const [rowsInTable] = await query<{ n: number }>(`select count(*)::int as n from "${schema}".schedules`);
+    expect(rowsInTable!.n).toBe(2);
   });
 
   it('cron expressions: next times in UTC, both day fields either-or, steps, names and macros', () => {

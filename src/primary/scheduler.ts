@@ -33,6 +33,8 @@ const retryMs = 1_000;
 
 export class Scheduler {
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Each scheduled task's next tick, for the status snapshot. */
+  readonly #next = new Map<string, { cron: string; at: Date | null }>();
   #stopped = false;
 
   constructor(private readonly deps: SchedulerDeps) {}
@@ -44,7 +46,14 @@ export class Scheduler {
       const next = schedule.next(now);
       this.deps.log.info({ event: 'schedule_armed', task: task.name, cron: task.cron, next: next?.toISOString() ?? null }, `${task.name} scheduled: ${task.cron} (UTC)`);
       if (next) this.#wait(task, schedule, next);
+      else this.#next.set(task.name, { cron: task.cron, at: null });
     }
+  }
+
+  /** The schedules this supervisor keeps, with their next tick (what `prefork status` shows). */
+  armed(): { name: string; cron: string; nextAt: string | null }[] {
+    if (this.#stopped) return [];
+    return [...this.#next].map(([name, n]) => ({ name, cron: n.cron, nextAt: n.at?.toISOString() ?? null }));
   }
 
   /** No tick fires from now on (a statement in flight still completes). */
@@ -56,6 +65,7 @@ export class Scheduler {
 
   #wait(task: ScheduledTask, schedule: CronSchedule, tick: Date): void {
     if (this.#stopped) return;
+    this.#next.set(task.name, { cron: task.cron, at: tick });
     const timer = setTimeout(
       () => {
         this.#timers.delete(timer);
@@ -89,5 +99,6 @@ export class Scheduler {
     }
     const next = schedule.next(tick);
     if (next) this.#wait(task, schedule, next);
+    else this.#next.set(task.name, { cron: task.cron, at: null });
   }
 }

@@ -536,6 +536,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       // Claimed and not started: in the primary's buffer or queued on a worker.
       buffered: this.#dispatcher.buffered + this.#pool.handles.reduce((n, h) => n + h.queued, 0),
       dbConnections: this.#connectionsSnapshot(),
+      schedules: this.#scheduler.armed(),
     };
   }
 

@@ -1,13 +1,15 @@
 import type { Queryable } from '../db/queryable.js';
 import { countTasksByState } from './read-tasks.js';
+import { scheduleFigures } from './schedule-report.js';
 import { liveSupervisorFigures } from './watch-report.js';
 
 /**
- * What `status` shows: every live supervisor with its workers, and the queue by state. The documented subset
+ * What `status` shows: every live supervisor with its workers, the queue by state, and the scheduled tasks. The documented subset
  * of what `status --watch` reads from the supervisors' snapshots (one reader of the snapshot, in watch-report).
  */
 export async function statusReport(db: Queryable, schema: string, leaseMs: number) {
   const [supervisors, queue] = await Promise.all([liveSupervisorFigures(db, schema, leaseMs), countTasksByState(db, schema)]);
+  const schedules = await scheduleFigures(db, schema, supervisors);
   return {
     supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, tasks, workers }) => ({
       id,
@@ -22,6 +24,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
       workers,
     })),
     queue,
+    schedules,
   };
 }
 

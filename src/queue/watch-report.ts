@@ -58,6 +58,8 @@ export interface SupervisorFigures {
   dbConnections: DbConnectionFigures | null;
   buffered: number | null;
   pendingOutcomes: number | null;
+  /** The scheduled tasks this supervisor keeps, with their next tick. */
+  schedules: { name: string; cron: string; nextAt: string | null }[];
 }
 
 export interface WatchReport {
@@ -127,6 +129,11 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
     },
     buffered: numberOr(snap.buffered, null),
     pendingOutcomes: numberOr(snap.pendingOutcomes, null),
+    schedules: (Array.isArray(snap.schedules) ? snap.schedules : []).map(object).map((x) => ({
+      name: stringOr(x.name, ''),
+      cron: stringOr(x.cron, ''),
+      nextAt: typeof x.nextAt === 'string' ? x.nextAt : null,
+    })),
   };
 }
 
