@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded/postgres.js';
 import { databaseUrl, query, useTestSchema } from './support/database.js';
-import { runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { fixture, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { countByState, insertTasks, waitForFinal } from './support/tasks.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -100,6 +100,30 @@ describe('outages', () => {
     // About 12 s alone; its own budget: after the outage the tasks may wait out a retry backoff (up to 2-4 s
     // for a task that failed twice during it), on a machine that may be running other test files beside it.
   }, 120_000);
+
+  it("a schedule's ticks during an outage fold into one run once the database is back; none is queued twice", async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--tasks', fixture('scheduled-tasks.js'), '--workers', '2', '--database-url', proxy.url()]);
+    await sup.ready();
+    const ticks = async () =>
+      (await query<{ at: string }>(`select payload->>'scheduledAt' as at from "${schema}".tasks where name = 'sched.tick' order by id`)).map((r) => Date.parse(r.at));
+    await expect.poll(async () => (await ticks()).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+    await outage(proxy);
+    await sup.waitForEvent('schedule_fire_failed');
+    await new Promise((r) => setTimeout(r, 4_500));
+    await proxy.restore();
+    const before = (await ticks()).length;
+    // Within 30 s: a claim whose reply the outage cut is given back after 10 to 15 s (faults.test, lost replies).
+    await expect.poll(async () => (await ticks()).length, { timeout: 30_000 }).toBeGreaterThanOrEqual(before + 2);
+    await sup.stop();
+
+    const at = await ticks();
+    expect(new Set(at).size, 'a tick queued twice').toBe(at.length);
+    // Every 2 s, except one gap where the outage's ticks became a single run.
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    expect(gaps.filter((g) => g !== 2_000)).toHaveLength(1);
+    expect(gaps.find((g) => g !== 2_000)).toBeGreaterThanOrEqual(4_000);
+  }, 60_000);
 
   it('workers started while the database is down wait for it, then become ready', async () => {
     const schema = schemaName();

@@ -225,6 +225,33 @@ describe('crashes', () => {
   });
 });
 
+describe('lost replies', () => {
+  it('a task the database says this live supervisor runs, and it does not know of, goes back to the queue and runs; one it holds is left alone', async () => {
+    const schema = schemaName();
+    // A lease of 3 s: the supervisor looks for lost tasks every second.
+    const sup = start(schema, ['--workers', '2', '--lease', '3000']);
+    await sup.ready();
+    const supervisorId = sup.logs.find((l) => typeof l.supervisorId === 'string')!.supervisorId as string;
+    // Held: running for 12 s, past the age (10 s) at which an unknown task counts as lost.
+    const held = (JSON.parse((await runCli(['send', 'fixture.dbSleep', '{"seconds": 12}', '--max-attempts', '1', '--json'], { schema })).stdout) as { id: string }).id;
+    // Lost: as a claim leaves it whose commit succeeded while its reply was lost with the connection.
+    const [lost] = await insertTasks(schema, 'fixture.failOnce', [{}], { delayMs: 3_600_000 });
+    await query(`update "${schema}".tasks set state = 'running', attempts = 1, supervisor_id = $2, started_at = now() - interval '1 minute' where id = $1`, [lost, supervisorId]);
+
+    await sup.waitForEvent('lost_claims_released');
+    expect(sup.events('lost_claims_released')[0]!.taskIds).toEqual([lost]);
+    await waitForFinal(schema, 2, 30_000);
+    const rows = await query<{ id: string; state: string; attempts: number }>(`select id::text, state, attempts from "${schema}".tasks order by id`);
+    // The lost one was given back uncounted, then retried once (failOnce) like any task; the held one ran on.
+    expect(rows).toEqual([
+      { id: held, state: 'succeeded', attempts: 1 },
+      { id: lost, state: 'succeeded', attempts: 2 },
+    ]);
+    expect(sup.events('lost_claims_released').flatMap((l) => l.taskIds as string[])).toEqual([lost]);
+    await sup.stop();
+  }, 60_000);
+});
+
 describe('stops, reloads and recycling', () => {
   it('stop lets the 4 running tasks finish and leaves the 100 queued ones for the next start', async () => {
     const schema = schemaName();

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { PreparingQueryable } from '../db/queryable.js';
 import type { SubmitRequest } from '../direct/protocol.js';
 import { publicError } from '../errors.js';
-import { insertClaimed } from '../queue/add-claimed.js';
+import { insertClaimed, type InsertedTask } from '../queue/add-claimed.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import type { ClaimedTask } from '../queue/claim-tasks.js';
 import type { Settlement } from '../queue/settle-tasks.js';
@@ -46,7 +46,14 @@ export class DirectSubmissions {
   /** Tasks taken over the socket whose sender waits there for the outcome. */
   readonly #waiters = new Map<string, Waiter>();
 
+  /** Inserts sent and not yet answered (their task may be running under this supervisor already). */
+  #inserting = 0;
+
   constructor(private readonly deps: DirectSubmissionDeps) {}
+
+  get inserting(): boolean {
+    return this.#inserting > 0;
+  }
 
   /** The socket's path once it listens, for the supervisors table. */
   get socketPath(): string | null {
@@ -144,16 +151,22 @@ export class DirectSubmissions {
         connection.send({ op: 'accepted', ref: r.ref, id: added.id, deduplicated: added.deduplicated, direct: false });
         return;
       }
-      const row = await insertClaimed(db, schema, {
-        name: r.name,
-        payload: r.payload,
-        queue,
-        priority: r.priority ?? 0,
-        maxAttempts: r.maxAttempts ?? null,
-        key: r.key ?? null,
-        supervisorId: this.deps.supervisorId,
-        submission: r.submission,
-      });
+      this.#inserting += 1;
+      let row: InsertedTask;
+      try {
+        row = await insertClaimed(db, schema, {
+          name: r.name,
+          payload: r.payload,
+          queue,
+          priority: r.priority ?? 0,
+          maxAttempts: r.maxAttempts ?? null,
+          key: r.key ?? null,
+          supervisorId: this.deps.supervisorId,
+          submission: r.submission,
+        });
+      } finally {
+        this.#inserting -= 1;
+      }
       if (row.state !== 'running' || row.deduplicated) {
         connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
         return;

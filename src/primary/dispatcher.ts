@@ -87,6 +87,18 @@ export class Dispatcher {
     this.#timerAt = Infinity;
   }
 
+  /** Claim statements sent and not yet answered (their tasks may be running under this supervisor already). */
+  #claiming = 0;
+
+  get claiming(): boolean {
+    return this.#claiming > 0;
+  }
+
+  /** The ids of the tasks claimed and not yet handed to a worker. */
+  bufferedIds(): string[] {
+    return this.#buffer.map((t) => t.id);
+  }
+
   get buffered(): number {
     return this.#buffer.length;
   }
@@ -192,15 +204,21 @@ export class Dispatcher {
     this.#claimedAt = now;
     const want = free + this.#target - this.#buffer.length;
     const wakes = this.#wakes;
-    const tasks = await claimTasks(this.deps.db, this.deps.schema, {
-      supervisorId: this.deps.supervisorId,
-      names,
-      limit: want,
-      maxAttemptsByName: this.deps.maxAttemptsByName(),
-      defaultMaxAttempts: this.deps.defaultMaxAttempts,
-      queues: this.deps.queues,
-    });
-    this.#buffer.push(...tasks);
+    this.#claiming += 1;
+    let tasks: ClaimedTask[];
+    try {
+      tasks = await claimTasks(this.deps.db, this.deps.schema, {
+        supervisorId: this.deps.supervisorId,
+        names,
+        limit: want,
+        maxAttemptsByName: this.deps.maxAttemptsByName(),
+        defaultMaxAttempts: this.deps.defaultMaxAttempts,
+        queues: this.deps.queues,
+      });
+      this.#buffer.push(...tasks);
+    } finally {
+      this.#claiming -= 1;
+    }
     this.#queueDeep = tasks.length === want;
     this.#queueEmpty = !this.#queueDeep && wakes === this.#wakes;
     this.#grown = false;

@@ -32,6 +32,7 @@ import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
 import { DirectSubmissions } from './direct-submissions.js';
 import { Scheduler } from './scheduler.js';
+import { releaseLost } from '../queue/release-lost.js';
 import { TimeLimits, type TimeLimitActions } from './time-limits.js';
 import type { SupervisorOptions } from './supervisor-options.js';
 import { until } from './wait.js';
@@ -42,6 +43,11 @@ import { WorkerPool } from './worker-pool.js';
 const settleLingerMs = 10;
 /** The largest buffer the automatic prefetch grows to: claims of up to this many tasks in one statement. */
 const maxAutoPrefetch = 1_000;
+/**
+ * A task running under this supervisor and unknown to it is taken for lost once claimed this long ago: far
+ * beyond the moment between a claim's commit and its tasks reaching memory (and no claim is in flight then).
+ */
+const lostClaimAgeMs = 10_000;
 
 export interface SupervisorEvents {
   /** A stop (graceful or forced) finished. */
@@ -575,6 +581,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   }
 
   async #recover(): Promise<void> {
+    await this.#releaseLost();
     try {
       const dead = await deadSupervisorsOnHost(this.#db, this.#options.schema, this.host, this.id);
       const { requeued, failed } = await recoverOrphans(this.#db, this.#options.schema, {
@@ -590,6 +597,29 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       }
     } catch (error) {
       this.#log.warn({ event: 'recover_failed', err: error }, 'could not look for orphaned tasks');
+    }
+  }
+
+  /**
+   * Gives back the tasks the database says this supervisor runs and it does not know of (a claim or insert whose
+   * reply was lost with its connection, a release that failed). Not while a claim or insert awaits its reply:
+   * its tasks are in the database before they are in memory.
+   */
+  async #releaseLost(): Promise<void> {
+    if (this.#phase !== 'running' || this.#dispatcher.claiming || this.#direct.inserting) return;
+    const held = [
+      ...this.#dispatcher.bufferedIds(),
+      ...this.#pool.handles.flatMap((h) => [...h.inFlight.keys()]),
+      ...this.#settler.heldIds(),
+    ];
+    try {
+      const ids = await releaseLost(this.#db, this.#options.schema, this.id, lostClaimAgeMs, held);
+      if (ids.length > 0) {
+        this.#log.warn({ event: 'lost_claims_released', taskIds: ids }, 'tasks running under this supervisor that it did not know of (a reply lost with its connection) went back to the queue');
+        this.#dispatcher.wake();
+      }
+    } catch (error) {
+      this.#log.warn({ event: 'release_lost_failed', err: error }, 'could not look for lost claims');
     }
   }
 
