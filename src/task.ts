@@ -53,7 +53,7 @@ export interface TaskOptions extends TaskSessionOverrides {
    */
   hardTimeoutMs?: number;
   /**
-   * Queue this task on a schedule: a cron expression in UTC (`'*∕15 * * * *'`, six fields for seconds, `@daily`),
+   * Queue this task on a schedule: a cron expression in UTC (`'0 3 * * *'`, six fields for seconds, `@daily`),
    * or `{ cron, payload }`. Each tick's payload is `payload` with `scheduledAt` (the tick, ISO). A tick whose
    * previous run is still queued or running is skipped.
    */

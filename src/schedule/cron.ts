@@ -1,10 +1,8 @@
-/**
- * Cron expressions, in UTC: `minute hour day-of-month month day-of-week`, or six fields with seconds first.
- * Each field takes `*`, a number, a range `a-b`, a step `*∕n` or `a-b∕n` or `a∕n`, and lists of those (`1,15,30-40`);
- * months and days also by name (`JAN`, `MON`); Sunday is 0 or 7. As in Vixie cron, when both day fields are
- * restricted a day matching either is a match. Also `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily`
- * (`@midnight`) and `@hourly`.
- */
+// Cron expressions, in UTC: `minute hour day-of-month month day-of-week`, or six fields with seconds first.
+// Each field takes `*`, a number, a range `a-b`, a step `*/n` or `a-b/n` or `a/n`, and lists of those
+// (`1,15,30-40`); months and days also by name (`JAN`, `MON`); Sunday is 0 or 7. As in Vixie cron, when both
+// day fields are restricted a day matching either is a match. Also `@yearly` (`@annually`), `@monthly`,
+// `@weekly`, `@daily` (`@midnight`) and `@hourly`.
 import { PreforkError } from '../errors.js';
 
 interface Field {

@@ -223,7 +223,7 @@ Examples:
     const retried = results.filter((r) => r.outcome === 'retried').map((r) => r.id);
     const notRetried = results.filter((r) => r.outcome !== 'retried');
     if (flags.json) process.stdout.write(`${JSON.stringify({ retried, notRetried })}\n`);
-    else if (byFilter) process.stdout.write(renderBulkRetry(retried, notRetried));
+    else if (byFilter) process.stdout.write(renderBulkRetry(retried, notRetried.map((r) => r.id)));
     else process.stdout.write(results.map((r) => `task ${r.id}: ${retryWords[r.outcome]}\n`).join(''));
     if (!byFilter && notRetried.length > 0) process.exitCode = exitCodes.taskFailed;
   });
@@ -231,11 +231,8 @@ Examples:
 
 const idsShown = 20;
 
-function renderBulkRetry(retried: readonly string[], keyInUse: readonly { id: string }[]): string {
-  const ids = (list: readonly { id: string }[] | readonly string[]) => {
-    const shown = list.slice(0, idsShown).map((x) => (typeof x === 'string' ? x : x.id));
-    return `${shown.join(', ')}${list.length > idsShown ? `, … (${list.length - idsShown} more; --json lists all)` : ''}`;
-  };
+function renderBulkRetry(retried: readonly string[], keyInUse: readonly string[]): string {
+  const ids = (list: readonly string[]) => `${list.slice(0, idsShown).join(', ')}${list.length > idsShown ? `, … (${list.length - idsShown} more; --json lists all)` : ''}`;
   const lines = [retried.length === 0 ? 'no task matched: nothing retried' : `queued again: ${plural(retried.length, 'task')} (${ids(retried)})`];
   if (keyInUse.length > 0) lines.push(`not retried: ${plural(keyInUse.length, 'task')} whose key a queued or running task holds (${ids(keyInUse)})`);
   return `${lines.join('\n')}\n`;
