@@ -228,12 +228,12 @@ describe('crashes', () => {
 describe('lost replies', () => {
   it('a task the database says this live supervisor runs, and it does not know of, goes back to the queue and runs; one it holds is left alone', async () => {
     const schema = schemaName();
-    // A lease of 3 s: the supervisor looks for lost tasks every second.
+    // A lease of 3 s: the supervisor looks every second for tasks it does not know of, claimed over 3 s ago.
     const sup = start(schema, ['--workers', '2', '--lease', '3000']);
     await sup.ready();
     const supervisorId = sup.logs.find((l) => typeof l.supervisorId === 'string')!.supervisorId as string;
-    // Held: running for 12 s, past the age (10 s) at which an unknown task counts as lost.
-    const held = (JSON.parse((await runCli(['send', 'fixture.dbSleep', '{"seconds": 12}', '--max-attempts', '1', '--json'], { schema })).stdout) as { id: string }).id;
+    // Held: running for 6 s, past the age at which an unknown task counts as lost.
+    const held = (JSON.parse((await runCli(['send', 'fixture.dbSleep', '{"seconds": 6}', '--max-attempts', '1', '--json'], { schema })).stdout) as { id: string }).id;
     // Lost: as a claim leaves it whose commit succeeded while its reply was lost with the connection.
     const [lost] = await insertTasks(schema, 'fixture.failOnce', [{}], { delayMs: 3_600_000 });
     await query(`update "${schema}".tasks set state = 'running', attempts = 1, supervisor_id = $2, started_at = now() - interval '1 minute' where id = $1`, [lost, supervisorId]);

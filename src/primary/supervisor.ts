@@ -44,8 +44,9 @@ const settleLingerMs = 10;
 /** The largest buffer the automatic prefetch grows to: claims of up to this many tasks in one statement. */
 const maxAutoPrefetch = 1_000;
 /**
- * A task running under this supervisor and unknown to it is taken for lost once claimed this long ago: far
- * beyond the moment between a claim's commit and its tasks reaching memory (and no claim is in flight then).
+ * A task running under this supervisor and unknown to it is taken for lost once claimed this long ago (or a
+ * lease ago, if that is shorter): far beyond the moment between a claim's commit and its tasks reaching memory,
+ * and no claim is in flight when it is looked for.
  */
 const lostClaimAgeMs = 10_000;
 
@@ -613,7 +614,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       ...this.#settler.heldIds(),
     ];
     try {
-      const ids = await releaseLost(this.#db, this.#options.schema, this.id, lostClaimAgeMs, held);
+      const ids = await releaseLost(this.#db, this.#options.schema, this.id, Math.min(lostClaimAgeMs, this.#options.leaseMs), held);
       if (ids.length > 0) {
         this.#log.warn({ event: 'lost_claims_released', taskIds: ids }, 'tasks running under this supervisor that it did not know of (a reply lost with its connection) went back to the queue');
         this.#dispatcher.wake();
