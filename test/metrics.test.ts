@@ -88,6 +88,23 @@ describe('metrics', () => {
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
   });
 
+  it('counts the ticks of task schedules: queued, and skipped while the last run is not done', async () => {
+    const schema = schemaName();
+    const { sup, port } = await startWithMetrics(schema, ['--workers', '2', '--tasks', fixture('scheduled-tasks.js')]);
+    await sup.ready();
+    const ticks = async (task: string, outcome: string) => sample(await scrape(port), 'prefork_schedule_ticks_total', { task, outcome }) ?? 0;
+    await expect.poll(() => ticks('sched.slow', 'skipped')).toBeGreaterThanOrEqual(1);
+    expect(await ticks('sched.slow', 'queued')).toBeGreaterThanOrEqual(1);
+    await expect.poll(() => ticks('sched.tick', 'queued')).toBeGreaterThanOrEqual(1);
+    // As many as the log says were queued (read around the scrape: a tick may come meanwhile).
+    const logged = () => sup.events('schedule_fired').filter((l) => l.task === 'sched.tick').length;
+    const before = logged();
+    const counted = await ticks('sched.tick', 'queued');
+    expect(counted).toBeGreaterThanOrEqual(before);
+    expect(counted).toBeLessThanOrEqual(logged());
+    await sup.stop();
+  });
+
   it('answers /healthz 503 while stopping, and closes the port when the supervisor stopped', async () => {
     const schema = schemaName();
     const { sup, port } = await startWithMetrics(schema, ['--workers', '1', '--tasks', fixture('tasks.js'), '--shutdown-timeout', '20000']);

@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Supervisor } from '../primary/supervisor.js';
 import type { TaskFinished } from '../primary/outcomes.js';
+import type { ScheduleTick } from '../primary/scheduler.js';
 import { taskStates } from '../queue/task-row.js';
 import type { QueueDepth } from './queue-depth.js';
 
@@ -26,6 +27,7 @@ export class SupervisorMetrics {
   readonly #tasks: Counter<'task' | 'outcome'>;
   readonly #durations: Histogram<'task'>;
   readonly #workerExits: Counter<'crashed'>;
+  readonly #scheduleTicks: Counter<'task' | 'outcome'>;
 
   constructor() {
     const registers = [this.registry];
@@ -50,6 +52,12 @@ export class SupervisorMetrics {
       registers,
     });
     for (const crashed of ['true', 'false']) this.#workerExits.inc({ crashed }, 0);
+    this.#scheduleTicks = new Counter({
+      name: 'prefork_schedule_ticks_total',
+      help: 'Ticks of task schedules this supervisor handled, by task name and outcome: queued, skipped (the last run was not done), failed (the database did not answer; tried again)',
+      labelNames: ['task', 'outcome'],
+      registers,
+    });
     const snapshot = () => this.#source?.snapshot();
     new Gauge({
       name: 'prefork_workers',
@@ -114,11 +122,14 @@ export class SupervisorMetrics {
     this.#queue = queue;
     const onFinished = (f: TaskFinished) => this.observeTask(f);
     const onExit = (e: { crashed: boolean }) => this.#workerExits.inc({ crashed: String(e.crashed) });
+    const onTick = (t: ScheduleTick) => this.#scheduleTicks.inc({ task: t.name, outcome: t.outcome });
     source.on('taskFinished', onFinished);
     source.on('workerExited', onExit);
+    source.on('scheduleTick', onTick);
     this.#detach = () => {
       source.off('taskFinished', onFinished);
       source.off('workerExited', onExit);
+      source.off('scheduleTick', onTick);
     };
   }
 

@@ -25,6 +25,13 @@ export interface SchedulerDeps {
   log: Logger;
   /** Keeps a background promise for the stop to wait on. */
   track: (promise: Promise<unknown>) => void;
+  /** Each tick this supervisor handled: its run queued, skipped (the last run not done), or failed (retried). */
+  onTick?: (tick: ScheduleTick) => void;
+}
+
+export interface ScheduleTick {
+  name: string;
+  outcome: 'queued' | 'skipped' | 'failed';
 }
 
 /** Node's longest timer; a tick further away is waited for in steps. */
@@ -88,8 +95,10 @@ export class Scheduler {
       if (!fired) log.debug({ event: 'schedule_fired_elsewhere', task: task.name, tick: tick.toISOString() }, 'tick fired by another supervisor');
       else if (taskId) log.info({ event: 'schedule_fired', task: task.name, tick: tick.toISOString(), taskId }, `${task.name} queued for ${tick.toISOString()}`);
       else log.warn({ event: 'schedule_skipped', task: task.name, tick: tick.toISOString() }, `${task.name}: tick skipped, the previous run is still queued or running`);
+      if (fired) this.deps.onTick?.({ name: task.name, outcome: taskId ? 'queued' : 'skipped' });
     } catch (error) {
       log.warn({ event: 'schedule_fire_failed', task: task.name, tick: tick.toISOString(), err: error }, `could not queue ${task.name}; trying again in 1 s`);
+      this.deps.onTick?.({ name: task.name, outcome: 'failed' });
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
         this.deps.track(this.#fire(task, schedule, tick));

@@ -31,7 +31,7 @@ import { Listener } from './listener.js';
 import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
 import { DirectSubmissions } from './direct-submissions.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler, type ScheduleTick } from './scheduler.js';
 import { releaseLost } from '../queue/release-lost.js';
 import { TimeLimits, type TimeLimitActions } from './time-limits.js';
 import type { SupervisorOptions } from './supervisor-options.js';
@@ -57,6 +57,8 @@ export interface SupervisorEvents {
   taskFinished: [TaskFinished];
   /** A worker process exited; `crashed` when it was not asked to. */
   workerExited: [{ workerId: number; pid: number; crashed: boolean }];
+  /** A tick of a task's schedule was handled here (for metrics). */
+  scheduleTick: [ScheduleTick];
 }
 
 type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -152,7 +154,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
     this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
     this.#outcomes = new Outcomes(this.#settler, this.#taskInfo, options.hardTimeoutMs, this.#log);
-    this.#scheduler = new Scheduler({ db: this.#db, schema: options.schema, log: this.#log, track: (promise) => this.#track(promise) });
+    this.#scheduler = new Scheduler({
+      db: this.#db,
+      schema: options.schema,
+      log: this.#log,
+      track: (promise) => this.#track(promise),
+      onTick: (tick) => this.emit('scheduleTick', tick),
+    });
     this.#direct = new DirectSubmissions({
       db: this.#db,
       schema: options.schema,
