@@ -21,8 +21,8 @@ export interface TaskInfo {
   backoff?: BackoffOptions | undefined;
   softTimeoutMs?: number | undefined;
   hardTimeoutMs?: number | undefined;
-  /** The task's schedule (a cron expression in UTC, and the payload of each tick). */
-  schedule?: { cron: string; payload: Record<string, unknown> } | undefined;
+  /** The task's schedule (a cron expression, its time zone (null: UTC), and the payload of each tick). */
+  schedule?: { cron: string; payload: Record<string, unknown>; timeZone: string | null } | undefined;
 }
 
 // ---- primary -> worker ----------------------------------------------------------------------------------

@@ -54,10 +54,10 @@ export interface TaskOptions extends TaskSessionOverrides {
   hardTimeoutMs?: number;
   /**
    * Queue this task on a schedule: a cron expression in UTC (`'0 3 * * *'`, six fields for seconds, `@daily`),
-   * or `{ cron, payload }`. Each tick's payload is `payload` with `scheduledAt` (the tick, ISO). A tick whose
+   * or `{ cron, payload, timeZone }` (an IANA name: `'Europe/Berlin'`). Each tick's payload is `payload` with `scheduledAt` (the tick, ISO). A tick whose
    * previous run is still queued or running is skipped.
    */
-  schedule?: string | { cron: string; payload?: Record<string, unknown> };
+  schedule?: string | { cron: string; payload?: Record<string, unknown>; timeZone?: string };
 }
 
 export type BackoffOptions =
@@ -111,9 +111,11 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
 
 function checkSchedule(schedule: unknown, invalid: (message: string) => PreforkError): void {
   const cron = typeof schedule === 'string' ? schedule : (schedule as { cron?: unknown } | null)?.cron;
-  if (typeof cron !== 'string') throw invalid("schedule must be a cron expression or { cron, payload }");
+  if (typeof cron !== 'string') throw invalid('schedule must be a cron expression or { cron, payload, timeZone }');
+  const timeZone = typeof schedule === 'string' ? undefined : (schedule as { timeZone?: unknown }).timeZone;
+  if (timeZone !== undefined && typeof timeZone !== 'string') throw invalid('schedule.timeZone must be an IANA time zone name, such as Europe/Berlin');
   try {
-    CronSchedule.parse(cron);
+    CronSchedule.parse(cron, timeZone);
   } catch (error) {
     throw invalid(`schedule: ${(error as Error).message}`);
   }
@@ -131,9 +133,10 @@ function checkSchedule(schedule: unknown, invalid: (message: string) => PreforkE
 }
 
 /** A task's schedule as the primary keeps it, or undefined. */
-export function scheduleOf(d: TaskOptions): { cron: string; payload: Record<string, unknown> } | undefined {
+export function scheduleOf(d: TaskOptions): { cron: string; payload: Record<string, unknown>; timeZone: string | null } | undefined {
   if (d.schedule === undefined) return undefined;
-  return typeof d.schedule === 'string' ? { cron: d.schedule, payload: {} } : { cron: d.schedule.cron, payload: d.schedule.payload ?? {} };
+  if (typeof d.schedule === 'string') return { cron: d.schedule, payload: {}, timeZone: null };
+  return { cron: d.schedule.cron, payload: d.schedule.payload ?? {}, timeZone: d.schedule.timeZone ?? null };
 }
 
 export function isTaskDefinition(value: unknown): value is TaskDefinition {

@@ -19,8 +19,11 @@ describe('scheduled tasks', () => {
       .toBeGreaterThanOrEqual(3);
     // status shows what the live supervisors keep: the next tick (ahead), the last one fired (behind).
     const status = await runCli(['status', '--json'], { schema });
-    const { schedules } = JSON.parse(status.stdout) as { schedules: { name: string; cron: string; nextAt: string; lastFiredAt: string }[] };
-    expect(schedules.map((s) => [s.name, s.cron])).toEqual([['sched.slow', '* * * * * *'], ['sched.tick', '*/2 * * * * *']]);
+    const { schedules } = JSON.parse(status.stdout) as { schedules: { name: string; cron: string; timeZone: string; nextAt: string; lastFiredAt: string }[] };
+    expect(schedules.map((s) => [s.name, s.cron, s.timeZone])).toEqual([
+      ['sched.slow', '* * * * * *', 'Asia/Kolkata'],
+      ['sched.tick', '*/2 * * * * *', 'UTC'],
+    ]);
     for (const s of schedules) expect(Date.parse(s.nextAt)).toBeGreaterThan(Date.parse(s.lastFiredAt));
     expect((await runCli(['status'], { schema })).stdout).toMatch(/\nschedule sched\.tick \(\*\/2 \* \* \* \* \*, UTC\): next \S+Z, last \S+Z\n/);
     await Promise.all(sups.map((s) => s.stop()));
@@ -70,6 +73,29 @@ describe('scheduled tasks', () => {
     expect(s.latest(new Date('2026-11-29T15:00:35Z'), new Date('2026-11-29T14:59:59.999Z'))!.toISOString()).toBe('2026-11-29T15:00:30.000Z');
   });
 
+  it('in a time zone: the wall clock of that zone, an hour the clocks skip does not run, one they repeat runs once', () => {
+    const after = (iso: string, expression: string, timeZone: string, n: number) => {
+      const schedule = CronSchedule.parse(expression, timeZone);
+      const out: string[] = [];
+      for (let t: Date | null = new Date(iso); out.length < n; ) out.push((t = schedule.next(t!))!.toISOString());
+      return out;
+    };
+    // Berlin goes from 02:00 to 03:00 on 2027-03-28 (no 02:30 that day) and back from 03:00 to 02:00 on 2026-10-25.
+    expect(after('2027-03-27T12:00:00Z', '30 2 * * *', 'Europe/Berlin', 2)).toEqual(['2027-03-29T00:30:00.000Z', '2027-03-30T00:30:00.000Z']);
+    expect(after('2026-10-24T12:00:00Z', '30 2 * * *', 'Europe/Berlin', 2)).toEqual(['2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z']);
+    expect(after('2026-10-24T12:00:00Z', '0 * * * *', 'Europe/Berlin', 5)).toEqual([
+      '2026-10-24T13:00:00.000Z', '2026-10-24T14:00:00.000Z', '2026-10-24T15:00:00.000Z', '2026-10-24T16:00:00.000Z', '2026-10-24T17:00:00.000Z',
+    ]);
+    // Weekdays at 09:00 in New York (EST, UTC-5, in late November); midnight in Kolkata (UTC+5:30).
+    expect(after('2026-11-27T20:00:00Z', '0 9 * * 1-5', 'America/New_York', 2)).toEqual(['2026-11-30T14:00:00.000Z', '2026-12-01T14:00:00.000Z']);
+    expect(after('2026-11-29T12:00:00Z', '@daily', 'Asia/Kolkata', 2)).toEqual(['2026-11-29T18:30:00.000Z', '2026-11-30T18:30:00.000Z']);
+    expect(after('2026-11-29T12:00:00Z', '0 0 29 2 *', 'Asia/Kolkata', 1)).toEqual(['2028-02-28T18:30:00.000Z']);
+    expect(CronSchedule.parse('@hourly', 'UTC').timeZone).toBeNull();
+    expect(() => defineTask({ schedule: { cron: '@daily', timeZone: 'Mars/Olympus_Mons' }, run: () => 1 })).toThrow(
+      'defineTask: schedule: unknown time zone "Mars/Olympus_Mons" (an IANA name such as Europe/Berlin, or UTC)',
+    );
+  });
+
   it.each([
     ['* * * *', '5 fields (minute hour day month weekday) or 6 (seconds first), got 4'],
     ['61 * * * *', 'minute field "61": 61 is outside 0-59'],
@@ -84,6 +110,6 @@ describe('scheduled tasks', () => {
 
   it('defineTask refuses a schedule payload that is not an object', () => {
     expect(() => defineTask({ schedule: { cron: '@hourly', payload: [1] as never }, run: () => 1 })).toThrow('defineTask: schedule.payload must be an object');
-    expect(() => defineTask({ schedule: 5 as never, run: () => 1 })).toThrow('defineTask: schedule must be a cron expression or { cron, payload }');
+    expect(() => defineTask({ schedule: 5 as never, run: () => 1 })).toThrow('defineTask: schedule must be a cron expression or { cron, payload, timeZone }');
   });
 });

@@ -57,7 +57,7 @@ const statusShape: Shape = {
     },
   ],
   queue: { queued: 'number', running: 'number', succeeded: 'number', failed: 'number', timed_out: 'number', cancelled: 'number' },
-  schedules: [{ name: 'string', cron: 'string', nextAt: 'string|null', lastFiredAt: 'string|null' }],
+  schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null', lastFiredAt: 'string|null' }],
 };
 
 /** One refresh of `status --watch --json`. */
@@ -91,7 +91,7 @@ const watchShape: Shape = {
       dbConnections: { inUse: 'number', limit: 'number', waiting: 'number', peak: 'number', enforced: 'boolean|null' },
       buffered: 'number|null',
       pendingOutcomes: 'number|null',
-      schedules: [{ name: 'string', cron: 'string', nextAt: 'string|null' }],
+      schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null' }],
     },
   ],
   queue: { queued: 'number', running: 'number', succeeded: 'number', failed: 'number', timed_out: 'number', cancelled: 'number' },

@@ -15,6 +15,8 @@ import { CronSchedule } from '../schedule/cron.js';
 export interface ScheduledTask {
   name: string;
   cron: string;
+  /** IANA name; null: UTC. */
+  timeZone: string | null;
   /** Merged into each tick's payload, beside `scheduledAt`. */
   payload: Record<string, unknown>;
 }
@@ -41,7 +43,7 @@ const retryMs = 1_000;
 export class Scheduler {
   readonly #timers = new Set<NodeJS.Timeout>();
   /** Each scheduled task's next tick, for the status snapshot. */
-  readonly #next = new Map<string, { cron: string; at: Date | null }>();
+  readonly #next = new Map<string, { task: ScheduledTask; at: Date | null }>();
   #stopped = false;
 
   constructor(private readonly deps: SchedulerDeps) {}
@@ -49,18 +51,21 @@ export class Scheduler {
   start(tasks: readonly ScheduledTask[]): void {
     const now = new Date();
     for (const task of tasks) {
-      const schedule = CronSchedule.parse(task.cron);
+      const schedule = CronSchedule.parse(task.cron, task.timeZone);
       const next = schedule.next(now);
-      this.deps.log.info({ event: 'schedule_armed', task: task.name, cron: task.cron, next: next?.toISOString() ?? null }, `${task.name} scheduled: ${task.cron} (UTC)`);
+      this.deps.log.info(
+        { event: 'schedule_armed', task: task.name, cron: task.cron, timeZone: task.timeZone ?? 'UTC', next: next?.toISOString() ?? null },
+        `${task.name} scheduled: ${task.cron} (${task.timeZone ?? 'UTC'})`,
+      );
       if (next) this.#wait(task, schedule, next);
-      else this.#next.set(task.name, { cron: task.cron, at: null });
+      else this.#next.set(task.name, { task, at: null });
     }
   }
 
   /** The schedules this supervisor keeps, with their next tick (what `prefork status` shows). */
-  armed(): { name: string; cron: string; nextAt: string | null }[] {
+  armed(): { name: string; cron: string; timeZone: string | null; nextAt: string | null }[] {
     if (this.#stopped) return [];
-    return [...this.#next].map(([name, n]) => ({ name, cron: n.cron, nextAt: n.at?.toISOString() ?? null }));
+    return [...this.#next].map(([name, n]) => ({ name, cron: n.task.cron, timeZone: n.task.timeZone, nextAt: n.at?.toISOString() ?? null }));
   }
 
   /** No tick fires from now on (a statement in flight still completes). */
@@ -72,7 +77,7 @@ export class Scheduler {
 
   #wait(task: ScheduledTask, schedule: CronSchedule, tick: Date): void {
     if (this.#stopped) return;
-    this.#next.set(task.name, { cron: task.cron, at: tick });
+    this.#next.set(task.name, { task, at: tick });
     const timer = setTimeout(
       () => {
         this.#timers.delete(timer);
@@ -108,6 +113,6 @@ export class Scheduler {
     }
     const next = schedule.next(tick);
     if (next) this.#wait(task, schedule, next);
-    else this.#next.set(task.name, { cron: task.cron, at: null });
+    else this.#next.set(task.name, { task, at: null });
   }
 }

@@ -242,7 +242,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
     if (o.keepFinishedMs) this.#every(60_000, () => this.#deleteFinished(o.keepFinishedMs!));
     this.#dispatcher.resume();
-    this.#scheduler.start([...this.#taskInfo.values()].flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule }] : [])));
+    this.#scheduler.start(
+      [...this.#taskInfo.values()].flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule, timeZone: info.schedule.timeZone ?? null }] : [])),
+    );
     this.#log.info({ event: 'supervisor_ready', workers: this.#pool.size }, 'all workers ready');
   }
 

@@ -6,6 +6,8 @@ import type { SupervisorFigures } from './watch-report.js';
 export interface ScheduleFigures {
   name: string;
   cron: string;
+  /** The zone the expression is read in (an IANA name, or UTC). */
+  timeZone: string;
   /** The next tick, the earliest any live supervisor keeps. */
   nextAt: string | null;
   /** The last tick fired (a run queued, or skipped while the previous one was not done); null before the first. */
@@ -16,9 +18,9 @@ export interface ScheduleFigures {
 export async function scheduleFigures(db: Queryable, schema: string, supervisors: readonly SupervisorFigures[]): Promise<ScheduleFigures[]> {
   const kept = new Map<string, ScheduleFigures>();
   for (const s of supervisors) {
-    for (const { name, cron, nextAt } of s.schedules) {
+    for (const { name, cron, timeZone, nextAt } of s.schedules) {
       const seen = kept.get(name);
-      if (!seen) kept.set(name, { name, cron, nextAt, lastFiredAt: null });
+      if (!seen) kept.set(name, { name, cron, timeZone, nextAt, lastFiredAt: null });
       else if (nextAt !== null && (seen.nextAt === null || nextAt < seen.nextAt)) seen.nextAt = nextAt;
     }
   }
@@ -31,14 +33,14 @@ export async function scheduleFigures(db: Queryable, schema: string, supervisors
     const figures = kept.get(r.name)!;
     figures.lastFiredAt = r.last_fired_at.toISOString();
     // A snapshot is up to a heartbeat old: its next tick may have fired since. Then the one after is next.
-    if (figures.nextAt === null || Date.parse(figures.nextAt) <= r.last_fired_at.getTime()) figures.nextAt = nextAfter(figures.cron, r.last_fired_at) ?? figures.nextAt;
+    if (figures.nextAt === null || Date.parse(figures.nextAt) <= r.last_fired_at.getTime()) figures.nextAt = nextAfter(figures.cron, figures.timeZone, r.last_fired_at) ?? figures.nextAt;
   }
   return [...kept.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-function nextAfter(cron: string, after: Date): string | null {
+function nextAfter(cron: string, timeZone: string, after: Date): string | null {
   try {
-    return CronSchedule.parse(cron).next(after)?.toISOString() ?? null;
+    return CronSchedule.parse(cron, timeZone).next(after)?.toISOString() ?? null;
   } catch {
     return null; // an expression this version does not read (written by another)
   }

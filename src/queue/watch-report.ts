@@ -59,7 +59,7 @@ export interface SupervisorFigures {
   buffered: number | null;
   pendingOutcomes: number | null;
   /** The scheduled tasks this supervisor keeps, with their next tick. */
-  schedules: { name: string; cron: string; nextAt: string | null }[];
+  schedules: { name: string; cron: string; timeZone: string; nextAt: string | null }[];
 }
 
 export interface WatchReport {
@@ -132,6 +132,7 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
     schedules: (Array.isArray(snap.schedules) ? snap.schedules : []).map(object).map((x) => ({
       name: stringOr(x.name, ''),
       cron: stringOr(x.cron, ''),
+      timeZone: stringOr(x.timeZone, 'UTC'),
       nextAt: typeof x.nextAt === 'string' ? x.nextAt : null,
     })),
   };

@@ -1,4 +1,5 @@
-// Cron expressions, in UTC: `minute hour day-of-month month day-of-week`, or six fields with seconds first.
+// Cron expressions, in UTC or an IANA time zone: `minute hour day-of-month month day-of-week`, or six fields
+// with seconds first.
 // Each field takes `*`, a number, a range `a-b`, a step `*/n` or `a-b/n` or `a/n`, and lists of those
 // (`1,15,30-40`); months and days also by name (`JAN`, `MON`); Sunday is 0 or 7. As in Vixie cron, when both
 // day fields are restricted a day matching either is a match. Also `@yearly` (`@annually`), `@monthly`,
@@ -47,10 +48,13 @@ export class CronSchedule {
     private readonly dayOrWeekday: boolean,
     /** Whether the expression has a seconds field (ticks are then seconds apart, else minutes). */
     readonly hasSeconds: boolean,
+    /** The IANA time zone its fields are read in; null: UTC. */
+    readonly timeZone: string | null,
+    private readonly zone: Intl.DateTimeFormat | null,
   ) {}
 
-  /** Parses `expression`, or throws INVALID_OPTION with what is wrong. */
-  static parse(expression: string): CronSchedule {
+  /** Parses `expression` (in `timeZone`, an IANA name, or UTC), or throws INVALID_OPTION with what is wrong. */
+  static parse(expression: string, timeZone?: string | null): CronSchedule {
     const bad = (why: string) => new PreforkError('INVALID_OPTION', `invalid cron expression "${expression}": ${why}`, { exitCode: 2 });
     if (typeof expression !== 'string') throw new PreforkError('INVALID_OPTION', `a cron expression must be a string (got ${typeof expression})`, { exitCode: 2 });
     const text = expression.trim();
@@ -62,6 +66,14 @@ export class CronSchedule {
     const [second, minute, hour, day, month, weekday] = hasSeconds ? parts : ['0', ...parts];
     const parse = (name: keyof typeof fields, value: string) => parseField(value, fields[name], (why) => bad(`${name} field "${value}": ${why}`));
     const weekdays = new Set([...parse('weekday', weekday!)].map((d) => d % 7));
+    let zone: Intl.DateTimeFormat | null = null;
+    if (timeZone !== undefined && timeZone !== null && timeZone !== 'UTC') {
+      try {
+        zone = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric', weekday: 'short' });
+      } catch {
+        throw new PreforkError('INVALID_OPTION', `unknown time zone "${String(timeZone)}" (an IANA name such as Europe/Berlin, or UTC)`, { exitCode: 2 });
+      }
+    }
     const schedule = new CronSchedule(
       expression,
       parse('second', second!),
@@ -72,20 +84,26 @@ export class CronSchedule {
       weekdays,
       !isStar(day!) && !isStar(weekday!),
       hasSeconds,
+      zone ? timeZone! : null,
+      zone,
     );
     if (!schedule.next(new Date())) throw bad(`it matches no time in the next ${horizonYears} years`);
     return schedule;
   }
 
-  /** The first time strictly after `after` that the expression matches (UTC, whole seconds), or null within the horizon. */
+  /** The first time strictly after `after` that the expression matches (whole seconds), or null within the horizon. */
   next(after: Date): Date | null {
+    return this.zone ? this.#nextInZone(after, this.zone) : this.#nextInUtc(after);
+  }
+
+  #nextInUtc(after: Date): Date | null {
     const t = new Date(Math.floor(after.getTime() / 1000) * 1000 + 1000);
     const limit = t.getUTCFullYear() + horizonYears;
     while (t.getUTCFullYear() <= limit) {
       if (!this.month.has(t.getUTCMonth() + 1)) {
         t.setUTCMonth(t.getUTCMonth() + 1, 1);
         t.setUTCHours(0, 0, 0, 0);
-      } else if (!this.#dayMatches(t)) {
+      } else if (!this.#dayMatches(t.getUTCDate(), t.getUTCDay())) {
         t.setUTCDate(t.getUTCDate() + 1);
         t.setUTCHours(0, 0, 0, 0);
       } else if (!this.hour.has(t.getUTCHours())) {
@@ -108,11 +126,66 @@ export class CronSchedule {
     return found;
   }
 
-  #dayMatches(t: Date): boolean {
-    const day = this.day.has(t.getUTCDate());
-    const weekday = this.weekday.has(t.getUTCDay());
+  /**
+   * In a time zone the fields are read off the zone's wall clock, stepping through UTC time: a day or month that
+   * does not match skips to about its end, an hour or minute to the next. A wall-clock time the zone skips (the
+   * hour lost when clocks go forward) does not run that day; one it repeats (the hour when clocks go back) runs
+   * once, at its first occurrence: a match must read later on the wall clock than `after` does.
+   */
+  #nextInZone(after: Date, zone: Intl.DateTimeFormat): Date | null {
+    let t = Math.floor(after.getTime() / 1000) * 1000 + 1000;
+    const floor = wallClockKey(zoneFields(zone, after.getTime()));
+    const limit = t + (horizonYears + 1) * 366 * 86_400_000;
+    while (t <= limit) {
+      const f = zoneFields(zone, t);
+      const intoDay = f.hour * 3600 + f.minute * 60 + f.second;
+      if (!this.month.has(f.month) || !this.#dayMatches(f.day, f.weekday)) {
+        // Towards the day's end, two hours short so that a clock change cannot carry it past the next midnight.
+        t += Math.max(3600, 86_400 - intoDay - 7200) * 1000;
+      } else if (!this.hour.has(f.hour)) {
+        t += (3600 - f.minute * 60 - f.second) * 1000;
+      } else if (!this.minute.has(f.minute)) {
+        t += (60 - f.second) * 1000;
+      } else if (!this.second.has(f.second) || wallClockKey(f) <= floor) {
+        t += (this.hasSeconds ? 1 : 60 - f.second) * 1000;
+      } else {
+        return new Date(t);
+      }
+    }
+    return null;
+  }
+
+  #dayMatches(date: number, weekdayNumber: number): boolean {
+    const day = this.day.has(date);
+    const weekday = this.weekday.has(weekdayNumber);
     return this.dayOrWeekday ? day || weekday : day && weekday;
   }
+}
+
+interface ZoneFields {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+  weekday: number;
+}
+
+const weekdayNumbers: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+
+function zoneFields(zone: Intl.DateTimeFormat, t: number): ZoneFields {
+  const f: ZoneFields = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, weekday: 0 };
+  for (const part of zone.formatToParts(t)) {
+    if (part.type === 'weekday') f.weekday = weekdayNumbers[part.value] ?? 0;
+    else if (part.type in f) f[part.type as keyof ZoneFields] = Number(part.value);
+  }
+  return f;
+}
+
+/** The wall-clock time as one number, for ordering: YYYYMMDDhhmmss. */
+function wallClockKey(f: ZoneFields): number {
+  return ((((f.year * 100 + f.month) * 100 + f.day) * 100 + f.hour) * 100 + f.minute) * 100 + f.second;
 }
 
 function isStar(value: string): boolean {

@@ -68,7 +68,7 @@ export function renderStatus(report: StatusReport): string {
   const q = report.queue;
   lines.push(`queue: ${Object.entries(q).map(([state, n]) => `${state} ${n}`).join(', ')}`);
   for (const s of report.schedules) {
-    lines.push(`schedule ${s.name} (${s.cron}, UTC): next ${s.nextAt ?? 'never'}, last ${s.lastFiredAt ?? 'not yet'}`);
+    lines.push(`schedule ${s.name} (${s.cron}, ${s.timeZone}): next ${s.nextAt ?? 'never'}, last ${s.lastFiredAt ?? 'not yet'}`);
   }
   return `${lines.join('\n')}\n`;
 }
