@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { PreforkError, publicError } from '../../errors.js';
 import type { CancelOutcome } from '../../queue/cancel-task.js';
 import { defaultListLimit } from '../../queue/list-tasks.js';
-import type { RetryableState, RetryOutcome } from '../../queue/retry-tasks.js';
+import { retryableStates, type RetryableState, type RetryOutcome } from '../../queue/retry-tasks.js';
 import { taskStates, type TaskRow, type TaskState } from '../../queue/task-row.js';
 import { toTaskView } from '../../queue/task-view.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
@@ -173,7 +173,7 @@ export function retryCommand(): Command {
   const command = new Command('retry')
     .description('queue tasks that failed, timed out or were cancelled again, by id or by state, task name and queue')
     .argument('[ids...]', 'task ids')
-    .option('--state <states>', 'retry every task in these states (failed, timed_out, cancelled; comma-separated)', stateList('--state', ['failed', 'timed_out', 'cancelled']))
+    .option('--state <states>', 'retry every task in these states (failed, timed_out, cancelled; comma-separated)', stateList('--state', retryableStates))
     .option('--task <name>', 'retry every failed or timed-out task of this name (with --state: of those states)', nonEmpty('--task'))
     .option('--queue <name>', 'retry every failed or timed-out task of this queue (with --state: of those states)', nonEmpty('--queue'))
     .option('--attempts <n>', 'attempts each retried task may take (default 1)', integer('--attempts', 1, 1_000_000), 1)
