@@ -50,8 +50,8 @@ export class Settler {
   /** Outcomes of a batch the database refused for a value in it: written one per statement, before the rest. */
   #alone: Settlement[] = [];
   #flushing = new Set<Promise<void>>();
-  /** Outcomes of the statements being written. */
-  readonly #writing = new Set<Settlement>();
+  /** The batches of the statements being written. */
+  readonly #writing = new Set<Settlement[]>();
   #linger: NodeJS.Timeout | undefined;
   #lingerUntil = Infinity;
 
@@ -74,7 +74,7 @@ export class Settler {
 
   /** The tasks whose outcome is waiting to be written or being written: still `running` in the database. */
   heldIds(): string[] {
-    return [...this.#pending, ...this.#alone, ...this.#writing].map((s) => s.id);
+    return [...this.#pending, ...this.#alone, ...[...this.#writing].flat()].map((s) => s.id);
   }
 
   /** `ranMs`: how long the task ran, for a success (which may wait for others); otherwise written at once. */
@@ -125,7 +125,7 @@ export class Settler {
     while (this.#pending.length > 0 || this.#alone.length > 0) {
       const alone = this.#alone.length > 0;
       const batch = alone ? this.#alone.splice(0, 1) : this.#pending.splice(0, this.#batchLength());
-      for (const s of batch) this.#writing.add(s);
+      this.#writing.add(batch);
       try {
         const { settled, finishedAt } = await settleTasks(this.db, this.schema, this.supervisorId, batch);
         failures = 0;
@@ -144,7 +144,7 @@ export class Settler {
         this.log.warn({ event: 'settle_failed', err: error, retryInMs: wait, pending: this.pending }, 'could not record task outcomes; retrying');
         await delay(wait);
       } finally {
-        for (const s of batch) this.#writing.delete(s);
+        this.#writing.delete(batch);
       }
     }
   }
