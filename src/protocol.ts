@@ -3,7 +3,7 @@
  * Messages are plain JSON (cluster's default serialization); errors travel as SerializedError.
  */
 import type { SerializedError } from './errors.js';
-import type { BackoffOptions } from './task.js';
+import type { BackoffOptions, TaskSchedule } from './task.js';
 
 /** What the worker needs to run one attempt of a task. */
 export interface TaskEnvelope {
@@ -22,7 +22,7 @@ export interface TaskInfo {
   softTimeoutMs?: number | undefined;
   hardTimeoutMs?: number | undefined;
   /** The task's schedule (a cron expression, its time zone (null: UTC), and the payload of each tick). */
-  schedule?: { cron: string; payload: Record<string, unknown>; timeZone: string | null } | undefined;
+  schedule?: TaskSchedule | undefined;
 }
 
 // ---- primary -> worker ----------------------------------------------------------------------------------

@@ -54,10 +54,17 @@ export interface TaskOptions extends TaskSessionOverrides {
   hardTimeoutMs?: number;
   /**
    * Queue this task on a schedule: a cron expression in UTC (`'0 3 * * *'`, six fields for seconds, `@daily`),
-   * or `{ cron, payload, timeZone }` (an IANA name: `'Europe/Berlin'`). Each tick's payload is `payload` with `scheduledAt` (the tick, ISO). A tick whose
-   * previous run is still queued or running is skipped.
+   * or `{ cron, payload, timeZone }` (an IANA name: `'Europe/Berlin'`). Each tick's payload is `payload` with
+   * `scheduledAt` (the tick, ISO). A tick whose previous run is still queued or running is skipped.
    */
   schedule?: string | { cron: string; payload?: Record<string, unknown>; timeZone?: string };
+}
+
+/** A task's schedule as the primary keeps it (`timeZone` null: UTC). */
+export interface TaskSchedule {
+  cron: string;
+  payload: Record<string, unknown>;
+  timeZone: string | null;
 }
 
 export type BackoffOptions =
@@ -110,30 +117,27 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
 }
 
 function checkSchedule(schedule: unknown, invalid: (message: string) => PreforkError): void {
-  const cron = typeof schedule === 'string' ? schedule : (schedule as { cron?: unknown } | null)?.cron;
+  const { cron, timeZone, payload } = (typeof schedule === 'string' ? { cron: schedule } : (schedule ?? {})) as Record<string, unknown>;
   if (typeof cron !== 'string') throw invalid('schedule must be a cron expression or { cron, payload, timeZone }');
-  const timeZone = typeof schedule === 'string' ? undefined : (schedule as { timeZone?: unknown }).timeZone;
   if (timeZone !== undefined && typeof timeZone !== 'string') throw invalid('schedule.timeZone must be an IANA time zone name, such as Europe/Berlin');
   try {
     CronSchedule.parse(cron, timeZone);
   } catch (error) {
     throw invalid(`schedule: ${(error as Error).message}`);
   }
-  const payload = typeof schedule === 'string' ? undefined : (schedule as { payload?: unknown }).payload;
-  if (payload !== undefined && (payload === null || typeof payload !== 'object' || Array.isArray(payload))) {
+  if (payload === undefined) return;
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
     throw invalid('schedule.payload must be an object (each tick adds scheduledAt to it)');
   }
-  if (payload !== undefined) {
-    try {
-      payloadJson(payload, 'schedule.payload');
-    } catch (error) {
-      throw invalid((error as Error).message);
-    }
+  try {
+    payloadJson(payload, 'schedule.payload');
+  } catch (error) {
+    throw invalid((error as Error).message);
   }
 }
 
 /** A task's schedule as the primary keeps it, or undefined. */
-export function scheduleOf(d: TaskOptions): { cron: string; payload: Record<string, unknown>; timeZone: string | null } | undefined {
+export function scheduleOf(d: TaskOptions): TaskSchedule | undefined {
   if (d.schedule === undefined) return undefined;
   if (typeof d.schedule === 'string') return { cron: d.schedule, payload: {}, timeZone: null };
   return { cron: d.schedule.cron, payload: d.schedule.payload ?? {}, timeZone: d.schedule.timeZone ?? null };

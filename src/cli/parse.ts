@@ -49,10 +49,12 @@ export function nonEmpty(name: string): (value: string) => string {
   };
 }
 
-/** Task ids given as arguments: each a positive whole number (exit 2 otherwise). */
+/** A task id given as an argument or a flag: a positive whole number (exit 2 otherwise). */
+export function taskId(value: string): string {
+  if (!isTaskId(value)) throw new InvalidArgumentError(`invalid task id "${value}": a task id is a positive whole number`);
+  return value;
+}
+
 export function taskIds(values: readonly string[]): string[] {
-  for (const v of values) {
-    if (!isTaskId(v)) throw new InvalidArgumentError(`invalid task id "${v}": a task id is a positive whole number`);
-  }
-  return [...values];
+  return values.map(taskId);
 }

@@ -11,14 +11,11 @@ import type { Logger } from 'pino';
 import type { PreparingQueryable } from '../db/queryable.js';
 import { fireSchedule } from '../queue/fire-schedule.js';
 import { CronSchedule } from '../schedule/cron.js';
+import type { TaskSchedule } from '../task.js';
 
-export interface ScheduledTask {
+/** A task's schedule (its `payload` is merged into each tick's, beside `scheduledAt`), and the task's name. */
+export interface ScheduledTask extends TaskSchedule {
   name: string;
-  cron: string;
-  /** IANA name; null: UTC. */
-  timeZone: string | null;
-  /** Merged into each tick's payload, beside `scheduledAt`. */
-  payload: Record<string, unknown>;
 }
 
 export interface SchedulerDeps {

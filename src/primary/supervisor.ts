@@ -240,11 +240,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#track(this.#recover());
     this.#every(o.heartbeatMs, () => this.#publish());
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
+    this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#releaseLost());
     if (o.keepFinishedMs) this.#every(60_000, () => this.#deleteFinished(o.keepFinishedMs!));
     this.#dispatcher.resume();
-    this.#scheduler.start(
-      [...this.#taskInfo.values()].flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule, timeZone: info.schedule.timeZone ?? null }] : [])),
-    );
+    this.#scheduler.start([...this.#taskInfo.values()].flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule }] : [])));
     this.#log.info({ event: 'supervisor_ready', workers: this.#pool.size }, 'all workers ready');
   }
 
@@ -592,7 +591,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   }
 
   async #recover(): Promise<void> {
-    await this.#releaseLost();
     try {
       const dead = await deadSupervisorsOnHost(this.#db, this.#options.schema, this.host, this.id);
       const { requeued, failed } = await recoverOrphans(this.#db, this.#options.schema, {

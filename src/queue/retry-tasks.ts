@@ -5,6 +5,8 @@ import { historyWithFinalAttempt } from './read-tasks.js';
 /** The states a retry takes a task out of: it ended without succeeding. */
 export const retryableStates = ['failed', 'timed_out', 'cancelled'] as const;
 export type RetryableState = (typeof retryableStates)[number];
+/** What a bulk retry takes when no states are given: cancelled tasks come back only when asked for. */
+export const defaultRetryStates: readonly RetryableState[] = ['failed', 'timed_out'];
 
 /**
  * What a retry did to one task: `retried` (queued again, due now); `not_found`; `succeeded` (not retried: send
@@ -74,8 +76,11 @@ export async function retryTasks(db: Queryable, schema: string, ids: readonly st
   return rows.map((r) => ({ id: r.id, outcome: r.outcome }));
 }
 
-/** Retries every finished task the filter selects; returns the ids retried and those a key held back (oldest first). */
-export async function retryMatching(db: Queryable, schema: string, filter: RetryFilter, attempts: number): Promise<{ retried: string[]; keyInUse: string[] }> {
+/**
+ * Retries every finished task the filter selects; returns the outcome of each selected: `retried`, or `key_in_use`
+ * for those a key held back (each kind oldest first), as `retryTasks` does for ids.
+ */
+export async function retryMatching(db: Queryable, schema: string, filter: RetryFilter, attempts: number): Promise<{ id: string; outcome: RetryOutcome }[]> {
   const q = quoteIdent(schema);
   const { rows } = await db.query<{ retried: string[]; key_in_use: string[] }>(
     `with ${retryStatement(
@@ -90,5 +95,8 @@ export async function retryMatching(db: Queryable, schema: string, filter: Retry
     [attempts, channelsFor(schema).wake, filter.states, filter.name ?? null, filter.queue ?? null],
   );
   const row = rows[0];
-  return { retried: row?.retried ?? [], keyInUse: row?.key_in_use ?? [] };
+  return [
+    ...(row?.retried ?? []).map((id) => ({ id, outcome: 'retried' as const })),
+    ...(row?.key_in_use ?? []).map((id) => ({ id, outcome: 'key_in_use' as const })),
+  ];
 }

@@ -33,7 +33,9 @@ export async function scheduleFigures(db: Queryable, schema: string, supervisors
     const figures = kept.get(r.name)!;
     figures.lastFiredAt = r.last_fired_at.toISOString();
     // A snapshot is up to a heartbeat old: its next tick may have fired since. Then the one after is next.
-    if (figures.nextAt === null || Date.parse(figures.nextAt) <= r.last_fired_at.getTime()) figures.nextAt = nextAfter(figures.cron, figures.timeZone, r.last_fired_at) ?? figures.nextAt;
+    if (figures.nextAt === null || Date.parse(figures.nextAt) <= r.last_fired_at.getTime()) {
+      figures.nextAt = nextAfter(figures.cron, figures.timeZone, r.last_fired_at) ?? figures.nextAt;
+    }
   }
   return [...kept.values()].sort((a, b) => a.name.localeCompare(b.name));
 }

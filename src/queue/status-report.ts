@@ -4,8 +4,9 @@ import { scheduleFigures } from './schedule-report.js';
 import { liveSupervisorFigures } from './watch-report.js';
 
 /**
- * What `status` shows: every live supervisor with its workers, the queue by state, and the scheduled tasks. The documented subset
- * of what `status --watch` reads from the supervisors' snapshots (one reader of the snapshot, in watch-report).
+ * What `status` shows: every live supervisor with its workers, the queue by state, and the scheduled tasks. The
+ * documented subset of what `status --watch` reads from the supervisors' snapshots (one reader of the snapshot,
+ * in watch-report).
  */
 export async function statusReport(db: Queryable, schema: string, leaseMs: number) {
   const [supervisors, queue] = await Promise.all([liveSupervisorFigures(db, schema, leaseMs), countTasksByState(db, schema)]);

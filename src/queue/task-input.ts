@@ -126,9 +126,8 @@ export function assertTimeout(timeoutMs: unknown): void {
 
 /** How many more attempts a retry gives: 1 to 1,000,000 (INVALID_OPTION). */
 export function assertRetryAttempts(attempts: unknown): void {
-  if (!(typeof attempts === 'number' && Number.isInteger(attempts) && attempts >= 1 && attempts <= 1_000_000)) {
-    throw invalidOption(`attempts must be a whole number from 1 to 1000000 (got ${show(attempts)})`);
-  }
+  if (attempts === undefined || attempts === null) throw invalidOption(`attempts must be a whole number from 1 to 1000000 (got ${show(attempts)})`);
+  wholeNumber(attempts, 'attempts', 1, 1_000_000, '');
 }
 
 /** A task list's filter: known states, non-empty name and queue, a task id to page before, a limit of 1 to 10,000. */

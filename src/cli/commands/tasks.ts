@@ -4,15 +4,15 @@
  */
 import { Command } from 'commander';
 import { PreforkError, publicError } from '../../errors.js';
-import type { CancelOutcome } from '../../queue/cancel-task.js';
-import { defaultListLimit } from '../../queue/list-tasks.js';
-import { retryableStates, type RetryableState, type RetryOutcome } from '../../queue/retry-tasks.js';
+import { cancelTask, type CancelOutcome } from '../../queue/cancel-task.js';
+import { defaultListLimit, listTasks } from '../../queue/list-tasks.js';
+import { defaultRetryStates, retryableStates, retryMatching, retryTasks, type RetryableState, type RetryOutcome } from '../../queue/retry-tasks.js';
 import { taskStates, type TaskRow, type TaskState } from '../../queue/task-row.js';
 import { toTaskView } from '../../queue/task-view.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import { duration, plural } from '../format.js';
-import { integer, nonEmpty, stateList, taskIds } from '../parse.js';
+import { integer, nonEmpty, stateList, taskId, taskIds } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
 
 interface ListFlags extends DatabaseFlags {
@@ -30,7 +30,7 @@ export function tasksCommand(): Command {
     .option('--state <states>', `only these states, comma-separated (${taskStates.join(', ')})`, stateList('--state', taskStates))
     .option('--task <name>', 'only tasks of this name', nonEmpty('--task'))
     .option('--queue <name>', 'only tasks of this queue', nonEmpty('--queue'))
-    .option('--before <id>', 'only tasks older than this id (the next page)', (v: string) => taskIds([v])[0]!)
+    .option('--before <id>', 'only tasks older than this id (the next page)', taskId)
     .option('--limit <n>', `at most this many (default ${defaultListLimit})`, integer('--limit', 1, 10_000))
     .option('--json', 'print one JSON object: { tasks: [{ id, task, queue, status, result, error, attempts, … }], more }');
   addDatabaseOptions(command);
@@ -47,7 +47,6 @@ Examples:
   );
   return command.action(async (flags: ListFlags) => {
     const database = resolveDatabase(flags);
-    const { listTasks } = await import('../../queue/list-tasks.js');
     const client = await openDatabase(database, 'prefork tasks');
     try {
       const filter = { states: flags.state, name: flags.task, queue: flags.queue, before: flags.before, limit: flags.limit };
@@ -140,7 +139,6 @@ Examples:
   return command.action(async (ids: string[], flags: CancelFlags) => {
     const checked = [...new Set(taskIds(ids))];
     const database = resolveDatabase(flags);
-    const { cancelTask } = await import('../../queue/cancel-task.js');
     const client = await openDatabase(database, 'prefork cancel');
     const results: { id: string; outcome: CancelOutcome }[] = [];
     try {
@@ -176,7 +174,7 @@ export function retryCommand(): Command {
     .option('--state <states>', 'retry every task in these states (failed, timed_out, cancelled; comma-separated)', stateList('--state', retryableStates))
     .option('--task <name>', 'retry every failed or timed-out task of this name (with --state: of those states)', nonEmpty('--task'))
     .option('--queue <name>', 'retry every failed or timed-out task of this queue (with --state: of those states)', nonEmpty('--queue'))
-    .option('--attempts <n>', 'attempts each retried task may take (default 1)', integer('--attempts', 1, 1_000_000), 1)
+    .option('--attempts <n>', 'attempts each retried task may take', integer('--attempts', 1, 1_000_000), 1)
     .option('--json', 'print one JSON object: { retried: [ids], notRetried: [{ id, outcome }] }');
   addDatabaseOptions(command);
   command.addHelpText(
@@ -206,17 +204,12 @@ Examples:
     }
     const checked = taskIds(ids);
     const database = resolveDatabase(flags);
-    const { retryMatching, retryTasks } = await import('../../queue/retry-tasks.js');
     const client = await openDatabase(database, 'prefork retry');
     let results: { id: string; outcome: RetryOutcome }[];
     try {
-      if (byFilter) {
-        const states = flags.state ?? ['failed', 'timed_out'];
-        const r = await retryMatching(client, database.schema, { states, name: flags.task, queue: flags.queue }, flags.attempts);
-        results = [...r.retried.map((id) => ({ id, outcome: 'retried' as const })), ...r.keyInUse.map((id) => ({ id, outcome: 'key_in_use' as const }))];
-      } else {
-        results = await retryTasks(client, database.schema, checked, flags.attempts);
-      }
+      results = byFilter
+        ? await retryMatching(client, database.schema, { states: flags.state ?? defaultRetryStates, name: flags.task, queue: flags.queue }, flags.attempts)
+        : await retryTasks(client, database.schema, checked, flags.attempts);
     } finally {
       await client.end().catch(() => {});
     }
