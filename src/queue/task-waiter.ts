@@ -14,6 +14,8 @@ export class TaskWaiter {
     for (const id of n.payload.split(',')) for (const wake of this.#wakers.get(id) ?? []) wake();
   };
   readonly channel: string;
+  /** One query at a time on the connection (pg queues them, but calling query() while one runs is deprecated). */
+  #queries: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly client: pg.Client,
@@ -61,7 +63,7 @@ export class TaskWaiter {
           if (left > 0 && !options.signal?.aborted) await sleepUntil(wakeUp, Math.min(left, recheckMs), options.signal);
           continue;
         }
-        const row = await getTask(this.client, this.schema, id);
+        const row = await this.#serial(() => getTask(this.client, this.schema, id));
         if (!row || finalStates.has(row.state)) return { row, final: row !== null };
         const left = deadline - Date.now();
         if (left <= 0 || options.signal?.aborted) return { row, final: false };
@@ -75,7 +77,13 @@ export class TaskWaiter {
 
   async close(): Promise<void> {
     this.client.off('notification', this.#onNotification);
-    await this.client.query(`unlisten ${quoteIdent(this.channel)}`).catch(() => {});
+    await this.#serial(() => this.client.query(`unlisten ${quoteIdent(this.channel)}`)).catch(() => {});
+  }
+
+  #serial<T>(query: () => Promise<T>): Promise<T> {
+    const result = this.#queries.then(query);
+    this.#queries = result.catch(() => undefined);
+    return result;
   }
 }
 
