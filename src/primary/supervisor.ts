@@ -568,10 +568,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   async #publish(state: SupervisorState = this.#phase === 'stopping' ? 'stopping' : 'running'): Promise<void> {
     try {
+      const snapshot = this.snapshot();
+      for (const h of this.#pool.handles) h.published();
       const previous = await heartbeat(this.#db, this.#options.schema, this.id, {
         state,
         tasks: [...this.#taskInfo.keys()],
-        snapshot: this.snapshot(),
+        snapshot,
         socketPath: state === 'running' ? this.#direct.socketPath : null,
       });
       if (previous === 'lost') {

@@ -60,7 +60,10 @@ export class WorkerHandle {
   tasksDone = 0;
   failures = 0;
   rss: number | null = null;
+  /** The event-loop lag the latest heartbeat reported. */
   loopLagMs: number | null = null;
+  /** The most lag reported since the snapshot was last published: a stall is shown even when two heartbeats came between publishes. */
+  #lagPeak: number | null = null;
 
   constructor(
     readonly worker: Worker,
@@ -159,6 +162,17 @@ export class WorkerHandle {
     this.#pipeline = this.#runTimeMs >= pipelineWindowMs ? 0 : Math.min(this.maxQueue, Math.floor(pipelineWindowMs / Math.max(this.#runTimeMs, 0.05)));
   }
 
+  heartbeat(rss: number, loopLagMs: number): void {
+    this.rss = rss;
+    this.loopLagMs = loopLagMs;
+    this.#lagPeak = Math.max(this.#lagPeak ?? 0, loopLagMs);
+  }
+
+  /** The snapshot was published: the lag shown starts over from the next heartbeat. */
+  published(): void {
+    this.#lagPeak = null;
+  }
+
   snapshot(now = Date.now()) {
     return {
       id: this.id,
@@ -167,7 +181,7 @@ export class WorkerHandle {
       tasksDone: this.tasksDone,
       failures: this.failures,
       rss: this.rss,
-      loopLagMs: this.loopLagMs,
+      loopLagMs: this.#lagPeak ?? this.loopLagMs,
       uptimeMs: now - this.startedAt,
       current: [...this.inFlight.values()].filter((f) => f.started).map((f) => ({
         taskId: f.task.id,

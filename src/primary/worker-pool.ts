@@ -115,10 +115,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         handle.state = 'stopping';
         this.emit('startupFailed', handle, m.error);
       },
-      heartbeat: (m) => {
-        handle.rss = m.rss;
-        handle.loopLagMs = m.loopLagMs;
-      },
+      heartbeat: (m) => handle.heartbeat(m.rss, m.loopLagMs),
       database_wait: (m) => {
         if (handle.state === 'starting') handle.state = 'waiting_for_database';
         forward(m);
