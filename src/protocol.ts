@@ -23,6 +23,9 @@ export interface TaskInfo {
   hardTimeoutMs?: number | undefined;
   /** The task's schedule (a cron expression, its time zone (null: UTC), and the payload of each tick). */
   schedule?: TaskSchedule | undefined;
+  /** Limits across all supervisors (defineTask's maxRunning and rateLimit). */
+  maxRunning?: number | undefined;
+  rateLimit?: { count: number; intervalMs: number } | undefined;
 }
 
 // ---- primary -> worker ----------------------------------------------------------------------------------

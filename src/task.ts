@@ -58,6 +58,16 @@ export interface TaskOptions extends TaskSessionOverrides {
    * `scheduledAt` (the tick, ISO). A tick whose previous run is still queued or running is skipped.
    */
   schedule?: string | { cron: string; payload?: Record<string, unknown>; timeZone?: string };
+  /**
+   * At most this many attempts of this task run at once, across every worker of every supervisor on the
+   * database (an API that allows so many concurrent requests, a job that must not run twice at a time: 1).
+   */
+  maxRunning?: number;
+  /**
+   * At most `count` attempts of this task start in any `intervalMs`, across all supervisors (a sliding window:
+   * `{ count: 60, intervalMs: 60_000 }` for an API's 60 requests a minute). Retries count; tasks wait queued.
+   */
+  rateLimit?: { count: number; intervalMs: number };
 }
 
 /** A task's schedule as the primary keeps it (`timeZone` null: UTC). */
@@ -78,6 +88,9 @@ export interface TaskDefinition<P = unknown, R = unknown> extends TaskOptions {
   readonly [definitionBrand]: true;
   run: TaskHandler<P, R>;
 }
+
+/** The database keeps the claim times of one rate window per task: this many at most. */
+const maxRateCount = 10_000;
 
 /** The longest timer Node keeps: a longer one fires after 1 ms (and a hard limit would kill the task at once). */
 const maxTimerMs = 2_147_483_647;
@@ -113,6 +126,15 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
     }
   }
   if (definition.schedule !== undefined) checkSchedule(definition.schedule, invalid);
+  whole('maxRunning', definition.maxRunning, 1, 1_000_000);
+  const rate = definition.rateLimit as Record<string, unknown> | undefined;
+  if (rate !== undefined) {
+    if (rate === null || typeof rate !== 'object' || rate.count === undefined || rate.intervalMs === undefined) {
+      throw invalid('rateLimit must be { count, intervalMs }');
+    }
+    whole('rateLimit.count', rate.count, 1, maxRateCount);
+    whole('rateLimit.intervalMs', rate.intervalMs, 1, maxTimerMs, ' of milliseconds');
+  }
   return { ...definition, [definitionBrand]: true };
 }
 

@@ -58,6 +58,7 @@ const statusShape: Shape = {
   ],
   queue: { queued: 'number', running: 'number', succeeded: 'number', failed: 'number', timed_out: 'number', cancelled: 'number' },
   schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null', lastFiredAt: 'string|null' }],
+  limits: [{ name: 'string', maxRunning: 'number|null', rateLimit: 'object|null', running: 'number', queued: 'number', startedInWindow: 'number|null' }],
 };
 
 /** One refresh of `status --watch --json`. */
@@ -92,6 +93,7 @@ const watchShape: Shape = {
       buffered: 'number|null',
       pendingOutcomes: 'number|null',
       schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null' }],
+      limits: [{ name: 'string', maxRunning: 'number|null', rateLimit: 'object|null' }],
     },
   ],
   queue: { queued: 'number', running: 'number', succeeded: 'number', failed: 'number', timed_out: 'number', cancelled: 'number' },

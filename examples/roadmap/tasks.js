@@ -20,6 +20,9 @@ export default {
     softTimeoutMs: 60_000, // ctx.signal aborts: the LLM call stops
     hardTimeoutMs: 90_000, // the primary cancels the query and, if need be, replaces the worker
     statementTimeoutMs: 10_000,
+    // The LLM API's quota, across every worker of every supervisor: 60 calls a minute, 4 at a time.
+    rateLimit: { count: 60, intervalMs: 60_000 },
+    maxRunning: 4,
     run: async ({ learnerId, thinkMs = 2_000 }, ctx) => {
       // ctx.db is this task's own connection: opened on the first query, closed when the task settles.
       const learner = await ctx.db.selectFrom('learners').select(['id', 'name', 'goal']).where('id', '=', learnerId).executeTakeFirst();

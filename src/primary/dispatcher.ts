@@ -20,7 +20,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { PreparingQueryable } from '../db/queryable.js';
-import { claimTasks, nextRunAt, type ClaimedTask } from '../queue/claim-tasks.js';
+import { claimLimitedTasks, claimTasks, nextRunAt, type ClaimedTask, type TaskLimits } from '../queue/claim-tasks.js';
 import { releaseTasks } from '../queue/release-tasks.js';
 import { stuckQueueMs, type WorkerHandle } from './worker-handle.js';
 
@@ -37,6 +37,8 @@ export interface DispatcherDeps {
   /** Names this supervisor's workers can run, and their max attempts. */
   taskNames: () => string[];
   maxAttemptsByName: () => Record<string, number>;
+  /** The names among them with limits across supervisors (claimed one name at a time, for free slots only). */
+  limits: () => ReadonlyMap<string, TaskLimits>;
   defaultMaxAttempts: number;
   /** How often to look for due tasks when nothing wakes the dispatcher. */
   pollIntervalMs: number;
@@ -68,6 +70,10 @@ export class Dispatcher {
   #wakes = 0;
   /** When the last claim was sent (performance.now()). */
   #claimedAt = -Infinity;
+  /** Limited names whose last claim got fewer than it asked for, with the wake count then: skipped until a wake. */
+  #limitedDry = new Map<string, number>();
+  /** Limited names a limit stopped at their last claim: their due tasks wait for a wake, not for the next-due timer. */
+  #limitedBlocked = new Set<string>();
 
   constructor(private readonly deps: DispatcherDeps) {
     this.#target = deps.prefetch;
@@ -193,8 +199,18 @@ export class Dispatcher {
   }
 
   async #round(): Promise<void> {
-    const free = this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
-    const names = this.deps.taskNames();
+    const freeSlots = () => this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
+    let free = freeSlots();
+    const all = this.deps.taskNames();
+    const limits = this.deps.limits();
+    let names = all;
+    if (limits.size > 0) {
+      const asked = free > 0 && (await this.#claimLimited(limits, free));
+      if (this.#paused && this.#buffer.length > 0) await this.releaseBuffered();
+      free = freeSlots();
+      names = all.filter((n) => !limits.has(n));
+      if (names.length === 0) return asked ? this.#scheduleNext(this.#notBlocked(all)) : undefined;
+    }
     // With no free slot, refill only below half the target: fewer, larger claims.
     if (free + this.#target - this.#buffer.length <= 0 || names.length === 0 || (free === 0 && this.#buffer.length > this.#target / 2)) return;
     if (this.#queueEmpty) return;
@@ -229,7 +245,51 @@ export class Dispatcher {
       this.#again = true;
       return;
     }
-    await this.#scheduleNext(names);
+    await this.#scheduleNext(this.#notBlocked(all));
+  }
+
+  #notBlocked(names: string[]): string[] {
+    return this.#limitedBlocked.size === 0 ? names : names.filter((n) => !this.#limitedBlocked.has(n));
+  }
+
+  /**
+   * Tasks of limited names, for the slots free now and never for the buffer: a task that waited there would
+   * count against its name's limits without running. They go first in line. A name whose claim got fewer than it
+   * asked for is skipped until a wake: a settle of one of its tasks notifies one, and a full rate window sets a
+   * timer for when it frees.
+   */
+  async #claimLimited(limits: ReadonlyMap<string, TaskLimits>, free: number): Promise<boolean> {
+    let asked = false;
+    for (const [name, nameLimits] of limits) {
+      if (this.#limitedDry.get(name) === this.#wakes) continue;
+      const wakes = this.#wakes;
+      asked = true;
+      this.#claiming += 1;
+      let claim;
+      try {
+        claim = await claimLimitedTasks(this.deps.db, this.deps.schema, {
+          supervisorId: this.deps.supervisorId,
+          name,
+          limits: nameLimits,
+          limit: free,
+          maxAttemptsByName: this.deps.maxAttemptsByName(),
+          defaultMaxAttempts: this.deps.defaultMaxAttempts,
+          queues: this.deps.queues,
+        });
+        this.#buffer.unshift(...claim.tasks);
+      } finally {
+        this.#claiming -= 1;
+      }
+      if (claim.tasks.length < free) this.#limitedDry.set(name, wakes);
+      if (claim.blocked) this.#limitedBlocked.add(name);
+      else this.#limitedBlocked.delete(name);
+      // Database time; a few milliseconds late rather than early, and never a busy loop on a clock behind it.
+      if (claim.blockedUntil) this.wakeAt(Math.max(claim.blockedUntil.getTime() + 5, Date.now() + 20));
+      free -= claim.tasks.length;
+      this.#drain();
+      if (free <= 0 || this.#paused) break;
+    }
+    return asked;
   }
 
   /**

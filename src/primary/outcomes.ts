@@ -35,7 +35,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
   }
 
   succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown, resultSize?: number): void {
-    this.settler.add({ id: f.task.id, state: 'succeeded', result, resultSize, workerPid: handle.pid }, Date.now() - f.startedAt);
+    this.settler.add({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid }, Date.now() - f.startedAt);
     this.#announce(f, 'succeeded', false);
   }
 
@@ -56,15 +56,15 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
   }
 
   /** Cancelled while it waited in the primary's buffer: it never reached a worker. */
-  cancelledBeforeStart(taskId: string): void {
-    this.settler.add({ id: taskId, state: 'cancelled', error: cancelledError });
+  cancelledBeforeStart(task: { id: string; name: string }): void {
+    this.settler.add({ id: task.id, name: task.name, state: 'cancelled', error: cancelledError });
   }
 
   #fail(f: InFlightTask, handle: WorkerHandle, error: SerializedError, delayMs: number, crashed: boolean): void {
     const t = f.task;
     if (f.cancelled) {
       this.log.info({ event: 'task_cancelled', taskId: t.id, task: t.name, attempt: t.attempt, workerPid: handle.pid }, 'task cancelled');
-      this.settler.add({ id: t.id, state: 'cancelled', error: cancelledError, workerPid: handle.pid });
+      this.settler.add({ id: t.id, name: t.name, state: 'cancelled', error: cancelledError, workerPid: handle.pid });
       return this.#announce(f, 'cancelled', crashed);
     }
     const retry = error.retryable !== false && t.attempt < t.maxAttempts;
@@ -82,7 +82,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
       },
       retry ? 'task failed; retry scheduled' : `task ${final.replace('_', ' ')}`,
     );
-    this.settler.add({ id: t.id, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid });
+    this.settler.add({ id: t.id, name: t.name, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid });
     this.#announce(f, retry ? 'retried' : final, crashed);
   }
 

@@ -20,6 +20,8 @@ import type { Settlement } from '../queue/settle-tasks.js';
 import { deleteFinished } from '../queue/delete-finished.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
 import { releaseTasks } from '../queue/release-tasks.js';
+import { notifyWake } from '../queue/notify-wake.js';
+import type { TaskLimits } from '../queue/claim-tasks.js';
 import { signalBackends } from '../queue/terminate-backends.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
 import { budgetLimit, ConnectionBudget } from './connection-budget.js';
@@ -79,6 +81,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   readonly #outcomes: Outcomes;
   #phase: Phase = 'new';
   #taskInfo = new Map<string, TaskInfo>();
+  /** The task names with limits across supervisors (maxRunning, rateLimit): claimed apart, never directly. */
+  readonly #limits = new Map<string, TaskLimits>();
   #everReady = false;
   readonly #fleet: Fleet;
   #reloading: Promise<void> | undefined;
@@ -146,6 +150,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       workers: () => this.#pool.handles,
       taskNames: () => [...this.#taskInfo.keys()],
       maxAttemptsByName: () => this.#maxAttemptsByName(),
+      limits: () => this.#limits,
       defaultMaxAttempts: options.defaultMaxAttempts,
       pollIntervalMs: options.pollIntervalMs,
       ...prefetchRange(options),
@@ -170,6 +175,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       runsHere: (name, queue) =>
         (!options.queues?.length || options.queues.includes(queue)) &&
         this.#taskInfo.has(name) &&
+        !this.#limits.has(name) &&
         this.#dispatcher.buffered === 0 &&
         this.#pool.handles.some((h) => h.state === 'ready' && h.freeSlots > 0),
       maxAttempts: (name) => this.#taskInfo.get(name)?.maxAttempts ?? options.defaultMaxAttempts,
@@ -314,7 +320,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #onWorkerReady(handle: WorkerHandle): void {
     this.#everReady = true;
     this.#fleet.onReady(handle);
-    for (const info of handle.tasks) if (!this.#taskInfo.has(info.name)) this.#taskInfo.set(info.name, info);
+    for (const info of handle.tasks) {
+      if (this.#taskInfo.has(info.name)) continue;
+      this.#taskInfo.set(info.name, info);
+      if (info.maxRunning !== undefined || info.rateLimit !== undefined) this.#limits.set(info.name, { maxRunning: info.maxRunning, rateLimit: info.rateLimit });
+    }
     this.#log.info({ event: 'worker_ready', workerId: handle.id, workerPid: handle.pid }, 'worker ready');
     this.#publishSoon();
     this.#dispatcher.wake();
@@ -509,8 +519,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   /** A running task was cancelled: abort its signal; its hard limit still applies. */
   #cancel(taskId: string): void {
-    if (this.#dispatcher.unbuffer(taskId)) {
-      this.#outcomes.cancelledBeforeStart(taskId);
+    const buffered = this.#dispatcher.unbuffer(taskId);
+    if (buffered) {
+      this.#outcomes.cancelledBeforeStart(buffered);
       return;
     }
     for (const handle of this.#pool.handles) {
@@ -524,8 +535,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   /** Outcomes in the database: a retry due later gets a timer; a direct sender waiting for one gets it. */
   #onSettled(settled: Settlement[], finishedAt: Date, fenced: string[]): void {
-    for (const s of settled) if (s.state === 'queued' && s.delayMs) this.#dispatcher.wakeAt(Date.now() + s.delayMs);
+    let limited = false;
+    for (const s of settled) {
+      if (s.state === 'queued' && s.delayMs) this.#dispatcher.wakeAt(Date.now() + s.delayMs);
+      if (this.#limits.size > 0 && s.name !== undefined && this.#limits.get(s.name)?.maxRunning !== undefined) limited = true;
+    }
     this.#direct.onSettled(settled, finishedAt, fenced);
+    // A task of a name with maxRunning left its slot: every supervisor (this one too) may claim the next.
+    if (limited) this.#track(notifyWake(this.#db, this.#options.schema).catch(() => this.#dispatcher.wake()));
   }
 
   // ---- status and leases ----------------------------------------------------------------------------------
@@ -553,6 +570,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       buffered: this.#dispatcher.buffered + this.#pool.handles.reduce((n, h) => n + h.queued, 0),
       dbConnections: this.#connectionsSnapshot(),
       schedules: this.#scheduler.armed(),
+      limits: [...this.#limits].map(([name, l]) => ({ name, maxRunning: l.maxRunning ?? null, rateLimit: l.rateLimit ?? null })),
     };
   }
 

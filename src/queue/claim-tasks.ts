@@ -36,6 +36,59 @@ export async function claimTasks(db: PreparingQueryable, schema: string, request
   return rows.map((r) => ({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts }));
 }
 
+/** A task name's limits across all supervisors (defineTask's `maxRunning` and `rateLimit`). */
+export interface TaskLimits {
+  /** At most this many attempts running at once. */
+  maxRunning?: number | undefined;
+  /** At most `count` attempts claimed in any `intervalMs`. */
+  rateLimit?: { count: number; intervalMs: number } | undefined;
+}
+
+export interface LimitedClaim {
+  tasks: ClaimedTask[];
+  /** A limit stopped the claim, or would stop the next: nothing more of the name may be claimed for now. */
+  blocked: boolean;
+  /** When the rate's window frees (null: blocked by the running limit until one of the name's tasks ends). */
+  blockedUntil: Date | null;
+}
+
+/**
+ * Claims up to `limit` due tasks of one limited name, within its limits (migration 000010): claims of the same
+ * name wait for each other across supervisors, those of other names do not.
+ */
+export async function claimLimitedTasks(
+  db: PreparingQueryable,
+  schema: string,
+  request: Omit<ClaimRequest, 'names'> & { name: string; limits: TaskLimits },
+): Promise<LimitedClaim> {
+  const q = quoteIdent(schema);
+  const { rows } = await db.query<{ id: string | null; name: string; payload: unknown; attempts: number; max_attempts: number; blocked_until: Date | null }>({
+    name: `prefork_claim_limited_${schema}`,
+    text: `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts, blocked_until
+       from ${q}.claim_limited_tasks($1::uuid, $2::text, $3::int, $4::int, $5::int, $6::float8, $7::jsonb, $8::int, $9::text[])
+      order by task_priority desc, task_run_at, task_id`,
+    values: [
+      request.supervisorId,
+      request.name,
+      request.limit,
+      request.limits.maxRunning ?? null,
+      request.limits.rateLimit?.count ?? null,
+      request.limits.rateLimit?.intervalMs ?? null,
+      JSON.stringify(request.maxAttemptsByName),
+      request.defaultMaxAttempts,
+      request.queues,
+    ],
+  });
+  const tasks: ClaimedTask[] = [];
+  let blocked = false;
+  let blockedUntil: Date | null = null;
+  for (const r of rows) {
+    if (r.id !== null) tasks.push({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts });
+    else [blocked, blockedUntil] = [true, r.blocked_until];
+  }
+  return { tasks, blocked, blockedUntil };
+}
+
 /** When the next queued task of these names becomes due, or null when none is waiting. */
 export async function nextRunAt(db: Queryable, schema: string, names: readonly string[], queues: readonly string[] | null): Promise<Date | null> {
   const { rows } = await db.query<{ run_at: Date | null }>(`select ${quoteIdent(schema)}.next_run_at($1::text[], $2::text[]) as run_at`, [names, queues]);

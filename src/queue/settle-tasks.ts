@@ -6,6 +6,8 @@ import type { TaskState } from './task-row.js';
 /** The outcome of one attempt, as the primary decided it. */
 export interface Settlement {
   id: string;
+  /** The task's name, for the supervisor's own use (not written). */
+  name?: string | undefined;
   /** `queued` sends the task back for another attempt after `delayMs`. */
   state: Extract<TaskState, 'queued' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled'>;
   result?: unknown;

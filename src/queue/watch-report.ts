@@ -60,6 +60,8 @@ export interface SupervisorFigures {
   pendingOutcomes: number | null;
   /** The scheduled tasks this supervisor keeps, with their next tick. */
   schedules: { name: string; cron: string; timeZone: string; nextAt: string | null }[];
+  /** The task names with limits across supervisors, as this supervisor's task module sets them. */
+  limits: { name: string; maxRunning: number | null; rateLimit: { count: number; intervalMs: number } | null }[];
 }
 
 export interface WatchReport {
@@ -135,6 +137,14 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
       timeZone: stringOr(x.timeZone, 'UTC'),
       nextAt: typeof x.nextAt === 'string' ? x.nextAt : null,
     })),
+    limits: (Array.isArray(snap.limits) ? snap.limits : []).map(object).map((x) => {
+      const rate = x.rateLimit === null || x.rateLimit === undefined ? null : object(x.rateLimit);
+      return {
+        name: stringOr(x.name, ''),
+        maxRunning: numberOr(x.maxRunning, null),
+        rateLimit: rate && { count: numberOr(rate.count, 0), intervalMs: numberOr(rate.intervalMs, 0) },
+      };
+    }),
   };
 }
 

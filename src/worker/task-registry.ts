@@ -41,6 +41,8 @@ export class TaskRegistry {
       softTimeoutMs: d.softTimeoutMs,
       hardTimeoutMs: d.hardTimeoutMs,
       schedule: scheduleOf(d),
+      maxRunning: d.maxRunning,
+      rateLimit: d.rateLimit && { count: d.rateLimit.count, intervalMs: d.rateLimit.intervalMs },
     }));
   }
 }

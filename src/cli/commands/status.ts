@@ -70,5 +70,10 @@ export function renderStatus(report: StatusReport): string {
   for (const s of report.schedules) {
     lines.push(`schedule ${s.name} (${s.cron}, ${s.timeZone}): next ${s.nextAt ?? 'never'}, last ${s.lastFiredAt ?? 'not yet'}`);
   }
+  for (const l of report.limits) {
+    const parts = [l.maxRunning === null ? `running ${l.running}` : `running ${l.running} of ${l.maxRunning}`];
+    if (l.rateLimit) parts.push(`started ${l.startedInWindow} of ${l.rateLimit.count} in the last ${l.rateLimit.intervalMs} ms`);
+    lines.push(`limit ${l.name}: ${parts.join(', ')}, queued ${l.queued}`);
+  }
   return `${lines.join('\n')}\n`;
 }

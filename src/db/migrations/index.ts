@@ -7,6 +7,7 @@ import claimFunctionPlpgsql from './000006-claim-function-plpgsql.js';
 import claimByPriority from './000007-claim-by-priority.js';
 import nextRunAt from './000008-next-run-at.js';
 import schedules from './000009-schedules.js';
+import taskLimits from './000010-task-limits.js';
 
 export interface Migration {
   id: number;
@@ -25,4 +26,5 @@ export const migrations: readonly Migration[] = [
   { id: 7, name: 'claims go priority by priority', sql: claimByPriority },
   { id: 8, name: 'next_run_at function', sql: nextRunAt },
   { id: 9, name: 'schedules', sql: schedules },
+  { id: 10, name: 'task limits', sql: taskLimits },
 ];
