@@ -78,6 +78,25 @@ describe('task limits across supervisors', () => {
     await Promise.all(sups.map((s) => s.stop()));
   });
 
+  it('a limited task does not wait behind a long queue of unlimited ones queued before it', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--tasks', fixture('limited-tasks.js'), '--workers', '2']);
+    await sup.ready();
+    // About 2 s of work for the two workers, queued first; then two limited tasks.
+    await insertTasks(schema, 'prefork.sleep', Array.from({ length: 200 }, () => ({ ms: 20 })));
+    await insertTasks(schema, 'limited.two', [{ ms: 10 }, { ms: 10 }]);
+    await expect
+      .poll(async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where state = 'succeeded'`))[0]!.n, { timeout: 30_000 })
+      .toBe(202);
+    const [order] = await query<{ limited_done: Date; sleeps_done: Date }>(
+      `select max(finished_at) filter (where name = 'limited.two') as limited_done, max(finished_at) filter (where name = 'prefork.sleep') as sleeps_done
+         from "${schema}".tasks`,
+    );
+    // Claimed for the first free slots, not after the 200 tasks ahead of them in the queue.
+    expect(order!.sleeps_done.getTime() - order!.limited_done.getTime()).toBeGreaterThan(1_000);
+    await sup.stop();
+  });
+
   it('defineTask refuses limits that are not whole numbers in range', () => {
     const run = () => null;
     const refused = (options: object) => {

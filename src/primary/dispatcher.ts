@@ -74,6 +74,7 @@ export class Dispatcher {
   #limitedDry = new Map<string, number>();
   /** Limited names a limit stopped at their last claim: their due tasks wait for a wake, not for the next-due timer. */
   #limitedBlocked = new Set<string>();
+  #limitedTurn = 0;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.#target = deps.prefetch;
@@ -205,7 +206,7 @@ export class Dispatcher {
     const limits = this.deps.limits();
     let names = all;
     if (limits.size > 0) {
-      const asked = free > 0 && (await this.#claimLimited(limits, free));
+      const asked = await this.#claimLimited(limits, free);
       if (this.#paused && this.#buffer.length > 0) await this.releaseBuffered();
       free = freeSlots();
       names = all.filter((n) => !limits.has(n));
@@ -253,15 +254,22 @@ export class Dispatcher {
   }
 
   /**
-   * Tasks of limited names, for the slots free now and never for the buffer: a task that waited there would
-   * count against its name's limits without running. They go first in line. A name whose claim got fewer than it
-   * asked for is skipped until a wake: a settle of one of its tasks notifies one, and a full rate window sets a
-   * timer for when it frees.
+   * Tasks of limited names go first in line, before unlimited tasks of any priority, so that a limited name gets
+   * its share while its limits allow however long the queue ahead of it. They are claimed for the slots free now,
+   * or, when none is (the buffer fills freed slots first), one per name for the next slot to free, and never more
+   * while one of the name waits in the buffer: a task waiting there counts against its name's limits without
+   * running. A name whose claim got fewer than it asked for is skipped until a wake: a settle of one of its
+   * tasks notifies one, and a full rate window sets a timer for when it frees.
    */
   async #claimLimited(limits: ReadonlyMap<string, TaskLimits>, free: number): Promise<boolean> {
     let asked = false;
-    for (const [name, nameLimits] of limits) {
+    // Each round starts at the next name, so that one name with a long queue does not take every free slot.
+    const entries = [...limits];
+    const first = this.#limitedTurn++ % entries.length;
+    for (const [name, nameLimits] of [...entries.slice(first), ...entries.slice(0, first)]) {
       if (this.#limitedDry.get(name) === this.#wakes) continue;
+      const want = free > 0 ? free : this.#buffer.some((t) => t.name === name) ? 0 : 1;
+      if (want === 0) continue;
       const wakes = this.#wakes;
       asked = true;
       this.#claiming += 1;
@@ -271,7 +279,7 @@ export class Dispatcher {
           supervisorId: this.deps.supervisorId,
           name,
           limits: nameLimits,
-          limit: free,
+          limit: want,
           maxAttemptsByName: this.deps.maxAttemptsByName(),
           defaultMaxAttempts: this.deps.defaultMaxAttempts,
           queues: this.deps.queues,
@@ -280,14 +288,14 @@ export class Dispatcher {
       } finally {
         this.#claiming -= 1;
       }
-      if (claim.tasks.length < free) this.#limitedDry.set(name, wakes);
+      if (claim.tasks.length < want) this.#limitedDry.set(name, wakes);
       if (claim.blocked) this.#limitedBlocked.add(name);
       else this.#limitedBlocked.delete(name);
       // Database time; a few milliseconds late rather than early, and never a busy loop on a clock behind it.
       if (claim.blockedUntil) this.wakeAt(Math.max(claim.blockedUntil.getTime() + 5, Date.now() + 20));
-      free -= claim.tasks.length;
+      free = Math.max(0, free - claim.tasks.length);
       this.#drain();
-      if (free <= 0 || this.#paused) break;
+      if (this.#paused) break;
     }
     return asked;
   }
