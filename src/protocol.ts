@@ -93,6 +93,12 @@ export interface TaskSucceededMessage {
   /** The length of the result's JSON text, for results of 1,024 characters or more: bounds outcome statements. */
   resultSize?: number;
 }
+/** What the task said of its progress (`ctx.progress`): the latest value, at most one message per 100 ms. */
+export interface ProgressMessage {
+  type: 'progress';
+  taskId: string;
+  progress: unknown;
+}
 export interface TaskFailedMessage {
   type: 'task_failed';
   taskId: string;
@@ -153,6 +159,7 @@ export type WorkerMessage =
   | DbBackendMessage
   | TaskSucceededMessage
   | TaskFailedMessage
+  | ProgressMessage
   | UnqueuedMessage
   | BatchMessage
   | HeartbeatMessage
@@ -168,6 +175,7 @@ const workerMessageTypes: ReadonlySet<string> = new Set<WorkerMessage['type']>([
   'db_backend',
   'task_succeeded',
   'task_failed',
+  'progress',
   'unqueued',
   'batch',
   'heartbeat',

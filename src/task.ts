@@ -32,6 +32,12 @@ export interface TaskContext {
    * deadlock or a connection lost before commit (default 3 reruns); a connection lost during commit throws
    * COMMIT_OUTCOME_UNKNOWN and is never retried. Use `trx` inside `fn`, not `ctx.db`. Stops on `ctx.signal`.
    */
+  /**
+   * Reports how far the task is (any JSON, at most 64 KiB: `{ step: 2, of: 4 }`), for `Client.get()`, `inspect`
+   * and the result. Recorded a few times a second at most (the latest value wins); the value is copied now.
+   * Throws INVALID_PROGRESS for a value that cannot be stored.
+   */
+  progress(value: unknown): void;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   transaction<T>(fn: (trx: Transaction<any>, attempt: number) => Promise<T>, options?: TransactionOptions): Promise<T>;
   workerId: number;

@@ -33,6 +33,7 @@ it('generates a roadmap: reads and writes through ctx.db in a transaction', asyn
     expect(second.code, second.stderr).toBe(0);
     const versions = [JSON.parse(first.stdout).result.version, JSON.parse(second.stdout).result.version].sort();
     expect(versions).toEqual([1, 2]);
+    expect(JSON.parse(first.stdout).progress).toEqual({ stage: 'saving', steps: 4 });
     expect(missing.code).toBe(1);
     expect(JSON.parse(missing.stdout)).toMatchObject({ status: 'failed', attempts: 1, error: { name: 'NonRetryableError', message: 'no learner 2' } });
     const { rows } = await db.query(`select count(*)::int as n from roadmap_steps`);

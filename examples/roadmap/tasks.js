@@ -28,9 +28,12 @@ export default {
       const learner = await ctx.db.selectFrom('learners').select(['id', 'name', 'goal']).where('id', '=', learnerId).executeTakeFirst();
       if (!learner) throw new NonRetryableError(`no learner ${learnerId}`);
 
+      // The web app polling Client.get(id) shows how far it is.
+      ctx.progress({ stage: 'drafting' });
       // The slow part runs outside any transaction: no connection is held idle in a transaction meanwhile.
       const steps = await draftSteps(learner.goal, { signal: ctx.signal, thinkMs });
 
+      ctx.progress({ stage: 'saving', steps: steps.length });
       // The writes, in one serializable transaction, rerun as a whole on a serialization failure (two
       // roadmaps for one learner at once), a deadlock, or a connection lost before commit.
       const roadmap = await ctx.transaction(async (trx) => {

@@ -119,6 +119,7 @@ export class DirectSubmissions {
           // Inserted and claimed in one statement: the same transaction time.
           startedAt: w.createdAt,
           finishedAt: finishedAt.toISOString(),
+          progress: s.progress ?? null,
         },
       });
     }

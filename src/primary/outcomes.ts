@@ -35,7 +35,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
   }
 
   succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown, resultSize?: number): void {
-    this.settler.add({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid }, Date.now() - f.startedAt);
+    this.settler.add({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid, progress: f.progress }, Date.now() - f.startedAt);
     this.#announce(f, 'succeeded', false);
   }
 
@@ -64,7 +64,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
     const t = f.task;
     if (f.cancelled) {
       this.log.info({ event: 'task_cancelled', taskId: t.id, task: t.name, attempt: t.attempt, workerPid: handle.pid }, 'task cancelled');
-      this.settler.add({ id: t.id, name: t.name, state: 'cancelled', error: cancelledError, workerPid: handle.pid });
+      this.settler.add({ id: t.id, name: t.name, state: 'cancelled', error: cancelledError, workerPid: handle.pid, progress: f.progress });
       return this.#announce(f, 'cancelled', crashed);
     }
     const retry = error.retryable !== false && t.attempt < t.maxAttempts;
@@ -82,7 +82,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
       },
       retry ? 'task failed; retry scheduled' : `task ${final.replace('_', ' ')}`,
     );
-    this.settler.add({ id: t.id, name: t.name, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid });
+    this.settler.add({ id: t.id, name: t.name, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid, progress: f.progress });
     this.#announce(f, retry ? 'retried' : final, crashed);
   }
 

@@ -29,6 +29,7 @@ import { Dispatcher } from './dispatcher.js';
 import { Fleet } from './fleet.js';
 import { parseControl, type ControlCommand, type ControlHandlers } from './control.js';
 import { Outcomes, type TaskFinished } from './outcomes.js';
+import { ProgressWriter } from './progress.js';
 import { Listener } from './listener.js';
 import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
@@ -101,6 +102,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   readonly #background = new Set<Promise<unknown>>();
   readonly #direct: DirectSubmissions;
   readonly #scheduler: Scheduler;
+  readonly #progress: ProgressWriter;
 
   constructor(options: SupervisorOptions, log: Logger) {
     super();
@@ -159,6 +161,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
     this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
     this.#outcomes = new Outcomes(this.#settler, this.#taskInfo, options.hardTimeoutMs, this.#log);
+    this.#progress = new ProgressWriter(this.#db, options.schema, this.id, this.#log);
     this.#scheduler = new Scheduler({
       db: this.#db,
       schema: options.schema,
@@ -411,6 +414,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       db_backend: (m) => {
         const f = handle.inFlight.get(m.taskId);
         if (f) f.backendPid = m.backendPid;
+      },
+      progress: (m) => {
+        const f = handle.inFlight.get(m.taskId);
+        if (!f) return;
+        f.progress = m.progress;
+        this.#progress.report({ id: f.task.id, attempt: f.task.attempt, progress: m.progress });
       },
       task_succeeded: (m) => {
         const f = handle.take(m.taskId);
@@ -749,6 +758,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       await until(() => this.#pool.size === 0, 5_000);
     }
     await Promise.allSettled([...this.#background]);
+    // What the tasks said of their progress last, before the pool closes (not waiting long for a database away).
+    await Promise.race([this.#progress.flush(), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+    this.#progress.close();
     this.#direct.close();
     await this.#listener.close();
     if (this.#phase !== 'starting' || this.#everReady) await this.#publish(finalState);

@@ -19,6 +19,8 @@ export interface InFlightTask {
   cancelled: boolean;
   /** Time-limit and escalation timers; cleared when the task leaves the worker. */
   timers: NodeJS.Timeout[];
+  /** What the attempt last reported with ctx.progress (undefined: nothing). */
+  progress?: unknown;
 }
 
 /** A worker is sent a queue beyond its free slots only while its tasks take less than this on average. */

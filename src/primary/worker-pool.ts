@@ -126,6 +126,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       db_backend: forward,
       task_succeeded: forward,
       task_failed: forward,
+      progress: forward,
       retire: forward,
       unqueued: (m) => {
         handle.unqueuePending = false;

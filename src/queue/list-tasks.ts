@@ -22,7 +22,7 @@ export async function listTasks(db: Queryable, schema: string, filter: TaskListF
   const limit = filter.limit ?? defaultListLimit;
   const { rows } = await db.query<TaskRow>(
     `select id::text, name, queue, payload, state, priority, run_at, attempts, max_attempts, key, result, error, errors, history,
-            supervisor_id, worker_pid, created_at, started_at, finished_at
+            supervisor_id, worker_pid, created_at, started_at, finished_at, progress
        from ${quoteIdent(schema)}.tasks
       where ($1::text[] is null or state = any($1))
         and ($2::text is null or name = $2)

@@ -9,7 +9,7 @@ import { taskStates, type TaskRow, type TaskState } from './task-row.js';
 export async function getTask(db: Queryable, schema: string, id: string): Promise<TaskRow | null> {
   const { rows } = await db.query<TaskRow>(
     `select id, name, queue, payload, state, priority, run_at, attempts, max_attempts, key, result, error, errors,
-            supervisor_id, worker_pid, created_at, started_at, finished_at,
+            supervisor_id, worker_pid, created_at, started_at, finished_at, progress,
             ${historyWithFinalAttempt('tasks')} as history
        from ${quoteIdent(schema)}.tasks where id = $1`,
     [id],

@@ -8,6 +8,8 @@ export interface Settlement {
   id: string;
   /** The task's name, for the supervisor's own use (not written). */
   name?: string | undefined;
+  /** The progress the attempt last reported (undefined: none); written with the outcome, so a result read after it shows it. */
+  progress?: unknown;
   /** `queued` sends the task back for another attempt after `delayMs`. */
   state: Extract<TaskState, 'queued' | 'succeeded' | 'failed' | 'timed_out' | 'cancelled'>;
   result?: unknown;
@@ -45,13 +47,15 @@ export async function settleTasks(
     error: s.error ?? null,
     delay_ms: s.delayMs ?? 0,
     worker_pid: s.workerPid ?? null,
+    // Left out of the JSON when undefined: most tasks report none.
+    progress: s.progress,
   }));
   const { rows } = await db.query<{ settled: string[] | null; finished_at: Date }>({
     // Named: parsed and planned once per connection (half the time of a one-outcome batch).
     name: `prefork_settle_${schema}`,
     text: `with input as (
        select * from jsonb_to_recordset($1::jsonb)
-         as i(id bigint, state text, result jsonb, error jsonb, delay_ms float8, worker_pid integer)
+         as i(id bigint, state text, result jsonb, error jsonb, delay_ms float8, worker_pid integer, progress jsonb)
      ),
      settled as (
        update ${q}.tasks t
@@ -63,6 +67,7 @@ export async function settleTasks(
               finished_at = case when i.state = 'queued' then null else now() end,
               supervisor_id = case when i.state = 'queued' then null else t.supervisor_id end,
               worker_pid = coalesce(i.worker_pid, t.worker_pid),
+              progress = coalesce(i.progress, t.progress),
               -- The attempt that ends the task is in the row itself (read-tasks.ts adds it to the history on
               -- reading): only an attempt followed by another is written, which spares most outcomes a jsonb rewrite.
               history = case when i.state <> 'queued' then t.history else t.history || jsonb_build_array(jsonb_build_object(

@@ -26,6 +26,8 @@ export interface TaskRow {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  /** What the task last reported with ctx.progress (in any attempt), or null. */
+  progress: unknown;
 }
 
 /** One attempt of a task, as recorded when it ended. */

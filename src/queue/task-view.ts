@@ -16,6 +16,7 @@ export function toTaskView(row: TaskRow) {
     createdAt: row.created_at.toISOString(),
     startedAt: row.started_at?.toISOString() ?? null,
     finishedAt: row.finished_at?.toISOString() ?? null,
+    progress: row.progress ?? null,
   };
 }
 

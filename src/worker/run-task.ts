@@ -50,6 +50,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
     deps.onConnection?.(made);
     return made;
   };
+  const progress = new ProgressReporter((value) => deps.send({ type: 'progress', taskId: task.id, progress: value }));
   let outcome: WorkerMessage;
   try {
     if (!definition) {
@@ -70,6 +71,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
         return connection().db;
       },
       connection: () => connection().client(),
+      progress: (value) => progress.report(value),
       transaction: (fn, options = {}) =>
         withTransaction(connection().db, fn, {
           ...options,
@@ -92,7 +94,61 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
     // backend is already gone.
     await made?.close();
   }
+  // The last word on progress goes before the outcome.
+  progress.end();
   deps.send(outcome);
+}
+
+/** The most progress text a task may report at once. */
+const maxProgressLength = 64 * 1024;
+
+/**
+ * ctx.progress: checked and copied at the call, sent at most once per `intervalMs` (the latest value; one waiting
+ * is sent when the interval ends, or before the outcome).
+ */
+class ProgressReporter {
+  #sentAt = -Infinity;
+  #pending: { value: unknown } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly send: (value: unknown) => void,
+    private readonly intervalMs = 100,
+  ) {}
+
+  report(value: unknown): void {
+    this.#pending = { value: progressValue(value) };
+    const wait = this.#sentAt + this.intervalMs - performance.now();
+    if (wait <= 0) this.#flush();
+    else this.#timer ??= setTimeout(() => this.#flush(), wait);
+  }
+
+  end(): void {
+    this.#flush();
+  }
+
+  #flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (!this.#pending) return;
+    this.send(this.#pending.value);
+    this.#pending = undefined;
+    this.#sentAt = performance.now();
+  }
+}
+
+function progressValue(value: unknown): unknown {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value ?? null);
+  } catch (error) {
+    throw new PreforkError('INVALID_PROGRESS', `ctx.progress: the value cannot be stored as JSON: ${(error as Error).message}`);
+  }
+  if (text === undefined) throw new PreforkError('INVALID_PROGRESS', 'ctx.progress: the value cannot be stored as JSON (a function or a symbol)');
+  if (text.length > maxProgressLength) throw new PreforkError('INVALID_PROGRESS', `ctx.progress: the value is ${text.length} characters as JSON; at most ${maxProgressLength}`);
+  const problem = jsonStorageProblem(text);
+  if (problem) throw new PreforkError('INVALID_PROGRESS', `ctx.progress: the value ${problem}`);
+  return JSON.parse(text);
 }
 
 /**

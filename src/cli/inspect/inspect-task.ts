@@ -20,6 +20,8 @@ export interface TaskInspection {
   payload: unknown;
   result: unknown;
   error: InspectedError | null;
+  /** What the task last reported with ctx.progress (in any attempt), or null. */
+  progress: unknown;
   createdAt: string;
   runAt: string;
   startedAt: string | null;
@@ -70,6 +72,7 @@ export async function inspectTask(db: Queryable, schema: string, id: string, lea
     payload: row.payload,
     result: row.result,
     error: inspectedError(row.error),
+    progress: row.progress ?? null,
     createdAt: row.created_at.toISOString(),
     runAt: row.run_at.toISOString(),
     startedAt: row.started_at?.toISOString() ?? null,
@@ -133,6 +136,7 @@ export function renderTask(t: TaskInspection): string {
   lines.push(`  created ${t.createdAt}${due}`);
   if (t.startedAt) lines.push(`  started ${t.startedAt}${t.finishedAt ? `, finished ${t.finishedAt} (${duration(Date.parse(t.finishedAt) - Date.parse(t.startedAt))})` : ''}`);
   lines.push(`  payload: ${jsonText(t.payload)}`);
+  if (t.progress !== null) lines.push(`  progress: ${jsonText(t.progress)}`);
   if (t.running) lines.push(...runningLines(t.running));
   if (t.history.length > 0) {
     lines.push('  history:');

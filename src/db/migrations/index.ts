@@ -8,6 +8,7 @@ import claimByPriority from './000007-claim-by-priority.js';
 import nextRunAt from './000008-next-run-at.js';
 import schedules from './000009-schedules.js';
 import taskLimits from './000010-task-limits.js';
+import taskProgress from './000011-task-progress.js';
 
 export interface Migration {
   id: number;
@@ -27,4 +28,5 @@ export const migrations: readonly Migration[] = [
   { id: 8, name: 'next_run_at function', sql: nextRunAt },
   { id: 9, name: 'schedules', sql: schedules },
   { id: 10, name: 'task limits', sql: taskLimits },
+  { id: 11, name: 'task progress', sql: taskProgress },
 ];
