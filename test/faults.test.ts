@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
 import { fixture, isAlive, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
@@ -302,6 +303,26 @@ describe('stops, reloads and recycling', () => {
     expect(pids.some((r) => before.includes(r.worker_pid))).toBe(true);
     expect(pids.some((r) => after.includes(r.worker_pid))).toBe(true);
     expect(sup.events('worker_crashed')).toEqual([]);
+    await sup.stop();
+  });
+
+  it("reload applies the task module's new options: a task's maxAttempts changed in the file counts after the reload", async () => {
+    const schema = schemaName();
+    const dist = pathToFileURL(join(process.cwd(), 'dist/index.js')).href;
+    const file = join(tmpdir(), `prefork-reload-options-${randomUUID()}.mjs`);
+    onTestFinished(() => rmSync(file, { force: true }));
+    const write = (maxAttempts: number) =>
+      writeFileSync(file, `import { defineTask } from '${dist}';
+export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff: { type: 'none' }, run: () => { throw new Error('no'); } }) };\n`);
+    write(1);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
+    await sup.ready();
+    const failedAfter = async () => JSON.parse((await runCli(['send', 'opt.fails', '{}', '--wait', '--json'], { schema })).stdout) as { status: string; attempts: number };
+    expect(await failedAfter()).toMatchObject({ status: 'failed', attempts: 1 });
+    write(3);
+    const reload = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(reload.code, reload.stderr).toBe(0);
+    expect(await failedAfter()).toMatchObject({ status: 'failed', attempts: 3 });
     await sup.stop();
   });
 

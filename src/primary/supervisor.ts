@@ -323,10 +323,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #onWorkerReady(handle: WorkerHandle): void {
     this.#everReady = true;
     this.#fleet.onReady(handle);
+    // The newest worker's options win: after a reload, the task module's new options apply (schedules excepted:
+    // they are armed once, at start).
     for (const info of handle.tasks) {
-      if (this.#taskInfo.has(info.name)) continue;
       this.#taskInfo.set(info.name, info);
       if (info.maxRunning !== undefined || info.rateLimit !== undefined) this.#limits.set(info.name, { maxRunning: info.maxRunning, rateLimit: info.rateLimit });
+      else this.#limits.delete(info.name);
     }
     this.#log.info({ event: 'worker_ready', workerId: handle.id, workerPid: handle.pid }, 'worker ready');
     this.#publishSoon();
