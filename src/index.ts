@@ -23,4 +23,5 @@ export type { AddTaskOptions } from './queue/add-task.js';
 export type { NewTask } from './queue/add-tasks.js';
 export type { CancelOutcome } from './queue/cancel-task.js';
 export type { RetryOutcome } from './queue/retry-tasks.js';
+export type { PauseOutcome, ResumeOutcome } from './queue/paused-tasks.js';
 export type { TaskListFilter } from './queue/list-tasks.js';

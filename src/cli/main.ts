@@ -13,6 +13,7 @@ import { scaleCommand } from './commands/scale.js';
 import { inspectCommand } from './commands/inspect.js';
 import { configCommand } from './commands/config.js';
 import { cancelCommand, retryCommand, tasksCommand } from './commands/tasks.js';
+import { pauseCommand, resumeCommand } from './commands/pause.js';
 import { installConfiguration } from '../config/apply-configuration.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -35,7 +36,7 @@ Quick start (no database to set up: without DATABASE_URL, start runs an embedded
     program.addCommand(command);
   }
   program.addCommand(inspectCommand());
-  for (const command of [tasksCommand(), cancelCommand(), retryCommand()]) program.addCommand(command);
+  for (const command of [tasksCommand(), cancelCommand(), retryCommand(), pauseCommand(), resumeCommand()]) program.addCommand(command);
   program.addCommand(configCommand());
   // Options from PREFORK_* variables and prefork.config.json: all of start's, and the database options of every command.
   installConfiguration(program, { deploymentCommand: 'start', mirrorCommands: ['config'], sharedOptions: ['databaseUrl', 'schema', 'dataDir'] });

@@ -12,7 +12,8 @@ import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
-import { assertListFilter, assertRetryAttempts, assertTaskId, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { assertListFilter, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
 import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
@@ -176,6 +177,28 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     await this.#migrated();
     const [outcome] = await retryTasks(this.#pool, this.schema, [id], attempts);
     return outcome?.outcome ?? 'not_found';
+  }
+
+  /**
+   * Pauses a task name on every supervisor: its tasks wait queued (running ones finish) until resume().
+   * 'paused' | 'already_paused'.
+   */
+  async pause(name: string, options: { reason?: string } = {}): Promise<PauseOutcome> {
+    assertTaskName(name);
+    if (options.reason !== undefined && (typeof options.reason !== 'string' || options.reason.includes('\u0000'))) {
+      throw new PreforkError('INVALID_OPTION', 'reason must be a string', { exitCode: 2 });
+    }
+    await this.#migrated();
+    const [result] = await pauseTasks(this.#pool, this.schema, [name], options.reason ?? null);
+    return result!.outcome;
+  }
+
+  /** Lets every supervisor start tasks of a paused name again. 'resumed' | 'not_paused'. */
+  async resume(name: string): Promise<ResumeOutcome> {
+    assertTaskName(name);
+    await this.#migrated();
+    const [result] = await resumeTasks(this.#pool, this.schema, [name]);
+    return result!.outcome;
   }
 
   /** The newest tasks first, by state, task name and queue; `before` (an id) pages on. At most `limit` (default 50). */

@@ -4,7 +4,9 @@ export type ControlCommand =
   | { command: 'stop' }
   | { command: 'reload' }
   | { command: 'scale'; workers: number }
-  | { command: 'cancel'; taskId: string };
+  | { command: 'cancel'; taskId: string }
+  /** The paused task names changed: read them again. */
+  | { command: 'paused' };
 
 /** The command in a control payload if it is addressed to `selfId` (or to all), else null. */
 export function parseControl(payload: string, selfId: string): ControlCommand | null {
@@ -18,6 +20,7 @@ export function parseControl(payload: string, selfId: string): ControlCommand | 
   switch (raw.command) {
     case 'stop':
     case 'reload':
+    case 'paused':
       return { command: raw.command };
     case 'scale': {
       const workers = Number(raw.workers);

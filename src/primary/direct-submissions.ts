@@ -22,6 +22,8 @@ export interface DirectSubmissionDeps {
   accepting: () => boolean;
   /** Whether a task of this name and queue can start here at once: a worker runs it, a slot is free, nothing is buffered. */
   runsHere: (name: string, queue: string) => boolean;
+  /** No task this supervisor could claim is known to be due (see insertClaimed's `nothingDue`). */
+  nothingDue: () => boolean;
   /** The attempts a task of this name gets when the send set none. */
   maxAttempts: (name: string) => number;
   /** Hands a claimed task to a free slot now; false when the supervisor began to stop. */
@@ -164,6 +166,7 @@ export class DirectSubmissions {
           key: r.key ?? null,
           supervisorId: this.deps.supervisorId,
           submission: r.submission,
+          nothingDue: this.deps.nothingDue(),
         });
       } finally {
         this.#inserting -= 1;

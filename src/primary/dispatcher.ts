@@ -39,6 +39,8 @@ export interface DispatcherDeps {
   maxAttemptsByName: () => Record<string, number>;
   /** The names among them with limits across supervisors (claimed one name at a time, for free slots only). */
   limits: () => ReadonlyMap<string, TaskLimits>;
+  /** Names paused (prefork pause): never claimed. */
+  paused: () => ReadonlySet<string>;
   defaultMaxAttempts: number;
   /** How often to look for due tasks when nothing wakes the dispatcher. */
   pollIntervalMs: number;
@@ -108,6 +110,11 @@ export class Dispatcher {
 
   get buffered(): number {
     return this.#buffer.length;
+  }
+
+  /** The last claim left no due task behind, nothing woke the dispatcher since, and nothing waits in the buffer. */
+  get nothingDue(): boolean {
+    return this.#queueEmpty && !this.#running && this.#buffer.length === 0;
   }
 
   /**
@@ -192,6 +199,13 @@ export class Dispatcher {
     return i >= 0 ? this.#buffer.splice(i, 1)[0] : undefined;
   }
 
+  /** Takes the buffered tasks of these names out (they were paused); the caller gives them back. */
+  unbufferNames(names: ReadonlySet<string>): string[] {
+    const taken = this.#buffer.filter((t) => names.has(t.name));
+    if (taken.length > 0) this.#buffer = this.#buffer.filter((t) => !names.has(t.name));
+    return taken.map((t) => t.id);
+  }
+
   /** Gives the buffered tasks back to the queue, uncounted (graceful stop). */
   async releaseBuffered(): Promise<number> {
     const ids = this.#buffer.map((t) => t.id);
@@ -202,7 +216,8 @@ export class Dispatcher {
   async #round(): Promise<void> {
     const freeSlots = () => this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
     let free = freeSlots();
-    const all = this.deps.taskNames();
+    const paused = this.deps.paused();
+    const all = paused.size > 0 ? this.deps.taskNames().filter((n) => !paused.has(n)) : this.deps.taskNames();
     const limits = this.deps.limits();
     let names = all;
     if (limits.size > 0) {
@@ -266,8 +281,9 @@ export class Dispatcher {
     // Each round starts at the next name, so that one name with a long queue does not take every free slot.
     const entries = [...limits];
     const first = this.#limitedTurn++ % entries.length;
+    const paused = this.deps.paused();
     for (const [name, nameLimits] of [...entries.slice(first), ...entries.slice(0, first)]) {
-      if (this.#limitedDry.get(name) === this.#wakes) continue;
+      if (this.#limitedDry.get(name) === this.#wakes || paused.has(name)) continue;
       const want = free > 0 ? free : this.#buffer.some((t) => t.name === name) ? 0 : 1;
       if (want === 0) continue;
       const wakes = this.#wakes;

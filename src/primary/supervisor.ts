@@ -21,6 +21,7 @@ import { deleteFinished } from '../queue/delete-finished.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
 import { releaseTasks } from '../queue/release-tasks.js';
 import { notifyWake } from '../queue/notify-wake.js';
+import { pausedTasks } from '../queue/paused-tasks.js';
 import type { TaskLimits } from '../queue/claim-tasks.js';
 import { signalBackends } from '../queue/terminate-backends.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
@@ -84,6 +85,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #taskInfo = new Map<string, TaskInfo>();
   /** The task names with limits across supervisors (maxRunning, rateLimit): claimed apart, never directly. */
   readonly #limits = new Map<string, TaskLimits>();
+  /** Task names no supervisor claims (prefork pause), as last read from the database. */
+  #paused: ReadonlySet<string> = new Set();
   #everReady = false;
   readonly #fleet: Fleet;
   #reloading: Promise<void> | undefined;
@@ -153,6 +156,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       taskNames: () => [...this.#taskInfo.keys()],
       maxAttemptsByName: () => this.#maxAttemptsByName(),
       limits: () => this.#limits,
+      paused: () => this.#paused,
       defaultMaxAttempts: options.defaultMaxAttempts,
       pollIntervalMs: options.pollIntervalMs,
       ...prefetchRange(options),
@@ -179,8 +183,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         (!options.queues?.length || options.queues.includes(queue)) &&
         this.#taskInfo.has(name) &&
         !this.#limits.has(name) &&
+        !this.#paused.has(name) &&
         this.#dispatcher.buffered === 0 &&
         this.#pool.handles.some((h) => h.state === 'ready' && h.freeSlots > 0),
+      nothingDue: () => this.#dispatcher.nothingDue,
       maxAttempts: (name) => this.#taskInfo.get(name)?.maxAttempts ?? options.defaultMaxAttempts,
       runNow: (task) => this.#dispatcher.runNow(task),
       release: (ids, reason) => this.#release(ids, reason),
@@ -241,7 +247,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       this.#phase = 'stopped';
       throw toStartError(error);
     }
-    await Promise.all([rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]), this.#direct.open()]);
+    await Promise.all([rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]), this.#direct.open(), this.#readPaused()]);
     this.#phase = 'running';
     this.#fleet.startRespawning();
     await this.#publish();
@@ -250,6 +256,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#every(o.heartbeatMs, () => this.#publish());
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#recover());
     this.#every(Math.max(1_000, Math.floor(o.leaseMs / 3)), () => this.#releaseLost());
+    // The control NOTIFY tells of a pause at once; this catches one sent while the listener was away.
+    this.#every(5_000, () => this.#readPaused());
     if (o.keepFinishedMs) this.#every(60_000, () => this.#deleteFinished(o.keepFinishedMs!));
     this.#dispatcher.resume();
     this.#scheduler.start([...this.#taskInfo.values()].flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule }] : [])));
@@ -317,7 +325,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       if (channel === this.#channels.wake) this.#dispatcher.wake();
       else if (channel === this.#channels.control) this.#onControl(payload);
     });
-    this.#listener.on('reconnected', () => this.#dispatcher.wake());
+    this.#listener.on('reconnected', () => {
+      this.#dispatcher.wake();
+      this.#track(this.#readPaused());
+    });
   }
 
   #onWorkerReady(handle: WorkerHandle): void {
@@ -524,8 +535,30 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       reload: () => void this.reload(),
       scale: (c) => this.scale(c.workers),
       cancel: (c) => this.#cancel(c.taskId),
+      paused: () => this.#track(this.#readPaused()),
     };
     (handlers[command.command] as (c: ControlCommand) => void)(command);
+  }
+
+  /**
+   * Reads the paused task names. Newly paused: their tasks claimed and not yet handed to a worker go back to the
+   * queue. Resumed: the dispatcher looks for their tasks.
+   */
+  async #readPaused(): Promise<void> {
+    try {
+      const paused = new Set((await pausedTasks(this.#db, this.#options.schema)).map((p) => p.name));
+      const added = [...paused].filter((n) => !this.#paused.has(n));
+      const removed = [...this.#paused].filter((n) => !paused.has(n));
+      this.#paused = paused;
+      if (added.length > 0 || removed.length > 0) this.#log.info({ event: 'paused_tasks', paused: [...paused] }, paused.size ? `paused: ${[...paused].join(', ')}` : 'no task paused');
+      if (added.length > 0) {
+        const ids = this.#dispatcher.unbufferNames(new Set(added));
+        if (ids.length > 0) await this.#release(ids, 'its task was paused');
+      }
+      if (removed.length > 0) this.#dispatcher.wake();
+    } catch (error) {
+      this.#log.warn({ event: 'paused_read_failed', err: error }, 'could not read the paused tasks; trying again');
+    }
   }
 
   /** A running task was cancelled: abort its signal; its hard limit still applies. */

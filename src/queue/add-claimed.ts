@@ -12,6 +12,12 @@ export interface ClaimedInsert {
   supervisorId: string;
   /** The sender's UUID for this task (see add-submitted.ts). */
   submission: string;
+  /**
+   * The supervisor knows no task it could claim is due (its last claim left none and nothing woke it since):
+   * the "is a due task waiting?" check is skipped. It would count tasks no supervisor claims now (of a paused
+   * name, say) and send every direct submission through the queue while they wait.
+   */
+  nothingDue?: boolean;
 }
 
 export interface InsertedTask {
@@ -31,7 +37,8 @@ export interface InsertedTask {
  */
 export async function insertClaimed(db: PreparingQueryable, schema: string, t: ClaimedInsert): Promise<InsertedTask> {
   const q = quoteIdent(schema);
-  const waiting = `with waiting as (select ${q}.due_task_waiting($4) as yes)`;
+  // CASE evaluates the check only when the supervisor does not already know the answer.
+  const waiting = `with waiting as (select case when $9::boolean then false else ${q}.due_task_waiting($4) end as yes)`;
   const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, submission, state, attempts, started_at, supervisor_id)
        select $1, $2::jsonb, $3, $4, $5, $6, $8::uuid,
               case when waiting.yes then 'queued' else 'running' end,
@@ -39,7 +46,7 @@ export async function insertClaimed(db: PreparingQueryable, schema: string, t: C
               case when waiting.yes then null else now() end,
               case when waiting.yes then null else $7::uuid end
          from waiting`;
-  const values = [t.name, payloadJson(t.payload), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId, t.submission];
+  const values = [t.name, payloadJson(t.payload), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId, t.submission, t.nothingDue === true];
   type Row = { id: string; state: 'queued' | 'running'; deduplicated: boolean; max_attempts: number | null; created_at: Date };
   // Without a key, the plain statement: the conflict arm costs a third of the time of the whole.
   const { rows } =

@@ -1,18 +1,20 @@
 import type { Queryable } from '../db/queryable.js';
 import { countTasksByState } from './read-tasks.js';
 import { limitFigures } from './limit-report.js';
+import { pausedTasks } from './paused-tasks.js';
 import { scheduleFigures } from './schedule-report.js';
 import { liveSupervisorFigures } from './watch-report.js';
 
 /**
- * What `status` shows: every live supervisor with its workers, the queue by state, the scheduled tasks and the
- * limited ones. The documented subset of what `status --watch` reads from the supervisors' snapshots (one reader
+ * What `status` shows: every live supervisor with its workers, the queue by state, the scheduled tasks, the
+ * limited ones and the paused ones. The documented subset of what `status --watch` reads from the supervisors' snapshots (one reader
  * of the snapshot, in watch-report).
  */
 export async function statusReport(db: Queryable, schema: string, leaseMs: number) {
   const [supervisors, queue] = await Promise.all([liveSupervisorFigures(db, schema, leaseMs), countTasksByState(db, schema)]);
   const schedules = await scheduleFigures(db, schema, supervisors);
   const limits = await limitFigures(db, schema, supervisors);
+  const paused = (await pausedTasks(db, schema)).map((p) => ({ name: p.name, pausedAt: p.pausedAt.toISOString(), reason: p.reason }));
   return {
     supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, tasks, workers }) => ({
       id,
@@ -29,6 +31,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
     queue,
     schedules,
     limits,
+    paused,
   };
 }
 

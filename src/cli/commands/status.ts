@@ -75,5 +75,6 @@ export function renderStatus(report: StatusReport): string {
     if (l.rateLimit) parts.push(`started ${l.startedInWindow} of ${l.rateLimit.count} in the last ${l.rateLimit.intervalMs} ms`);
     lines.push(`limit ${l.name}: ${parts.join(', ')}, queued ${l.queued}`);
   }
+  for (const p of report.paused) lines.push(`paused ${p.name} since ${p.pausedAt}${p.reason === null ? '' : `: ${p.reason}`} (prefork resume ${p.name})`);
   return `${lines.join('\n')}\n`;
 }

@@ -9,6 +9,7 @@ import nextRunAt from './000008-next-run-at.js';
 import schedules from './000009-schedules.js';
 import taskLimits from './000010-task-limits.js';
 import taskProgress from './000011-task-progress.js';
+import pausedTasks from './000012-paused-tasks.js';
 
 export interface Migration {
   id: number;
@@ -29,4 +30,5 @@ export const migrations: readonly Migration[] = [
   { id: 9, name: 'schedules', sql: schedules },
   { id: 10, name: 'task limits', sql: taskLimits },
   { id: 11, name: 'task progress', sql: taskProgress },
+  { id: 12, name: 'paused tasks', sql: pausedTasks },
 ];

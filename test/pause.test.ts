@@ -1,0 +1,70 @@
+/** `prefork pause` / `resume`: no supervisor starts tasks of a paused name; they wait queued until resumed. */
+import { describe, expect, it } from 'vitest';
+import { useClients } from './support/clients.js';
+import { query, useTestSchema } from './support/database.js';
+import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { insertTasks } from './support/tasks.js';
+
+const schemaName = useTestSchema();
+useProcessLeakGuard();
+const { client } = useClients();
+
+const count = async (schema: string, name: string, state: string) =>
+  (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where name = $1 and state = $2`, [name, state]))[0]!.n;
+
+describe('pause and resume', () => {
+  it('a paused name waits queued on every supervisor, its claimed tasks go back, the others run; resume runs them', async () => {
+    const schema = schemaName();
+    // A buffer of 20 claimed tasks per supervisor: they must go back to the queue, not run, once the name is paused.
+    const start = () => SupervisorProcess.start(schema, ['--tasks', fixture('pause-tasks.js'), '--workers', '2', '--prefetch', '20']);
+    const sups = [start(), start()];
+    await Promise.all(sups.map((s) => s.ready()));
+    const prefork = client(schema);
+    await insertTasks(schema, 'pause.stamp', Array.from({ length: 60 }, () => ({ ms: 200 })));
+    await expect.poll(() => count(schema, 'pause.stamp', 'succeeded'), { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+
+    const paused = await runCli(['pause', 'pause.stamp', '--reason', 'provider down'], { schema });
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toMatch(/^pause\.stamp: paused \(\d+ tasks queued wait\)\n$/);
+    const pausedAt = Date.now();
+    expect(JSON.parse((await runCli(['pause', 'pause.stamp', '--json'], { schema })).stdout).results).toEqual([
+      { name: 'pause.stamp', outcome: 'already_paused', queued: expect.any(Number) },
+    ]);
+    // What runs finishes; nothing of the name starts any more, on either supervisor.
+    await expect.poll(() => count(schema, 'pause.stamp', 'running'), { timeout: 10_000 }).toBe(0);
+    // Other names run meanwhile, sent through the queue or directly.
+    await insertTasks(schema, 'pause.other', [{ i: 1 }, { i: 2 }]);
+    expect(await prefork.run('pause.other', { i: 3 }, { timeoutMs: 10_000 })).toMatchObject({ status: 'succeeded' });
+    await expect.poll(() => count(schema, 'pause.other', 'succeeded'), { timeout: 10_000 }).toBe(3);
+    // A paused task sent with run() is not handed to a worker either: it waits in the queue (at a priority above
+    // the queued ones, so that only the pause keeps it from a free worker).
+    const [queuedBefore, doneBefore] = [await count(schema, 'pause.stamp', 'queued'), await count(schema, 'pause.stamp', 'succeeded')];
+    const waiting = prefork.run('pause.stamp', { ms: 0 }, { priority: 10, timeoutMs: 30_000 });
+    await expect.poll(() => count(schema, 'pause.stamp', 'queued'), { timeout: 10_000 }).toBe(queuedBefore + 1);
+    // Submitted after it, on the same channel: once this has run, the paused one was handled, and it waits.
+    expect(await prefork.run('pause.other', { i: 4 }, { timeoutMs: 10_000 })).toMatchObject({ status: 'succeeded' });
+    expect(await count(schema, 'pause.stamp', 'running')).toBe(0);
+    expect(await count(schema, 'pause.stamp', 'succeeded')).toBe(doneBefore);
+    const started = (await query<{ result: number }>(`select result from "${schema}".tasks where name = 'pause.stamp' and state = 'succeeded'`)).map((r) => r.result);
+    // Each supervisor's 20 buffered tasks went back: far fewer ran than 60 - queued, and none started after the pause took effect.
+    for (const at of started) expect(at).toBeLessThan(pausedAt + 500);
+    expect(await count(schema, 'pause.stamp', 'queued')).toBe(61 - started.length);
+
+    const status = await runCli(['status'], { schema });
+    expect(status.stdout).toMatch(/\npaused pause\.stamp since \S+Z: provider down \(prefork resume pause\.stamp\)\n/);
+    expect(JSON.parse((await runCli(['status', '--json'], { schema })).stdout).paused).toEqual([
+      { name: 'pause.stamp', pausedAt: expect.any(String), reason: 'provider down' },
+    ]);
+
+    const resumed = await runCli(['resume', 'pause.stamp'], { schema });
+    expect(resumed.stdout).toMatch(/^pause\.stamp: resumed \(\d+ tasks queued\)\n$/);
+    expect(await waiting).toMatchObject({ status: 'succeeded' });
+    await expect.poll(() => count(schema, 'pause.stamp', 'succeeded'), { timeout: 30_000 }).toBe(61);
+    expect(await prefork.resume('pause.stamp')).toBe('not_paused');
+    expect(await prefork.pause('pause.other')).toBe('paused');
+    expect(await prefork.pause('pause.other')).toBe('already_paused');
+    expect(await prefork.resume('pause.other')).toBe('resumed');
+    expect((await runCli(['pause', ''], { schema })).code).toBe(2);
+    await Promise.all(sups.map((s) => s.stop()));
+  });
+});
