@@ -25,7 +25,7 @@ describe('pause and resume', () => {
 
     const paused = await runCli(['pause', 'pause.stamp', '--reason', 'provider down'], { schema });
     expect(paused.code, paused.stderr).toBe(0);
-    expect(paused.stdout).toMatch(/^pause\.stamp: paused \(\d+ tasks queued wait\)\n$/);
+    expect(paused.stdout).toMatch(/^pause\.stamp: paused, \d+ tasks queued\n$/);
     const pausedAt = Date.now();
     expect(JSON.parse((await runCli(['pause', 'pause.stamp', '--json'], { schema })).stdout).results).toEqual([
       { name: 'pause.stamp', outcome: 'already_paused', queued: expect.any(Number) },
@@ -57,7 +57,7 @@ describe('pause and resume', () => {
     ]);
 
     const resumed = await runCli(['resume', 'pause.stamp'], { schema });
-    expect(resumed.stdout).toMatch(/^pause\.stamp: resumed \(\d+ tasks queued\)\n$/);
+    expect(resumed.stdout).toMatch(/^pause\.stamp: resumed, \d+ tasks queued\n$/);
     expect(await waiting).toMatchObject({ status: 'succeeded' });
     await expect.poll(() => count(schema, 'pause.stamp', 'succeeded'), { timeout: 30_000 }).toBe(61);
     expect(await prefork.resume('pause.stamp')).toBe('not_paused');

@@ -39,7 +39,7 @@ Examples:
     process.stdout.write(
       flags.json
         ? `${JSON.stringify({ results })}\n`
-        : results.map((r) => `${r.name}: ${pauseWords[r.outcome]} (${plural(r.queued, 'task')} queued wait)\n`).join(''),
+        : results.map((r) => `${r.name}: ${pauseWords[r.outcome]}, ${plural(r.queued, 'task')} queued\n`).join(''),
     );
   });
 }
@@ -61,7 +61,7 @@ Example:
   return command.action(async (names: string[], flags: PauseFlags) => {
     const results = await onNames(names, flags, 'prefork resume', (client, schema, checked) => resumeTasks(client, schema, checked));
     process.stdout.write(
-      flags.json ? `${JSON.stringify({ results })}\n` : results.map((r) => `${r.name}: ${resumeWords[r.outcome]} (${plural(r.queued, 'task')} queued)\n`).join(''),
+      flags.json ? `${JSON.stringify({ results })}\n` : results.map((r) => `${r.name}: ${resumeWords[r.outcome]}, ${plural(r.queued, 'task')} queued\n`).join(''),
     );
   });
 }
