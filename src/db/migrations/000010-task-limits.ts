@@ -37,8 +37,6 @@ declare
   recent timestamptz[];
   wanted integer := max_count;
   total integer := 0;
-  level integer;
-  got integer;
   running integer := 0;
 begin
   insert into task_limits (name) values (limited_name) on conflict (name) do nothing;
@@ -53,31 +51,10 @@ begin
   end if;
 
   if wanted > 0 then
-    select priority into level from tasks where state = 'queued' order by priority desc, run_at, id limit 1;
-    while level is not null and wanted > 0 loop
-      return query
-      with next as (
-        select id from tasks
-         where state = 'queued' and priority = level and run_at <= now() and name = limited_name
-           and (only_queues is null or queue = any(only_queues))
-         order by priority desc, run_at, id
-         limit wanted
-         for update skip locked
-      )
-      update tasks t
-         set state = 'running', attempts = t.attempts + 1, started_at = now(), finished_at = null,
-             supervisor_id = claimer, worker_pid = null
-        from next
-       where t.id = next.id
-      returning t.id, t.name, t.payload, t.attempts,
-                coalesce(t.max_attempts, (max_attempts_by_name ->> t.name)::int, fallback_max_attempts),
-                t.priority, t.run_at, null::timestamptz;
-      get diagnostics got = row_count;
-      wanted := wanted - got;
-      total := total + got;
-      exit when wanted = 0;
-      select priority into level from tasks where state = 'queued' and priority < level order by priority desc, run_at, id limit 1;
-    end loop;
+    -- The claim itself is claim_tasks()'s (000007), for this one name.
+    return query select c.*, null::timestamptz
+      from claim_tasks(claimer, array[limited_name], wanted, max_attempts_by_name, fallback_max_attempts, only_queues) c;
+    get diagnostics total = row_count;
   end if;
 
   if rate_count is not null and total > 0 then
