@@ -27,9 +27,6 @@ create function claim_limited_tasks(
                  task_priority integer, task_run_at timestamptz, blocked_until timestamptz)
 language plpgsql
 set search_path from current
-set enable_sort = off
-set enable_bitmapscan = off
-set enable_seqscan = off
 as $$
 declare
   claimed_at timestamptz := now();
