@@ -16,6 +16,9 @@
  * A claim that found fewer due tasks than it asked for leaves the queue known to be empty: until something may
  * have put a task in it (a NOTIFY, the timer of a scheduled task or a retry, the safety poll), freed slots are
  * filled from the buffer only, without asking the database.
+ *
+ * Names with limits across supervisors (maxRunning, rateLimit) are claimed apart, one name at a time, first in
+ * each round and never into the buffer (#claimLimited). Paused names (prefork pause) are not claimed at all.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
