@@ -222,6 +222,8 @@ export class Dispatcher {
     const paused = this.deps.paused();
     const all = paused.size > 0 ? this.deps.taskNames().filter((n) => !paused.has(n)) : this.deps.taskNames();
     const limits = this.deps.limits();
+    // A name whose limits a reload removed is no longer held back.
+    for (const n of this.#limitedBlocked) if (!limits.has(n)) this.#limitedBlocked.delete(n);
     let names = all;
     if (limits.size > 0) {
       const asked = await this.#claimLimited(limits, free);
