@@ -84,6 +84,14 @@ describe('metrics', () => {
     expect(sample(now, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(sample(now, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
 
+    // A paused task name shows while it is paused.
+    const paused = async () => sample(await scrape(port), 'prefork_task_paused', { task: 'fixture.spin' });
+    expect(await paused()).toBeUndefined();
+    expect((await runCli(['pause', 'fixture.spin'], { schema })).code).toBe(0);
+    await expect.poll(paused).toBe(1);
+    expect((await runCli(['resume', 'fixture.spin'], { schema })).code).toBe(0);
+    await expect.poll(paused).toBeUndefined();
+
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
   });

@@ -86,6 +86,16 @@ export class SupervisorMetrics {
         this.set((snapshot()?.workers ?? []).reduce((n, w) => n + w.current.length, 0));
       },
     });
+    new Gauge({
+      name: 'prefork_task_paused',
+      help: 'Task names paused (prefork pause), 1 each, as this supervisor last read them: their tasks wait queued',
+      labelNames: ['task'],
+      registers,
+      collect() {
+        this.reset();
+        for (const task of snapshot()?.paused ?? []) this.set({ task }, 1);
+      },
+    });
     const connections = (name: string, help: string, pick: (c: { inUse: number; limit: number; waiting: number; peak: number }) => number) =>
       new Gauge({
         name,

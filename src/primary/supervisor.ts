@@ -615,6 +615,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       dbConnections: this.#connectionsSnapshot(),
       schedules: this.#scheduler.armed(),
       limits: [...this.#limits].map(([name, l]) => ({ name, maxRunning: l.maxRunning ?? null, rateLimit: l.rateLimit ?? null })),
+      paused: [...this.#paused],
     };
   }
 
