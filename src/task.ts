@@ -7,6 +7,8 @@ import type { TransactionOptions } from './db/transaction.js';
 import { PreforkError } from './errors.js';
 import { payloadJson } from './queue/task-input.js';
 import { CronSchedule } from './schedule/cron.js';
+import type { AddTaskOptions } from './queue/add-task.js';
+import type { Executor } from './client/queryable-adapter.js';
 
 export interface TaskContext {
   /** The task's id in the queue (a bigint, as a string). */
@@ -38,6 +40,12 @@ export interface TaskContext {
    * Throws INVALID_PROGRESS for a value that cannot be stored.
    */
   progress(value: unknown): void;
+  /**
+   * Queues another task (a follow-up: "email the roadmap once it is written") and returns its id, on this
+   * attempt's own connection: inside `ctx.transaction` that is the transaction, so the follow-up is queued only if
+   * it commits (a rerun queues it once). `{ db }` runs the insert on another executor instead.
+   */
+  send(task: string, payload?: unknown, options?: AddTaskOptions & { db?: Executor }): Promise<string>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   transaction<T>(fn: (trx: Transaction<any>, attempt: number) => Promise<T>, options?: TransactionOptions): Promise<T>;
   workerId: number;

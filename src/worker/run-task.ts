@@ -7,6 +7,8 @@ import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
 import { withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
 import { jsonStorageProblem } from '../queue/task-input.js';
+import { addTask } from '../queue/add-task.js';
+import { toQueryable } from '../client/queryable-adapter.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
 import type { TaskContext } from '../task.js';
 import type { TaskRegistry } from './task-registry.js';
@@ -72,6 +74,11 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       },
       connection: () => connection().client(),
       progress: (value) => progress.report(value),
+      send: async (name, payload, options = {}) => {
+        const { db, ...addOptions } = options;
+        const added = await addTask(db ? toQueryable(db) : await connection().client(), deps.schema, name, payload ?? {}, addOptions);
+        return added.id;
+      },
       transaction: (fn, options = {}) =>
         withTransaction(connection().db, fn, {
           ...options,
