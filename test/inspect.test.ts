@@ -118,7 +118,7 @@ describe('prefork inspect', () => {
 
     const failed = await runCli(['inspect', failedId], { schema });
     expect(failed.code).toBe(0);
-    expect(failed.stdout).toMatch(/^task \d+ fixture\.fail \(queue default, priority 0\): failed, attempt 1\n/);
+    expect(failed.stdout).toMatch(/^task \d+ fixture\.fail \(queue default, priority 0\): failed, attempt 1 of 1\n/);
     expect(failed.stdout).toMatch(/#1 failed +worker pid \d+, supervisor \S+, .*\n +Error: the report could not be built\n +at /);
     await sup.stop();
   });

@@ -50,7 +50,8 @@ describe('prefork tasks, retry and cancel', () => {
     const failed = await cliJson<ListJson>(schema, ['tasks', '--state', 'failed']);
     expect(failed.tasks.map((t) => t.id)).toEqual([...failing, other].reverse());
     expect(failed.more).toBe(false);
-    expect(failed.tasks[1]).toMatchObject({ task: 'fixture.failWhile', status: 'failed', attempts: 1, error: { message: 'the service is down' } });
+    // maxAttempts: the row sets none, so the definition's (1), as the supervisor offered it.
+    expect(failed.tasks[1]).toMatchObject({ task: 'fixture.failWhile', status: 'failed', attempts: 1, maxAttempts: 1, error: { message: 'the service is down' } });
 
     // Newest first, a page at a time: --before the last id shown.
     const page1 = await cliJson<ListJson>(schema, ['tasks', '--task', 'fixture.failWhile', '--limit', '4']);
@@ -63,8 +64,8 @@ describe('prefork tasks, retry and cancel', () => {
     const table = await runCli(['tasks', '--limit', '2'], { schema });
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout.split('\n')[0]).toMatch(/^ *ID {2}TASK +QUEUE +STATE +TRIES +WHEN +ERROR \/ RESULT$/);
-    expect(table.stdout).toMatch(new RegExp(`\\n *${ok} +fixture\\.failOnce +default +succeeded +2 +[\\d.]+ (ms|s) ago +\\{"attempt":2\\}\\n`));
-    expect(table.stdout).toMatch(new RegExp(`\\n *${other} +fixture\\.fail +default +failed +1 +.* ago +Error: the report could not be built\\n`));
+    expect(table.stdout).toMatch(new RegExp(`\\n *${ok} +fixture\\.failOnce +default +succeeded +2/3 +[\\d.]+ (ms|s) ago +\\{"attempt":2\\}\\n`));
+    expect(table.stdout).toMatch(new RegExp(`\\n *${other} +fixture\\.fail +default +failed +1/1 +.* ago +Error: the report could not be built\\n`));
     expect(table.stdout).toContain(`… more match: add --before ${other} for the next page\n`);
 
     down.end();

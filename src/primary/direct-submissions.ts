@@ -177,7 +177,7 @@ export class DirectSubmissions {
       }
       const task: ClaimedTask = { id: row.id, name: r.name, payload: r.payload, attempt: 1, maxAttempts: row.maxAttempts ?? this.deps.maxAttempts(r.name) };
       if (r.wait) {
-        this.#waiters.set(row.id, { connection, ref: r.ref, name: r.name, queue, maxAttempts: row.maxAttempts, createdAt: row.createdAt.toISOString() });
+        this.#waiters.set(row.id, { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString() });
       }
       connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: false, direct: r.wait });
       if (!this.deps.runNow(task)) {

@@ -247,7 +247,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       this.#phase = 'stopped';
       throw toStartError(error);
     }
-    await Promise.all([rememberTaskNames(this.#db, o.schema, [...this.#taskInfo.keys()]), this.#direct.open(), this.#readPaused()]);
+    await Promise.all([this.#rememberTasks(), this.#direct.open(), this.#readPaused()]);
     this.#phase = 'running';
     this.#fleet.startRespawning();
     await this.#publish();
@@ -341,6 +341,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       if (info.maxRunning !== undefined || info.rateLimit !== undefined) this.#limits.set(info.name, { maxRunning: info.maxRunning, rateLimit: info.rateLimit });
       else this.#limits.delete(info.name);
     }
+    // A replacement (a reload, a recycle) may offer other options: remembered for what `tasks` and `get` show.
+    if (this.#phase === 'running') this.#track(this.#rememberTasks().catch(() => {}));
     this.#log.info({ event: 'worker_ready', workerId: handle.id, workerPid: handle.pid }, 'worker ready');
     this.#publishSoon();
     this.#dispatcher.wake();
@@ -538,6 +540,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       paused: () => this.#track(this.#readPaused()),
     };
     (handlers[command.command] as (c: ControlCommand) => void)(command);
+  }
+
+  /** The task names this supervisor offers, with the attempts each gets when its row sets none. */
+  #rememberTasks(): Promise<void> {
+    const tasks = [...this.#taskInfo.values()].map((info) => ({ name: info.name, maxAttempts: info.maxAttempts ?? this.#options.defaultMaxAttempts }));
+    return rememberTaskNames(this.#db, this.#options.schema, tasks);
   }
 
   /**

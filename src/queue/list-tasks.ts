@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import { maxAttemptsOf } from './known-tasks.js';
 import type { TaskRow, TaskState } from './task-row.js';
 
 export interface TaskListFilter {
@@ -21,8 +22,8 @@ export const defaultListLimit = 50;
 export async function listTasks(db: Queryable, schema: string, filter: TaskListFilter = {}): Promise<{ rows: TaskRow[]; more: boolean }> {
   const limit = filter.limit ?? defaultListLimit;
   const { rows } = await db.query<TaskRow>(
-    `select id::text, name, queue, payload, state, priority, run_at, attempts, max_attempts, key, result, error, errors, history,
-            supervisor_id, worker_pid, created_at, started_at, finished_at, progress
+    `select id::text, name, queue, payload, state, priority, run_at, attempts, ${maxAttemptsOf(schema, 'tasks')} as max_attempts, key,
+            result, error, errors, history, supervisor_id, worker_pid, created_at, started_at, finished_at, progress
        from ${quoteIdent(schema)}.tasks
       where ($1::text[] is null or state = any($1))
         and ($2::text is null or name = $2)

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import { maxAttemptsOf } from './known-tasks.js';
 import { taskStates, type TaskRow, type TaskState } from './task-row.js';
 
 /**
@@ -8,8 +9,8 @@ import { taskStates, type TaskRow, type TaskState } from './task-row.js';
  */
 export async function getTask(db: Queryable, schema: string, id: string): Promise<TaskRow | null> {
   const { rows } = await db.query<TaskRow>(
-    `select id, name, queue, payload, state, priority, run_at, attempts, max_attempts, key, result, error, errors,
-            supervisor_id, worker_pid, created_at, started_at, finished_at, progress,
+    `select id, name, queue, payload, state, priority, run_at, attempts, ${maxAttemptsOf(schema, 'tasks')} as max_attempts, key, result,
+            error, errors, supervisor_id, worker_pid, created_at, started_at, finished_at, progress,
             ${historyWithFinalAttempt('tasks')} as history
        from ${quoteIdent(schema)}.tasks where id = $1`,
     [id],

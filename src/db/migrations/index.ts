@@ -10,6 +10,7 @@ import schedules from './000009-schedules.js';
 import taskLimits from './000010-task-limits.js';
 import taskProgress from './000011-task-progress.js';
 import pausedTasks from './000012-paused-tasks.js';
+import knownTaskAttempts from './000013-known-task-attempts.js';
 
 export interface Migration {
   id: number;
@@ -31,4 +32,5 @@ export const migrations: readonly Migration[] = [
   { id: 10, name: 'task limits', sql: taskLimits },
   { id: 11, name: 'task progress', sql: taskProgress },
   { id: 12, name: 'paused tasks', sql: pausedTasks },
+  { id: 13, name: 'known task attempts', sql: knownTaskAttempts },
 ];
