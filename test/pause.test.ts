@@ -50,6 +50,11 @@ describe('pause and resume', () => {
     for (const at of started) expect(at).toBeLessThan(pausedAt + 500);
     expect(await count(schema, 'pause.stamp', 'queued')).toBe(61 - started.length);
 
+    // send --wait that gives up says why the task waits.
+    const sent = await runCli(['send', 'pause.stamp', '{}', '--wait', '--timeout', '300'], { schema });
+    expect(sent.code).toBe(124);
+    expect(sent.stderr).toMatch(/^prefork: task \d+ is still queued after 300 ms \(pause\.stamp is paused: provider down; prefork resume pause\.stamp\)\n$/);
+
     const status = await runCli(['status'], { schema });
     expect(status.stdout).toMatch(/\npaused pause\.stamp since \S+Z: provider down \(prefork resume pause\.stamp\)\n/);
     expect(JSON.parse((await runCli(['status', '--json'], { schema })).stdout).paused).toEqual([
@@ -59,7 +64,7 @@ describe('pause and resume', () => {
     const resumed = await runCli(['resume', 'pause.stamp'], { schema });
     expect(resumed.stdout).toMatch(/^pause\.stamp: resumed, \d+ tasks queued\n$/);
     expect(await waiting).toMatchObject({ status: 'succeeded' });
-    await expect.poll(() => count(schema, 'pause.stamp', 'succeeded'), { timeout: 30_000 }).toBe(61);
+    await expect.poll(() => count(schema, 'pause.stamp', 'succeeded'), { timeout: 30_000 }).toBe(62);
     expect(await prefork.resume('pause.stamp')).toBe('not_paused');
     expect(await prefork.pause('pause.other')).toBe('paused');
     expect(await prefork.pause('pause.other')).toBe('already_paused');

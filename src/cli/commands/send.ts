@@ -7,6 +7,7 @@ import { addTask } from '../../queue/add-task.js';
 import { checkNewTask } from '../../queue/task-input.js';
 import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
+import { pausedTasks } from '../../queue/paused-tasks.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../../queue/task-view.js';
 import { redactSecrets } from '../../db/connection-string.js';
@@ -127,7 +128,10 @@ Examples:
       }
       if (flags.json) process.stdout.write(`${JSON.stringify(view)}\n`);
       if (!final) {
-        process.stderr.write(`prefork: task ${view.id} is still ${view.status} after ${flags.timeout} ms\n`);
+        // A queued task of a paused name waits for `resume`: say so.
+        const paused = view.status === 'queued' ? (await pausedTasks(client, database.schema).catch(() => [])).find((p) => p.name === view.task) : undefined;
+        const why = paused ? ` (${paused.name} is paused${paused.reason ? `: ${paused.reason}` : ''}; prefork resume ${paused.name})` : '';
+        process.stderr.write(`prefork: task ${view.id} is still ${view.status} after ${flags.timeout} ms${why}\n`);
         process.exitCode = exitCodes.timeout;
         return;
       }
