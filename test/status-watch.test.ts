@@ -95,6 +95,7 @@ const watchShape: Shape = {
       pendingOutcomes: 'number|null',
       schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null' }],
       limits: [{ name: 'string', maxRunning: 'number|null', rateLimit: 'object|null' }],
+      paused: ['string'],
     },
   ],
   queue: { queued: 'number', running: 'number', succeeded: 'number', failed: 'number', timed_out: 'number', cancelled: 'number' },
@@ -197,17 +198,24 @@ describe('prefork status --watch', () => {
   it('--json prints one object per refresh (NDJSON)', async () => {
     const schema = schemaName();
     const { sup, taskId } = await startWithSleepingTask(schema);
+    // A paused name shows in every frame (the supervisors' snapshots carry it).
+    expect((await runCli(['pause', 'fixture.block'], { schema })).code).toBe(0);
     const watch = CliSession.piped(['status', '--watch', '--json', '--interval', '200'], { PREFORK_SCHEMA: schema });
     const frames = () =>
       watch
         .stdout()
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as { supervisors: { workers: { current: { taskId: string }[] }[] }[] });
+        .map((l) => JSON.parse(l) as { supervisors: { paused: string[]; workers: { current: { taskId: string }[] }[] }[] });
     await expect.poll(() => frames().filter((f) => f.supervisors[0]?.workers.some((w) => w.current.some((c) => c.taskId === taskId))).length).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => frames().at(-1)?.supervisors[0]?.paused).toEqual(['fixture.block']);
     watch.interrupt();
     expect(await watch.exited).toBe(0);
     for (const frame of frames()) expect(shapeProblems(frame, watchShape)).toEqual([]);
+    const plain = CliSession.piped(['status', '--watch', '--interval', '200'], { PREFORK_SCHEMA: schema });
+    await expect.poll(() => plain.stdout(), { timeout: 20_000 }).toContain('\npaused: fixture.block (prefork resume NAME)\n');
+    plain.interrupt();
+    expect(await plain.exited).toBe(0);
     await sup.stop();
   });
 

@@ -62,6 +62,8 @@ export interface SupervisorFigures {
   schedules: { name: string; cron: string; timeZone: string; nextAt: string | null }[];
   /** The task names with limits across supervisors, as this supervisor's task module sets them. */
   limits: { name: string; maxRunning: number | null; rateLimit: { count: number; intervalMs: number } | null }[];
+  /** The task names paused (prefork pause), as this supervisor last read them. */
+  paused: string[];
 }
 
 export interface WatchReport {
@@ -145,6 +147,7 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
         rateLimit: rate && { count: numberOr(rate.count, 0), intervalMs: numberOr(rate.intervalMs, 0) },
       };
     }),
+    paused: (Array.isArray(snap.paused) ? snap.paused : []).filter((n): n is string => typeof n === 'string'),
   };
 }
 

@@ -22,6 +22,8 @@ export function renderWatch(report: WatchReport | null, context: FrameContext): 
   lines.push(
     `queue: ${count(q.queued)} queued, ${count(q.running)} running, ${count(q.succeeded)} succeeded, ${count(q.failed)} failed, ${count(q.timed_out)} timed out, ${count(q.cancelled)} cancelled`,
   );
+  const paused = [...new Set(report.supervisors.flatMap((s) => s.paused))].sort();
+  if (paused.length > 0) lines.push(`paused: ${paused.join(', ')} (prefork resume NAME)`);
   const t = report.throughput;
   lines.push(`throughput: ${t.perSecond.toFixed(t.perSecond < 10 ? 2 : 1)} tasks/s over the last ${t.windowSeconds} s (${count(t.finished)} finished)`);
   lines.push('');
