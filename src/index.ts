@@ -1,6 +1,6 @@
 /** The public API of prefork. Everything not exported here is internal. */
 import './db/load-pg.js'; // first, before anything imports pg
-export { defineTask, type TaskContext, type TaskHandler, type TaskDefinition, type TaskOptions, type BackoffOptions, type TaskList } from './task.js';
+export { defineTask, type TaskContext, type TaskHandler, type TaskDefinition, type TaskOptions, type BackoffOptions, type RateLimit, type TaskList } from './task.js';
 export { connectionCache } from './db/connection-cache.js';
 export { onWorkerProcessInit, type WorkerStartContext, type WorkerStartHook } from './worker/startup-hooks.js';
 export { CommitOutcomeUnknownError, NonRetryableError, PreforkError, type SerializedError } from './errors.js';

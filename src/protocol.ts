@@ -3,7 +3,7 @@
  * Messages are plain JSON (cluster's default serialization); errors travel as SerializedError.
  */
 import type { SerializedError } from './errors.js';
-import type { BackoffOptions, TaskSchedule } from './task.js';
+import type { BackoffOptions, RateLimit, TaskSchedule } from './task.js';
 
 /** What the worker needs to run one attempt of a task. */
 export interface TaskEnvelope {
@@ -25,7 +25,7 @@ export interface TaskInfo {
   schedule?: TaskSchedule | undefined;
   /** Limits across all supervisors (defineTask's maxRunning and rateLimit). */
   maxRunning?: number | undefined;
-  rateLimit?: { count: number; intervalMs: number } | undefined;
+  rateLimit?: RateLimit | undefined;
 }
 
 // ---- primary -> worker ----------------------------------------------------------------------------------

@@ -81,7 +81,13 @@ export interface TaskOptions extends TaskSessionOverrides {
    * At most `count` attempts of this task start in any `intervalMs`, across all supervisors (a sliding window:
    * `{ count: 60, intervalMs: 60_000 }` for an API's 60 requests a minute). Retries count; tasks wait queued.
    */
-  rateLimit?: { count: number; intervalMs: number };
+  rateLimit?: RateLimit;
+}
+
+/** At most `count` attempts start in any `intervalMs` (defineTask's `rateLimit`). */
+export interface RateLimit {
+  count: number;
+  intervalMs: number;
 }
 
 /** A task's schedule as the primary keeps it (`timeZone` null: UTC). */

@@ -22,12 +22,17 @@ function mostAtOnce(runs: { start: number; end: number }[]): number {
   return most;
 }
 
+/** `n` supervisors of 2 workers each on `schema`, with the limited tasks, once all are ready. */
+async function startSupervisors(schema: string, n: number): Promise<SupervisorProcess[]> {
+  const sups = Array.from({ length: n }, () => SupervisorProcess.start(schema, ['--tasks', fixture('limited-tasks.js'), '--workers', '2']));
+  await Promise.all(sups.map((s) => s.ready()));
+  return sups;
+}
+
 describe('task limits across supervisors', () => {
   it('maxRunning: two supervisors with 4 slots run at most 2 at once, sent directly or queued, and go on at once when one ends', async () => {
     const schema = schemaName();
-    const start = () => SupervisorProcess.start(schema, ['--tasks', fixture('limited-tasks.js'), '--workers', '2']);
-    const sups = [start(), start()];
-    await Promise.all(sups.map((s) => s.ready()));
+    const sups = await startSupervisors(schema, 2);
     const t0 = Date.now();
     // run() would hand a task straight to a free worker of the local supervisor: a limited task goes through the queue.
     const prefork = client(schema);
@@ -60,9 +65,7 @@ describe('task limits across supervisors', () => {
 
   it('rateLimit: at most 3 starts in any second across two supervisors; the next start comes when the window frees', async () => {
     const schema = schemaName();
-    const start = () => SupervisorProcess.start(schema, ['--tasks', fixture('limited-tasks.js'), '--workers', '2']);
-    const sups = [start(), start()];
-    await Promise.all(sups.map((s) => s.ready()));
+    const sups = await startSupervisors(schema, 2);
     const t0 = Date.now();
     await insertTasks(schema, 'limited.rate', Array.from({ length: 10 }, (_, i) => ({ i })));
     await expect
@@ -80,8 +83,7 @@ describe('task limits across supervisors', () => {
 
   it('a limited task does not wait behind a long queue of unlimited ones queued before it', async () => {
     const schema = schemaName();
-    const sup = SupervisorProcess.start(schema, ['--tasks', fixture('limited-tasks.js'), '--workers', '2']);
-    await sup.ready();
+    const sups = await startSupervisors(schema, 1);
     // About 2 s of work for the two workers, queued first; then two limited tasks.
     await insertTasks(schema, 'prefork.sleep', Array.from({ length: 200 }, () => ({ ms: 20 })));
     await insertTasks(schema, 'limited.two', [{ ms: 10 }, { ms: 10 }]);
@@ -94,7 +96,7 @@ describe('task limits across supervisors', () => {
     );
     // Claimed for the first free slots, not after the 200 tasks ahead of them in the queue.
     expect(order!.sleeps_done.getTime() - order!.limited_done.getTime()).toBeGreaterThan(1_000);
-    await sup.stop();
+    await sups[0]!.stop();
   });
 
   it('defineTask refuses limits that are not whole numbers in range', () => {

@@ -12,7 +12,7 @@ import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
-import { assertListFilter, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { assertListFilter, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
@@ -185,9 +185,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   async pause(name: string, options: { reason?: string } = {}): Promise<PauseOutcome> {
     assertTaskName(name);
-    if (options.reason !== undefined && (typeof options.reason !== 'string' || options.reason.includes('\u0000'))) {
-      throw new PreforkError('INVALID_OPTION', 'reason must be a string', { exitCode: 2 });
-    }
+    assertPauseReason(options.reason);
     await this.#migrated();
     const [result] = await pauseTasks(this.#pool, this.schema, [name], options.reason ?? null);
     return result!.outcome;

@@ -20,7 +20,7 @@ import type { Settlement } from '../queue/settle-tasks.js';
 import { deleteFinished } from '../queue/delete-finished.js';
 import { recoverOrphans } from '../queue/recover-orphans.js';
 import { releaseTasks } from '../queue/release-tasks.js';
-import { notifyWake } from '../queue/notify-wake.js';
+import { notifyWake } from '../queue/notify.js';
 import { pausedTasks } from '../queue/paused-tasks.js';
 import type { TaskLimits } from '../queue/claim-tasks.js';
 import { signalBackends } from '../queue/terminate-backends.js';

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { channelsFor, quoteIdent } from '../db/identifiers.js';
+import { notifyControl } from './notify.js';
 
 export type CancelOutcome = 'cancelled' | 'cancelling' | 'finished' | 'not_found';
 
@@ -27,6 +28,6 @@ export async function cancelTask(db: Queryable, schema: string, id: string): Pro
   if (row.cancelled) return 'cancelled';
   if (row.state !== 'running' && row.state !== 'queued') return 'finished';
   // Running (or claimed a moment ago): the supervisor holding it aborts it.
-  await db.query('select pg_notify($1, $2)', [channels.control, JSON.stringify({ command: 'cancel', taskId: id, target: '*' })]);
+  await notifyControl(db, schema, { command: 'cancel', taskId: id });
   return 'cancelling';
 }

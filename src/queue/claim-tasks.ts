@@ -1,5 +1,6 @@
 import type { PreparingQueryable, Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import type { RateLimit } from '../task.js';
 
 export interface ClaimedTask {
   id: string;
@@ -41,7 +42,7 @@ export interface TaskLimits {
   /** At most this many attempts running at once. */
   maxRunning?: number | undefined;
   /** At most `count` attempts claimed in any `intervalMs`. */
-  rateLimit?: { count: number; intervalMs: number } | undefined;
+  rateLimit?: RateLimit | undefined;
 }
 
 export interface LimitedClaim {

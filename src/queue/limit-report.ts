@@ -1,11 +1,12 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import type { RateLimit } from '../task.js';
 import type { SupervisorFigures } from './watch-report.js';
 
 export interface LimitFigures {
   name: string;
   maxRunning: number | null;
-  rateLimit: { count: number; intervalMs: number } | null;
+  rateLimit: RateLimit | null;
   /** Attempts of the name running now, on every supervisor. */
   running: number;
   /** Tasks of the name waiting in the queue (due or not). */

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
-import { channelsFor, quoteIdent } from '../db/identifiers.js';
+import { quoteIdent } from '../db/identifiers.js';
+import { notifyControl, notifyWake } from './notify.js';
 
 export type PauseOutcome = 'paused' | 'already_paused';
 export type ResumeOutcome = 'resumed' | 'not_paused';
@@ -10,11 +11,6 @@ export interface PausedTask {
   reason: string | null;
 }
 
-/** Tells every supervisor that the paused names changed (they read them again). */
-async function notifyChanged(db: Queryable, schema: string): Promise<void> {
-  await db.query('select pg_notify($1, $2)', [channelsFor(schema).control, JSON.stringify({ command: 'paused', target: '*' })]);
-}
-
 /** Pauses task names (a name paused already keeps its time and reason); `queued`: tasks of the name waiting now. */
 export async function pauseTasks(
   db: Queryable,
@@ -22,33 +18,39 @@ export async function pauseTasks(
   names: readonly string[],
   reason: string | null,
 ): Promise<{ name: string; outcome: PauseOutcome; queued: number }[]> {
-  const q = quoteIdent(schema);
-  const { rows } = await db.query<{ name: string; inserted: boolean; queued: number }>(
-    `with added as (
-       insert into ${q}.paused_tasks (name, reason) select unnest($1::text[]), $2 on conflict (name) do nothing returning name
-     )
-     select n.name, n.name in (select name from added) as inserted,
-            (select count(*)::int from ${q}.tasks t where t.state = 'queued' and t.name = n.name) as queued
-       from unnest($1::text[]) with ordinality as n(name, i) order by n.i`,
-    [names, reason],
-  );
-  await notifyChanged(db, schema);
-  return rows.map((r) => ({ name: r.name, outcome: r.inserted ? 'paused' : 'already_paused', queued: r.queued }));
+  const change = `insert into ${quoteIdent(schema)}.paused_tasks (name, reason) select unnest($1::text[]), $2 on conflict (name) do nothing returning name`;
+  const rows = await changePaused(db, schema, names, change, [reason]);
+  return rows.map((r) => ({ name: r.name, outcome: r.changed ? 'paused' : 'already_paused', queued: r.queued }));
 }
 
 /** Resumes task names: their queued tasks are claimed again at once. */
 export async function resumeTasks(db: Queryable, schema: string, names: readonly string[]): Promise<{ name: string; outcome: ResumeOutcome; queued: number }[]> {
-  const q = quoteIdent(schema);
-  const { rows } = await db.query<{ name: string; deleted: boolean; queued: number }>(
-    `with removed as (delete from ${q}.paused_tasks where name = any($1::text[]) returning name)
-     select n.name, n.name in (select name from removed) as deleted,
-            (select count(*)::int from ${q}.tasks t where t.state = 'queued' and t.name = n.name) as queued
+  const rows = await changePaused(db, schema, names, `delete from ${quoteIdent(schema)}.paused_tasks where name = any($1::text[]) returning name`, []);
+  await notifyWake(db, schema);
+  return rows.map((r) => ({ name: r.name, outcome: r.changed ? 'resumed' : 'not_paused', queued: r.queued }));
+}
+
+/**
+ * Runs `change` (a statement on paused_tasks over the names in $1, returning those it changed) and tells every
+ * supervisor to read the paused names again. Per name, in the order given: whether it changed, and how many of
+ * its tasks are queued.
+ */
+async function changePaused(
+  db: Queryable,
+  schema: string,
+  names: readonly string[],
+  change: string,
+  values: unknown[],
+): Promise<{ name: string; changed: boolean; queued: number }[]> {
+  const { rows } = await db.query<{ name: string; changed: boolean; queued: number }>(
+    `with changed as (${change})
+     select n.name, n.name in (select name from changed) as changed,
+            (select count(*)::int from ${quoteIdent(schema)}.tasks t where t.state = 'queued' and t.name = n.name) as queued
        from unnest($1::text[]) with ordinality as n(name, i) order by n.i`,
-    [names],
+    [names, ...values],
   );
-  await notifyChanged(db, schema);
-  await db.query('select pg_notify($1, $2)', [channelsFor(schema).wake, '']);
-  return rows.map((r) => ({ name: r.name, outcome: r.deleted ? 'resumed' : 'not_paused', queued: r.queued }));
+  await notifyControl(db, schema, { command: 'paused' });
+  return rows;
 }
 
 export async function pausedTasks(db: Queryable, schema: string): Promise<PausedTask[]> {

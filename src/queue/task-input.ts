@@ -130,6 +130,13 @@ export function assertRetryAttempts(attempts: unknown): void {
   wholeNumber(attempts, 'attempts', 1, 1_000_000, '');
 }
 
+/** Why a task is paused, as `prefork pause --reason` takes it: none, or a non-empty string PostgreSQL can store. */
+export function assertPauseReason(reason: unknown): void {
+  if (reason !== undefined && !(typeof reason === 'string' && reason.length > 0 && !reason.includes('\0'))) {
+    throw invalidOption(`reason must be a non-empty string without a NUL character (got ${show(reason)})`);
+  }
+}
+
 /** A task list's filter: known states, non-empty name and queue, a task id to page before, a limit of 1 to 10,000. */
 export function assertListFilter(filter: unknown): void {
   if (filter === undefined || filter === null) return;

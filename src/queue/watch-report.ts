@@ -5,6 +5,7 @@
  */
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import type { RateLimit } from '../task.js';
 import { countTasksByState } from './read-tasks.js';
 import { liveSupervisors, type SupervisorRow } from './supervisors.js';
 import type { TaskState } from './task-row.js';
@@ -61,7 +62,7 @@ export interface SupervisorFigures {
   /** The scheduled tasks this supervisor keeps, with their next tick. */
   schedules: { name: string; cron: string; timeZone: string; nextAt: string | null }[];
   /** The task names with limits across supervisors, as this supervisor's task module sets them. */
-  limits: { name: string; maxRunning: number | null; rateLimit: { count: number; intervalMs: number } | null }[];
+  limits: { name: string; maxRunning: number | null; rateLimit: RateLimit | null }[];
   /** The task names paused (prefork pause), as this supervisor last read them. */
   paused: string[];
 }

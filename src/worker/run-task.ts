@@ -108,24 +108,23 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
 
 /** The most progress text a task may report at once. */
 const maxProgressLength = 64 * 1024;
+/** A task's progress goes to the primary at most this often. */
+const progressIntervalMs = 100;
 
 /**
- * ctx.progress: checked and copied at the call, sent at most once per `intervalMs` (the latest value; one waiting
- * is sent when the interval ends, or before the outcome).
+ * ctx.progress: checked and copied at the call, sent at most once per `progressIntervalMs` (the latest value; one
+ * waiting is sent when the interval ends, or before the outcome).
  */
 class ProgressReporter {
   #sentAt = -Infinity;
   #pending: { value: unknown } | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly send: (value: unknown) => void,
-    private readonly intervalMs = 100,
-  ) {}
+  constructor(private readonly send: (value: unknown) => void) {}
 
   report(value: unknown): void {
     this.#pending = { value: progressValue(value) };
-    const wait = this.#sentAt + this.intervalMs - performance.now();
+    const wait = this.#sentAt + progressIntervalMs - performance.now();
     if (wait <= 0) this.#flush();
     else this.#timer ??= setTimeout(() => this.#flush(), wait);
   }

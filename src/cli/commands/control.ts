@@ -1,7 +1,8 @@
 /** Commands that ask running supervisors to do something, through a NOTIFY on the control channel. */
-import { channelsFor } from '../../db/identifiers.js';
 import { PreforkError } from '../../errors.js';
+import type { ControlCommand } from '../../primary/control.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
+import { notifyControl } from '../../queue/notify.js';
 import { liveSupervisors, type SupervisorRow } from '../../queue/supervisors.js';
 import type pg from 'pg';
 import { exitCodes } from '../exit-codes.js';
@@ -10,7 +11,7 @@ export async function sendControl(
   client: pg.Client,
   schema: string,
   target: string | undefined,
-  command: Record<string, unknown> & { command: string },
+  command: ControlCommand,
 ): Promise<SupervisorRow[]> {
   const targets = (await liveSupervisors(client, schema, supervisorDefaults.leaseMs)).filter((s) => !target || s.id === target);
   if (targets.length === 0) {
@@ -18,6 +19,6 @@ export async function sendControl(
       exitCode: exitCodes.unavailable,
     });
   }
-  await client.query('select pg_notify($1, $2)', [channelsFor(schema).control, JSON.stringify({ ...command, target: target ?? '*' })]);
+  await notifyControl(client, schema, command, target);
   return targets;
 }
