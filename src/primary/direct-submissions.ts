@@ -179,8 +179,10 @@ export class DirectSubmissions {
       if (r.wait) {
         this.#waiters.set(row.id, { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString() });
       }
+      // To the worker first, then the reply: the task starts while the sender reads it.
+      const started = this.deps.runNow(task);
       connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: false, direct: r.wait });
-      if (!this.deps.runNow(task)) {
+      if (!started) {
         // Stopping since the insert: the task goes back to the queue; close() tells the sender.
         await this.deps.release([row.id], 'submitted while the supervisor began to stop');
       }
