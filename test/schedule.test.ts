@@ -1,5 +1,10 @@
 /** Scheduled tasks: cron expressions, and each tick queued once however many supervisors run. */
-import { describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CronSchedule } from '../src/schedule/cron.js';
 import { defineTask } from '../src/task.js';
 import { query, useTestSchema } from './support/database.js';
@@ -50,6 +55,44 @@ describe('scheduled tasks', () => {
     expect(sups.flatMap((s) => s.logs).some((l) => l.event === 'schedule_skipped' && l.task === 'sched.slow')).toBe(true);
     const [rowsInTable] = await query<{ n: number }>(`select count(*)::int as n from "${schema}".schedules`);
     expect(rowsInTable!.n).toBe(2);
+  });
+
+  it('a reload re-arms the schedules the task module changed: a changed one from then on, a new one, none for one removed', async () => {
+    const schema = schemaName();
+    const dist = pathToFileURL(join(process.cwd(), 'dist/index.js')).href;
+    const file = join(tmpdir(), `prefork-reload-schedules-${randomUUID()}.mjs`);
+    onTestFinished(() => rmSync(file, { force: true }));
+    const write = (tasks: Record<string, string>) =>
+      writeFileSync(
+        file,
+        `import { defineTask } from '${dist}';\nexport default {\n${Object.entries(tasks)
+          .map(([name, schedule]) => `  '${name}': defineTask({ schedule: ${schedule}, run: (payload) => payload }),\n`)
+          .join('')}};\n`,
+      );
+    write({ 'sched.kept': "'* * * * * *'", 'sched.changed': "{ cron: '* * * * * *', payload: { v: 1 } }", 'sched.removed': "'* * * * * *'" });
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
+    await sup.ready();
+    const count = async (name: string, where = 'true') =>
+      (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where name = $1 and ${where}`, [name]))[0]!.n;
+    await expect.poll(() => count('sched.removed'), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+
+    write({ 'sched.kept': "'* * * * * *'", 'sched.changed': "{ cron: '* * * * * *', payload: { v: 2 } }", 'sched.added': "'* * * * * *'" });
+    const reload = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(reload.code, reload.stderr).toBe(0);
+    const removedAtReload = await count('sched.removed');
+    // A new schedule fires, a changed one fires with its new payload, and one kept as it was goes on ticking.
+    await expect.poll(() => count('sched.added'), { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => count('sched.changed', `payload->>'v' = '2'`), { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    // At most the tick that was being fired as the reload finished.
+    expect((await count('sched.removed')) - removedAtReload).toBeLessThanOrEqual(1);
+    const status = JSON.parse((await runCli(['status', '--json'], { schema })).stdout) as { schedules: { name: string }[] };
+    expect(status.schedules.map((s) => s.name)).toEqual(['sched.added', 'sched.changed', 'sched.kept']);
+    expect(sup.events('schedule_disarmed').map((l) => l.task)).toEqual(['sched.removed']);
+    // The unchanged schedule was not armed again (its ticks went on from the same timer).
+    expect(sup.events('schedule_armed').filter((l) => l.task === 'sched.kept')).toHaveLength(1);
+    await sup.stop();
+    const kept = await query<{ tick: string }>(`select payload->>'scheduledAt' as tick from "${schema}".tasks where name = 'sched.kept'`);
+    expect(new Set(kept.map((r) => r.tick)).size, 'a tick queued twice').toBe(kept.length);
   });
 
   it('cron expressions: next times in UTC, both day fields either-or, steps, names and macros', () => {

@@ -5,7 +5,7 @@
  *
  * Ticks are fired from the supervisor's start on: one that passed while no supervisor ran is not made up. A
  * tick that finds the database unreachable is tried again every second, and ticks that pass meanwhile fold
- * into the latest one.
+ * into the latest one. A reload that changes a schedule (or adds or removes one) re-arms it from then on.
  */
 import type { Logger } from 'pino';
 import type { PreparingQueryable } from '../db/queryable.js';
@@ -37,58 +37,97 @@ export interface ScheduleTick {
 const maxTimerMs = 2_147_483_647;
 const retryMs = 1_000;
 
+/** A schedule this supervisor keeps: replaced as a whole when the task module changes it. */
+interface Armed {
+  task: ScheduledTask;
+  schedule: CronSchedule;
+  /** The tick waited for; null when the expression has none left. */
+  at: Date | null;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export class Scheduler {
-  readonly #timers = new Set<NodeJS.Timeout>();
-  /** Each scheduled task's next tick, for the status snapshot. */
-  readonly #next = new Map<string, { task: ScheduledTask; at: Date | null }>();
+  /** Each scheduled task's entry, by name. A timer or a fire that finds its entry replaced does nothing more. */
+  readonly #armed = new Map<string, Armed>();
   #stopped = false;
 
   constructor(private readonly deps: SchedulerDeps) {}
 
+  /** Arms the schedules of the task module the supervisor started with. */
   start(tasks: readonly ScheduledTask[]): void {
+    this.update(tasks);
+  }
+
+  /**
+   * The schedules of the newest worker's task module (a reload, a replacement that loaded a changed file): a new
+   * or changed one is armed from now, one gone is disarmed, one unchanged keeps its timer. A tick being fired
+   * completes, and fires no further tick of a schedule replaced meanwhile.
+   */
+  update(tasks: readonly ScheduledTask[]): void {
+    if (this.#stopped) return;
+    const wanted = new Map(tasks.map((t) => [t.name, t]));
+    for (const [name, armed] of this.#armed) {
+      if (wanted.has(name)) continue;
+      this.#disarm(armed);
+      this.deps.log.info({ event: 'schedule_disarmed', task: name, cron: armed.task.cron }, `${name} no longer scheduled`);
+    }
     const now = new Date();
     for (const task of tasks) {
+      const current = this.#armed.get(task.name);
+      if (current && sameSchedule(current.task, task)) continue;
+      if (current) this.#disarm(current);
       const schedule = CronSchedule.parse(task.cron, task.timeZone);
+      const armed: Armed = { task, schedule, at: null, timer: undefined };
+      this.#armed.set(task.name, armed);
       const next = schedule.next(now);
       this.deps.log.info(
-        { event: 'schedule_armed', task: task.name, cron: task.cron, timeZone: task.timeZone ?? 'UTC', next: next?.toISOString() ?? null },
+        { event: 'schedule_armed', task: task.name, cron: task.cron, timeZone: task.timeZone ?? 'UTC', next: next?.toISOString() ?? null, changed: current !== undefined },
         `${task.name} scheduled: ${task.cron} (${task.timeZone ?? 'UTC'})`,
       );
-      if (next) this.#wait(task, schedule, next);
-      else this.#next.set(task.name, { task, at: null });
+      if (next) this.#wait(armed, next);
     }
   }
 
   /** The schedules this supervisor keeps, with their next tick (what `prefork status` shows). */
   armed(): { name: string; cron: string; timeZone: string | null; nextAt: string | null }[] {
     if (this.#stopped) return [];
-    return [...this.#next].map(([name, n]) => ({ name, cron: n.task.cron, timeZone: n.task.timeZone, nextAt: n.at?.toISOString() ?? null }));
+    return [...this.#armed.values()].map(({ task, at }) => ({ name: task.name, cron: task.cron, timeZone: task.timeZone, nextAt: at?.toISOString() ?? null }));
   }
 
   /** No tick fires from now on (a statement in flight still completes). */
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
+    for (const armed of this.#armed.values()) clearTimeout(armed.timer);
+    this.#armed.clear();
   }
 
-  #wait(task: ScheduledTask, schedule: CronSchedule, tick: Date): void {
-    if (this.#stopped) return;
-    this.#next.set(task.name, { task, at: tick });
-    const timer = setTimeout(
+  #disarm(armed: Armed): void {
+    clearTimeout(armed.timer);
+    armed.timer = undefined;
+    if (this.#armed.get(armed.task.name) === armed) this.#armed.delete(armed.task.name);
+  }
+
+  #current(armed: Armed): boolean {
+    return !this.#stopped && this.#armed.get(armed.task.name) === armed;
+  }
+
+  #wait(armed: Armed, tick: Date): void {
+    if (!this.#current(armed)) return;
+    armed.at = tick;
+    armed.timer = setTimeout(
       () => {
-        this.#timers.delete(timer);
+        armed.timer = undefined;
         // A timer may fire a little early, and a far tick is waited for in steps.
-        if (Date.now() < tick.getTime()) this.#wait(task, schedule, tick);
-        else this.deps.track(this.#fire(task, schedule, tick));
+        if (Date.now() < tick.getTime()) this.#wait(armed, tick);
+        else this.deps.track(this.#fire(armed, tick));
       },
       Math.min(maxTimerMs, Math.max(0, tick.getTime() - Date.now())),
     );
-    this.#timers.add(timer);
   }
 
-  async #fire(task: ScheduledTask, schedule: CronSchedule, due: Date): Promise<void> {
-    if (this.#stopped) return;
+  async #fire(armed: Armed, due: Date): Promise<void> {
+    if (!this.#current(armed)) return;
+    const { task, schedule } = armed;
     // The latest tick that has come: those that passed while this one waited (a busy loop, a database outage) fold into it.
     const tick = schedule.latest(new Date(), new Date(due.getTime() - 1)) ?? due;
     const { log } = this.deps;
@@ -101,15 +140,20 @@ export class Scheduler {
     } catch (error) {
       log.warn({ event: 'schedule_fire_failed', task: task.name, tick: tick.toISOString(), err: error }, `could not queue ${task.name}; trying again in 1 s`);
       this.deps.onTick?.({ name: task.name, outcome: 'failed' });
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        this.deps.track(this.#fire(task, schedule, tick));
+      if (!this.#current(armed)) return;
+      armed.timer = setTimeout(() => {
+        armed.timer = undefined;
+        this.deps.track(this.#fire(armed, tick));
       }, retryMs);
-      this.#timers.add(timer);
       return;
     }
     const next = schedule.next(tick);
-    if (next) this.#wait(task, schedule, next);
-    else this.#next.set(task.name, { task, at: null });
+    if (next) this.#wait(armed, next);
+    else if (this.#current(armed)) armed.at = null;
   }
+}
+
+/** Whether two definitions of a task's schedule fire the same ticks with the same payload. */
+function sameSchedule(a: TaskSchedule, b: TaskSchedule): boolean {
+  return a.cron === b.cron && a.timeZone === b.timeZone && JSON.stringify(a.payload) === JSON.stringify(b.payload);
 }

@@ -35,7 +35,7 @@ import { Listener } from './listener.js';
 import { deadSupervisorsOnHost } from './same-host.js';
 import { Settler } from './settler.js';
 import { DirectSubmissions } from './direct-submissions.js';
-import { Scheduler, type ScheduleTick } from './scheduler.js';
+import { Scheduler, type ScheduledTask, type ScheduleTick } from './scheduler.js';
 import { releaseLost } from '../queue/release-lost.js';
 import { TimeLimits, type TimeLimitActions } from './time-limits.js';
 import type { SupervisorOptions } from './supervisor-options.js';
@@ -260,7 +260,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#every(5_000, () => this.#readPaused());
     if (o.keepFinishedMs) this.#every(60_000, () => this.#deleteFinished(o.keepFinishedMs!));
     this.#dispatcher.resume();
-    this.#scheduler.start([...this.#taskInfo.values()].flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule }] : [])));
+    this.#scheduler.start(schedulesOf([...this.#taskInfo.values()]));
     this.#log.info({ event: 'supervisor_ready', workers: this.#pool.size }, 'all workers ready');
   }
 
@@ -334,15 +334,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #onWorkerReady(handle: WorkerHandle): void {
     this.#everReady = true;
     this.#fleet.onReady(handle);
-    // The newest worker's options win: after a reload, the task module's new options apply (schedules excepted:
-    // they are armed once, at start).
+    // The newest worker's options win: after a reload, the task module's new options apply, its schedules included.
     for (const info of handle.tasks) {
       this.#taskInfo.set(info.name, info);
       if (info.maxRunning !== undefined || info.rateLimit !== undefined) this.#limits.set(info.name, { maxRunning: info.maxRunning, rateLimit: info.rateLimit });
       else this.#limits.delete(info.name);
     }
     // A replacement (a reload, a recycle) may offer other options: remembered for what `tasks` and `get` show.
-    if (this.#phase === 'running') this.#track(this.#rememberTasks().catch(() => {}));
+    if (this.#phase === 'running') {
+      this.#track(this.#rememberTasks().catch(() => {}));
+      this.#scheduler.update(schedulesOf(handle.tasks));
+    }
     this.#log.info({ event: 'worker_ready', workerId: handle.id, workerPid: handle.pid }, 'worker ready');
     this.#publishSoon();
     this.#dispatcher.wake();
@@ -824,4 +826,9 @@ function prefetchRange(options: SupervisorOptions): { prefetch: number; maxPrefe
   if (options.prefetch !== undefined) return { prefetch: options.prefetch, maxPrefetch: options.prefetch };
   const base = 2 * options.workers * options.concurrency;
   return { prefetch: base, maxPrefetch: Math.max(base, maxAutoPrefetch) };
+}
+
+/** The schedules among a task module's tasks. */
+function schedulesOf(tasks: readonly TaskInfo[]): ScheduledTask[] {
+  return tasks.flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule }] : []));
 }
