@@ -326,6 +326,46 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     await sup.stop();
   });
 
+  it('a reload that adds and removes tasks: each task goes only to a worker whose module has it; a removed name waits in the queue', async () => {
+    const schema = schemaName();
+    const dist = pathToFileURL(join(process.cwd(), 'dist/index.js')).href;
+    const file = join(tmpdir(), `prefork-reload-names-${randomUUID()}.mjs`);
+    onTestFinished(() => rmSync(file, { force: true }));
+    const slow = `'mod.slow': () => new Promise((resolve) => setTimeout(resolve, 3_000, 'slow'))`;
+    writeFileSync(file, `export default { 'mod.kept': (p) => p, 'mod.removed': (p) => p, ${slow} };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--concurrency', '2', '--tasks', file]);
+    await sup.ready();
+    // One slow task on each old worker: the first replaced stays until its task is done, 3 s, while the other
+    // old worker, with a slot free, runs beside the first new one.
+    const slowIds = await insertTasks(schema, 'mod.slow', [{}, {}]);
+    await expect.poll(async () => (await query(`select 1 from "${schema}".tasks where id = any($1::bigint[]) and state = 'running'`, [slowIds])).length).toBe(2);
+    // Queued for the new module: no worker runs them yet. One attempt each, so a task handed to a worker
+    // without it would fail for good (UNKNOWN_TASK) instead of being retried.
+    const added = await insertTasks(schema, 'mod.added', Array.from({ length: 40 }, (_, i) => ({ i })), { maxAttempts: 1 });
+    // The new module loads in 1.5 s: the first new worker is ready while both old ones still run their slow task.
+    writeFileSync(
+      file,
+      `import { setTimeout as delay } from 'node:timers/promises';\nawait delay(1_500);\nexport default { 'mod.kept': (p) => p, 'mod.added': (p) => ({ added: p.i }), ${slow} };\n`,
+    );
+    const reload = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(reload.code, reload.stderr).toBe(0);
+    await waitForFinal(schema, 42);
+    const states = await query<{ state: string; error: { code: string } | null }>(`select state, error from "${schema}".tasks where id = any($1::bigint[])`, [[...added, ...slowIds]]);
+    expect(states.filter((r) => r.state !== 'succeeded').map((r) => r.error?.code)).toEqual([]);
+
+    // The name the new module dropped: no longer among those the supervisor says it runs (what senders on this host
+    // look for), and a task of it is left queued for a supervisor that runs it, not claimed and failed.
+    await expect
+      .poll(async () => (await query<{ tasks: string[] }>(`select tasks from "${schema}".supervisors`))[0]!.tasks.filter((n) => n.startsWith('mod.')).sort())
+      .toEqual(['mod.added', 'mod.kept', 'mod.slow']);
+    const removed = (await query<{ id: string }>(`select "${schema}".add_task('mod.removed') as id`))[0]!.id;
+    // A task queued after it, run: the dispatcher has claimed since the removed one was queued.
+    await query(`select "${schema}".add_task('mod.kept', '{"after": true}')`);
+    await expect.poll(async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where name = 'mod.kept' and state = 'succeeded'`))[0]!.n).toBe(1);
+    expect(await query(`select state, attempts from "${schema}".tasks where id = $1`, [removed])).toEqual([{ state: 'queued', attempts: 0 }]);
+    await sup.stop();
+  });
+
   it('--max-tasks-per-worker 10 with 100 tasks: at least 10 worker processes, every task succeeds', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '2', '--max-tasks-per-worker', '10']);

@@ -35,11 +35,12 @@ export interface DispatcherDeps {
   schema: string;
   supervisorId: string;
   log: Logger;
-  /** Ready workers. */
+  /** The workers (those ready take tasks, each only of the names its task module has). */
   workers: () => WorkerHandle[];
-  /** Names this supervisor's workers can run, and their max attempts. */
-  taskNames: () => string[];
+  /** Max attempts by task name, for the claim. */
   maxAttemptsByName: () => Record<string, number>;
+  /** Gives claimed tasks back to the queue, uncounted (the stop waits for it). */
+  giveBack: (ids: string[], reason: string) => void;
   /** The names among them with limits across supervisors (claimed one name at a time, for free slots only). */
   limits: () => ReadonlyMap<string, TaskLimits>;
   /** Names paused (prefork pause): never claimed. */
@@ -80,6 +81,8 @@ export class Dispatcher {
   /** Limited names a limit stopped at their last claim: their due tasks wait for a wake, not for the next-due timer. */
   #limitedBlocked = new Set<string>();
   #limitedTurn = 0;
+  /** The task modules of the ready workers at the last deal (see #drain): a change may leave buffered tasks no worker runs. */
+  #modules: string | null = null;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.#target = deps.prefetch;
@@ -220,8 +223,9 @@ export class Dispatcher {
     const freeSlots = () => this.deps.workers().reduce((n, w) => n + w.freeSlots, 0);
     let free = freeSlots();
     const paused = this.deps.paused();
-    const all = paused.size > 0 ? this.deps.taskNames().filter((n) => !paused.has(n)) : this.deps.taskNames();
-    const limits = this.deps.limits();
+    const offered = offeredNames(this.deps.workers());
+    const all = paused.size > 0 ? offered.filter((n) => !paused.has(n)) : offered;
+    const limits = onlyNames(this.deps.limits(), all);
     // A name whose limits a reload removed is no longer held back.
     for (const n of this.#limitedBlocked) if (!limits.has(n)) this.#limitedBlocked.delete(n);
     let names = all;
@@ -329,22 +333,47 @@ export class Dispatcher {
     if (this.#paused) return;
     const workers = this.deps.workers();
     const free = new Map<WorkerHandle, number>();
-    for (const w of workers) if (w.freeSlots > 0) free.set(w, w.freeSlots);
+    // Workers that loaded different task modules (a reload under way) get only the tasks their module has.
+    let signature: string | undefined;
+    let mixed = false;
+    for (const w of workers) {
+      if (w.state !== 'ready') continue;
+      if (signature === undefined) signature = w.signature;
+      else if (w.signature !== signature) mixed = true;
+      if (w.freeSlots > 0) free.set(w, w.freeSlots);
+    }
+    const modules = mixed ? modulesKey(workers) : (signature ?? null);
+    if (modules !== null && modules !== this.#modules) this.#giveBackUnoffered(workers);
+    this.#modules = modules ?? this.#modules;
     if (free.size === 0) return;
     const shares = new Map<WorkerHandle, ClaimedTask[]>();
-    let dealt = 0;
-    while (dealt < this.#buffer.length) {
-      let best: WorkerHandle | undefined;
-      let most = 0;
-      for (const [w, n] of free) if (n > most) [best, most] = [w, n];
-      if (!best) break;
+    const deal = (task: ClaimedTask, best: WorkerHandle, most: number) => {
       free.set(best, most - 1);
-      const task = this.#buffer[dealt++]!;
       const share = shares.get(best);
       if (share) share.push(task);
       else shares.set(best, [task]);
+    };
+    if (!mixed) {
+      let dealt = 0;
+      while (dealt < this.#buffer.length) {
+        let best: WorkerHandle | undefined;
+        let most = 0;
+        for (const [w, n] of free) if (n > most) [best, most] = [w, n];
+        if (!best) break;
+        deal(this.#buffer[dealt++]!, best, most);
+      }
+      this.#buffer.splice(0, dealt);
+    } else {
+      const left: ClaimedTask[] = [];
+      for (const task of this.#buffer) {
+        let best: WorkerHandle | undefined;
+        let most = 0;
+        for (const [w, n] of free) if (n > most && w.offers(task.name)) [best, most] = [w, n];
+        if (best) deal(task, best, most);
+        else left.push(task);
+      }
+      this.#buffer = left;
     }
-    this.#buffer.splice(0, dealt);
     // A worker that cannot be sent to is going away; its tasks wait for the next round.
     for (const [w, tasks] of shares) if (!w.assign(tasks)) this.#buffer.unshift(...tasks);
     if (this.#buffer.length > 0) return;
@@ -356,6 +385,18 @@ export class Dispatcher {
       }
       this.#rebalance(workers);
     }
+  }
+
+  /**
+   * The ready workers' task modules changed (a reload): buffered tasks of a name none of them has any more go back
+   * to the queue, for a supervisor that runs it. While no worker is ready (all restarting), they stay.
+   */
+  #giveBackUnoffered(workers: WorkerHandle[]): void {
+    const ready = workers.filter((w) => w.state === 'ready');
+    const unoffered = this.#buffer.filter((t) => !ready.some((w) => w.offers(t.name)));
+    if (unoffered.length === 0) return;
+    this.#buffer = this.#buffer.filter((t) => ready.some((w) => w.offers(t.name)));
+    this.deps.giveBack(unoffered.map((t) => t.id), 'the reloaded task module has no task of this name');
   }
 
   /**
@@ -402,4 +443,28 @@ export class Dispatcher {
     }, at - Date.now());
     this.#timer.unref();
   }
+}
+
+/** The names the ready workers' task modules have, together. */
+function offeredNames(workers: readonly WorkerHandle[]): string[] {
+  const names = new Set<string>();
+  let signature: string | undefined;
+  for (const w of workers) {
+    if (w.state !== 'ready' || w.signature === signature) continue;
+    signature = w.signature;
+    for (const t of w.tasks) names.add(t.name);
+  }
+  return [...names];
+}
+
+/** The limits of these names only (a name a reload removed keeps its entry in the supervisor's map). */
+function onlyNames(limits: ReadonlyMap<string, TaskLimits>, names: readonly string[]): ReadonlyMap<string, TaskLimits> {
+  if (limits.size === 0) return limits;
+  const wanted = new Set(names);
+  return [...limits.keys()].every((n) => wanted.has(n)) ? limits : new Map([...limits].filter(([n]) => wanted.has(n)));
+}
+
+/** The ready workers' task modules, for telling when they change while several are loaded. */
+function modulesKey(workers: readonly WorkerHandle[]): string {
+  return [...new Set(workers.filter((w) => w.state === 'ready').map((w) => w.signature))].sort().join('\0');
 }

@@ -82,7 +82,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   readonly #timeLimits: TimeLimits;
   readonly #outcomes: Outcomes;
   #phase: Phase = 'new';
+  /** The options of each task name, as the newest ready worker reported them (kept for a name a reload removed). */
   #taskInfo = new Map<string, TaskInfo>();
+  /** The names of the newest ready worker's task module: what this supervisor says it runs. */
+  #offered: string[] = [];
   /** The task names with limits across supervisors (maxRunning, rateLimit): claimed apart, never directly. */
   readonly #limits = new Map<string, TaskLimits>();
   /** Task names no supervisor claims (prefork pause), as last read from the database. */
@@ -153,8 +156,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       supervisorId: this.id,
       log: this.#log,
       workers: () => this.#pool.handles,
-      taskNames: () => [...this.#taskInfo.keys()],
       maxAttemptsByName: () => this.#maxAttemptsByName(),
+      giveBack: (ids, reason) => this.#track(this.#release(ids, reason)),
       limits: () => this.#limits,
       paused: () => this.#paused,
       defaultMaxAttempts: options.defaultMaxAttempts,
@@ -181,11 +184,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       accepting: () => this.#phase === 'running',
       runsHere: (name, queue) =>
         (!options.queues?.length || options.queues.includes(queue)) &&
-        this.#taskInfo.has(name) &&
         !this.#limits.has(name) &&
         !this.#paused.has(name) &&
         this.#dispatcher.buffered === 0 &&
-        this.#pool.handles.some((h) => h.state === 'ready' && h.freeSlots > 0),
+        this.#pool.handles.some((h) => h.state === 'ready' && h.freeSlots > 0 && h.offers(name)),
       nothingDue: () => this.#dispatcher.nothingDue,
       maxAttempts: (name) => this.#taskInfo.get(name)?.maxAttempts ?? options.defaultMaxAttempts,
       runNow: (task) => this.#dispatcher.runNow(task),
@@ -335,6 +337,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#everReady = true;
     this.#fleet.onReady(handle);
     // The newest worker's options win: after a reload, the task module's new options apply, its schedules included.
+    this.#offered = handle.tasks.map((info) => info.name);
     for (const info of handle.tasks) {
       this.#taskInfo.set(info.name, info);
       if (info.maxRunning !== undefined || info.rateLimit !== undefined) this.#limits.set(info.name, { maxRunning: info.maxRunning, rateLimit: info.rateLimit });
@@ -546,7 +549,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   /** The task names this supervisor offers, with the attempts each gets when its row sets none. */
   #rememberTasks(): Promise<void> {
-    const tasks = [...this.#taskInfo.values()].map((info) => ({ name: info.name, maxAttempts: info.maxAttempts ?? this.#options.defaultMaxAttempts }));
+    const tasks = this.#offered.map((name) => ({ name, maxAttempts: this.#taskInfo.get(name)?.maxAttempts ?? this.#options.defaultMaxAttempts }));
     return rememberTaskNames(this.#db, this.#options.schema, tasks);
   }
 
@@ -645,7 +648,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       for (const h of this.#pool.handles) h.published();
       const previous = await heartbeat(this.#db, this.#options.schema, this.id, {
         state,
-        tasks: [...this.#taskInfo.keys()],
+        tasks: this.#offered,
         snapshot,
         socketPath: state === 'running' ? this.#direct.socketPath : null,
       });

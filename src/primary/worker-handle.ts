@@ -58,7 +58,13 @@ export class WorkerHandle {
   /** An `unqueue` was sent and its answer has not come. */
   unqueuePending = false;
   state: WorkerState = 'starting';
-  tasks: TaskInfo[] = [];
+  #tasks: TaskInfo[] = [];
+  #names: ReadonlySet<string> = new Set();
+  /**
+   * The names of the worker's task module, sorted and joined: workers that loaded the same module have equal
+   * signatures (the dispatcher deals without looking at names then). Empty until the worker is ready.
+   */
+  signature = '';
   tasksDone = 0;
   failures = 0;
   rss: number | null = null;
@@ -73,6 +79,22 @@ export class WorkerHandle {
   ) {
     this.id = worker.id;
     this.pid = worker.process.pid ?? 0;
+  }
+
+  /** The tasks of the module this worker loaded, as it reported them when ready. */
+  get tasks(): TaskInfo[] {
+    return this.#tasks;
+  }
+
+  set tasks(tasks: TaskInfo[]) {
+    this.#tasks = tasks;
+    this.#names = new Set(tasks.map((t) => t.name));
+    this.signature = [...this.#names].sort().join('\n');
+  }
+
+  /** Whether this worker's task module has a task of this name (a reload may add or remove names). */
+  offers(name: string): boolean {
+    return this.#names.has(name);
   }
 
   get freeSlots(): number {
