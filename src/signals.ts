@@ -24,7 +24,8 @@ export function handleStopSignals(target: Stoppable, log: Logger, onForced: (sig
   };
   const hangup = () => {
     log.info({ event: 'signal_received', signal: 'SIGHUP' }, 'SIGHUP: rolling restart of the workers');
-    void target.reload?.();
+    // A failed reload is logged by the supervisor; the workers it did not replace go on.
+    void target.reload?.().catch(() => {});
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);

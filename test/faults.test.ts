@@ -366,6 +366,54 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     await sup.stop();
   });
 
+  it('a reload whose new task module does not load stops at once with the reason; every worker goes on with the code it had', async () => {
+    const schema = schemaName();
+    const file = join(tmpdir(), `prefork-reload-broken-${randomUUID()}.mjs`);
+    onTestFinished(() => rmSync(file, { force: true }));
+    writeFileSync(file, `export default { 'mod.version': () => 1 };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', file]);
+    await sup.ready();
+    const version = async () => JSON.parse((await runCli(['send', 'mod.version', '{}', '--wait', '--json'], { schema })).stdout).result as number;
+
+    writeFileSync(file, `export default { 'mod.version': () => 2,\n`);
+    const failed = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(failed.stderr).toMatch(/^prefork: reload failed on supervisor \S+: a new worker could not start: could not load the task module .+; 0 of 2 workers were replaced, the others kept the code they had$/m);
+    expect(failed.stderr.split('\n').filter((l) => l.includes('failed'))).toHaveLength(1);
+    // Both old workers take tasks (the one whose replacement failed included), with the old code.
+    const status = JSON.parse((await runCli(['status', '--json'], { schema })).stdout) as {
+      supervisors: { workers: { state: string }[]; lastReload: { outcome: string; error: string } }[];
+    };
+    expect(status.supervisors[0]!.workers.map((w) => w.state)).toEqual(['ready', 'ready']);
+    expect(status.supervisors[0]!.lastReload).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/could not load the task module/) });
+    expect((await runCli(['status'], { schema })).stdout).toMatch(/\n {2}last reload failed at \S+: a new worker could not start/);
+    expect(sup.events('worker_replacement_failed')).toHaveLength(1);
+    expect(await version()).toBe(1);
+
+    writeFileSync(file, `export default { 'mod.version': () => 2 };\n`);
+    const fixed = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(await version()).toBe(2);
+    await sup.stop();
+  });
+
+  it('a worker recycled while its task module does not load goes on taking tasks until a replacement starts', async () => {
+    const schema = schemaName();
+    const file = join(tmpdir(), `prefork-recycle-broken-${randomUUID()}.mjs`);
+    onTestFinished(() => rmSync(file, { force: true }));
+    writeFileSync(file, `export default { 'mod.version': () => 1 };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--max-tasks-per-worker', '2', '--tasks', file]);
+    await sup.ready();
+    // Broken on disk (a deploy gone wrong): the recycle's replacement cannot load it.
+    writeFileSync(file, `export default { 'mod.version': () => 2,\n`);
+    const ids = await insertTasks(schema, 'mod.version', Array.from({ length: 6 }, () => ({})));
+    await waitForFinal(schema, 6, 30_000);
+    const rows = await query<{ state: string; result: number }>(`select state, result from "${schema}".tasks where id = any($1::bigint[])`, [ids]);
+    expect(rows.map((r) => [r.state, r.result])).toEqual(Array.from({ length: 6 }, () => ['succeeded', 1]));
+    expect(sup.events('worker_replacement_failed').length).toBeGreaterThanOrEqual(1);
+    await sup.stop();
+  });
+
   it('--max-tasks-per-worker 10 with 100 tasks: at least 10 worker processes, every task succeeds', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '2', '--max-tasks-per-worker', '10']);

@@ -4,14 +4,33 @@
  * old one leaves, and scales up or down at run time.
  */
 import type { Logger } from 'pino';
+import { PreforkError } from '../errors.js';
 import type { WorkerHandle } from './worker-handle.js';
 import type { WorkerPool } from './worker-pool.js';
+
+/**
+ * Why a worker is replaced, which decides what happens when its replacement cannot start: after a `reload` or a
+ * `recycle` (task count, memory) the old worker, sound, goes back to work; one to `retire` (past a hard limit,
+ * or it asked after an uncaught error) keeps draining while the replacement is tried again.
+ */
+export type ReplaceKind = 'reload' | 'recycle' | 'retire';
+
+interface Replacement {
+  old: WorkerHandle;
+  kind: ReplaceKind;
+  /** Told why, when the replacement exits before it is ready (a reload stops then). */
+  failed?: ((reason: string) => void) | undefined;
+}
 
 export class Fleet {
   #startupFailures = 0;
   #pendingRespawns = 0;
   /** replacement worker id → the worker it replaces */
-  readonly #replacing = new Map<number, WorkerHandle>();
+  readonly #replacing = new Map<number, Replacement>();
+  /** worker id → why it could not start, as it said before exiting */
+  readonly #startupErrors = new Map<number, string>();
+  /** A replacement that could not start: recycling tries again from this time on (the respawn backoff). */
+  #replaceAgainAt = 0;
   #respawning = false;
 
   constructor(
@@ -39,27 +58,50 @@ export class Fleet {
 
   onReady(handle: WorkerHandle): void {
     this.#startupFailures = 0;
-    const old = this.#replacing.get(handle.id);
+    this.#replaceAgainAt = 0;
+    const old = this.#replacing.get(handle.id)?.old;
     if (!old) return;
     this.#replacing.delete(handle.id);
     this.log.info({ event: 'worker_replaced', workerId: old.id, workerPid: old.pid, replacementId: handle.id, replacementPid: handle.pid }, 'replacement ready; retiring the old worker');
     this.pool.retire(old);
   }
 
-  onStartupFailed(): void {
+  onStartupFailed(handle: WorkerHandle, message: string): void {
     this.#startupFailures += 1;
+    this.#startupErrors.set(handle.id, message);
   }
 
-  onExit(handle: WorkerHandle): void {
-    const old = this.#replacing.get(handle.id);
-    if (old) {
-      // The replacement died before it was ready: try again, the old worker keeps draining meanwhile (or, if it
-      // is gone too, killed at a hard limit, a new worker takes its place).
-      this.#replacing.delete(handle.id);
-      if (old.state === 'draining') {
-        this.#later(() => this.replace(old, 'replacement failed'));
-        return;
+  /**
+   * A worker exited. Returns true when that put an old worker back to work: the replacement of a reload or a
+   * recycle exited before it was ready (the task module no longer loads, a start-up hook fails), and a broken
+   * deploy must not take capacity away. A reload stops there; recycling tries again after the respawn backoff.
+   */
+  onExit(handle: WorkerHandle, info: { code: number | null; signal: string | null }): boolean {
+    const why = this.#startupErrors.get(handle.id) ?? `it exited ${info.signal ? `on ${info.signal}` : `with code ${info.code}`} before it was ready`;
+    this.#startupErrors.delete(handle.id);
+    const replacement = this.#replacing.get(handle.id);
+    this.#replacing.delete(handle.id);
+    // (Still listed: it never became ready. An old worker that is gone too, killed at a hard limit, has a new
+    // worker take its place below.)
+    if (replacement && replacement.old.state === 'draining') {
+      const { old } = replacement;
+      if (replacement.kind === 'retire') {
+        this.#later(() => this.replace(old, 'replacement failed', 'retire'));
+        return false;
       }
+      if (this.#respawning) {
+        old.state = 'ready';
+        // Past its task count (--max-tasks-per-worker) it would take nothing more: it runs on until a replacement
+        // starts, tried again at a task boundary once the backoff has passed.
+        old.maxTasks = Infinity;
+        this.#replaceAgainAt = Date.now() + this.#backoffMs();
+        this.log.warn(
+          { event: 'worker_replacement_failed', workerId: old.id, workerPid: old.pid, replacementId: handle.id, reason: why },
+          `worker ${old.id}'s replacement could not start (${why}); worker ${old.id} goes on taking tasks`,
+        );
+      }
+      replacement.failed?.(why);
+      return this.#respawning;
     }
     if (this.#respawning && this.active < this.wantedCount) {
       this.#pendingRespawns += 1;
@@ -68,29 +110,44 @@ export class Fleet {
         if (this.#respawning && this.active < this.wantedCount) this.pool.fork();
       });
     }
+    return false;
   }
 
-  /** Stops giving `old` tasks, forks its replacement, and retires `old` once the replacement is ready. */
-  replace(old: WorkerHandle, reason: string): void {
-    if (!this.#respawning || (old.state !== 'ready' && old.state !== 'draining')) return;
+  /**
+   * Stops giving `old` tasks, forks its replacement, and retires `old` once the replacement is ready. Recycling
+   * waits while the respawn backoff of a replacement that could not start runs. False when nothing was forked.
+   */
+  replace(old: WorkerHandle, reason: string, kind: ReplaceKind, failed?: (reason: string) => void): boolean {
+    if (!this.#respawning || (old.state !== 'ready' && old.state !== 'draining')) return false;
+    if (kind === 'recycle' && Date.now() < this.#replaceAgainAt) return false;
     old.state = 'draining';
     // Its queued tasks go to the other workers now rather than wait for it.
     old.send({ type: 'unqueue' });
     const next = this.pool.fork();
-    this.#replacing.set(next.id, old);
+    this.#replacing.set(next.id, { old, kind, failed });
     this.log.info({ event: 'worker_replacing', workerId: old.id, workerPid: old.pid, replacementId: next.id, reason }, `replacing worker: ${reason}`);
+    return true;
   }
 
-  /** Rolling restart: one worker at a time, each replaced by a fresh process that loads the code anew. */
+  /**
+   * Rolling restart: one worker at a time, each replaced by a fresh process that loads the code anew. Rejects
+   * with RELOAD_FAILED when a replacement exits before it is ready: the old worker goes on, and so do those not
+   * replaced yet, with the code they had.
+   */
   async reload(): Promise<void> {
     const olds = this.pool.handles.filter((h) => h.state === 'ready' || h.state === 'starting');
     this.log.info({ event: 'reload_started', workers: olds.length }, 'rolling restart');
+    let replaced = 0;
     for (const old of olds) {
       if (!this.#respawning) return;
       if (old.state === 'starting') continue;
-      const gone = this.#exited(old);
-      this.replace(old, 'reload');
-      await gone;
+      const failure = await this.#replaceAndWait(old);
+      if (failure !== null) {
+        const message = `a new worker could not start: ${failure}; ${replaced} of ${olds.length} workers were replaced, the others kept the code they had`;
+        this.log.error({ event: 'reload_failed', reason: failure, replaced, workers: olds.length }, `reload stopped: ${message}`);
+        throw new PreforkError('RELOAD_FAILED', message);
+      }
+      replaced += 1;
     }
     this.log.info({ event: 'reload_finished' }, 'rolling restart finished');
   }
@@ -112,20 +169,31 @@ export class Fleet {
     }
   }
 
+  #backoffMs(): number {
+    return this.#startupFailures === 0 ? 0 : Math.min(30_000, 250 * 2 ** (this.#startupFailures - 1));
+  }
+
   #later(fn: () => void): void {
-    const wait = this.#startupFailures === 0 ? 0 : Math.min(30_000, 250 * 2 ** (this.#startupFailures - 1));
+    const wait = this.#backoffMs();
     if (wait > 0) this.log.warn({ event: 'worker_respawn_backoff', delayMs: wait, failures: this.#startupFailures }, 'workers keep failing to start; backing off');
     setTimeout(fn, wait).unref();
   }
 
-  #exited(handle: WorkerHandle): Promise<void> {
+  /** Replaces `old` for a reload: null once it has left (or was not replaced), or why its replacement could not start. */
+  #replaceAndWait(old: WorkerHandle): Promise<string | null> {
     return new Promise((resolve) => {
-      const onExit = (h: WorkerHandle) => {
-        if (h !== handle) return;
+      const done = (failure: string | null) => {
         this.pool.off('exit', onExit);
-        resolve();
+        resolve(failure);
+      };
+      const onExit = (h: WorkerHandle) => {
+        if (h === old) done(null);
       };
       this.pool.on('exit', onExit);
+      if (!this.replace(old, 'reload', 'reload', done)) {
+        // Not replaced (stopping): it leaves with the stop, as before.
+        if (old.state === 'exited') done(null);
+      }
     });
   }
 }

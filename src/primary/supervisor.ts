@@ -27,7 +27,7 @@ import { signalBackends } from '../queue/terminate-backends.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
 import { budgetLimit, ConnectionBudget } from './connection-budget.js';
 import { Dispatcher } from './dispatcher.js';
-import { Fleet } from './fleet.js';
+import { Fleet, type ReplaceKind } from './fleet.js';
 import { parseControl, type ControlCommand, type ControlHandlers } from './control.js';
 import { Outcomes, type TaskFinished } from './outcomes.js';
 import { ProgressWriter } from './progress.js';
@@ -93,6 +93,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #everReady = false;
   readonly #fleet: Fleet;
   #reloading: Promise<void> | undefined;
+  /** The last reload that ended here, numbered: `prefork reload` tells the one it asked for by the number. */
+  #lastReload: LastReload | null = null;
   #timers: NodeJS.Timeout[] = [];
   #snapshotTimer: NodeJS.Timeout | undefined;
   #startPromise: Promise<void> | undefined;
@@ -355,7 +357,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   #onStartupFailed(handle: WorkerHandle, error: SerializedError): void {
     this.#log.error({ event: 'worker_startup_failed', workerId: handle.id, workerPid: handle.pid, error }, `worker could not start: ${error.message}`);
-    this.#fleet.onStartupFailed();
+    this.#fleet.onStartupFailed(handle, error.message);
     if (!this.#everReady && this.#startupError) {
       this.#startupError(new PreforkError(error.code ?? 'WORKER_STARTUP_FAILED', `a worker could not start: ${error.message}`, { exitCode: 1 }));
     }
@@ -377,7 +379,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#returnUnstarted(inFlight.filter((f) => !f.started));
     this.emit('workerExited', { workerId: handle.id, pid: handle.pid, crashed });
     this.#publishSoon();
-    this.#fleet.onExit(handle);
+    // An old worker whose replacement could not start is back at work: it has free slots.
+    if (this.#fleet.onExit(handle, info)) this.#dispatcher.wake();
   }
 
   #timeLimitActions(): TimeLimitActions {
@@ -487,9 +490,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #maybeRecycle(handle: WorkerHandle): void {
     const { maxTasksPerWorker, maxMemoryPerWorkerMb } = this.#options;
     if (maxTasksPerWorker && handle.tasksDone + handle.failures >= maxTasksPerWorker) {
-      this.#replace(handle, `ran ${handle.tasksDone + handle.failures} tasks (--max-tasks-per-worker ${maxTasksPerWorker})`);
+      this.#replace(handle, `ran ${handle.tasksDone + handle.failures} tasks (--max-tasks-per-worker ${maxTasksPerWorker})`, 'recycle');
     } else if (maxMemoryPerWorkerMb && handle.rss !== null && handle.rss > maxMemoryPerWorkerMb * 1_048_576) {
-      this.#replace(handle, `uses ${Math.round(handle.rss / 1_048_576)} MB (--max-memory-per-worker ${maxMemoryPerWorkerMb})`);
+      this.#replace(handle, `uses ${Math.round(handle.rss / 1_048_576)} MB (--max-memory-per-worker ${maxMemoryPerWorkerMb})`, 'recycle');
     }
   }
 
@@ -497,8 +500,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
    * Replaces a ready worker while the supervisor runs: its replacement is forked now, and it takes no new task.
    * One already draining (recycled, reloading, past a hard limit) has its replacement coming.
    */
-  #replace(handle: WorkerHandle, reason: string): void {
-    if (this.#phase === 'running' && handle.state === 'ready') this.#fleet.replace(handle, reason);
+  #replace(handle: WorkerHandle, reason: string, kind: ReplaceKind = 'retire'): void {
+    if (this.#phase === 'running' && handle.state === 'ready') this.#fleet.replace(handle, reason, kind);
   }
 
   #answerBudgetQueries(): void {
@@ -512,14 +515,31 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     return this.#budget !== undefined && this.#budget.limit < slots;
   }
 
-  /** Rolling restart of every worker; resolves when the last old worker has left. */
+  /**
+   * Rolling restart of every worker; resolves when the last old worker has left. Rejects with RELOAD_FAILED when
+   * a new worker cannot start (the task module no longer loads, say): the workers not replaced yet, the one whose
+   * replacement failed included, go on with the code they had. `snapshot().lastReload` tells either outcome.
+   */
   reload(): Promise<void> {
     if (this.#phase !== 'running') return Promise.resolve();
-    this.#reloading ??= this.#fleet.reload().finally(() => {
-      this.#reloading = undefined;
-      void this.#publish();
-    });
+    this.#reloading ??= this.#fleet
+      .reload()
+      .then(
+        () => this.#reloadEnded(null),
+        (error: unknown) => {
+          this.#reloadEnded((error as Error).message ?? String(error));
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.#reloading = undefined;
+        void this.#publish();
+      });
     return this.#reloading;
+  }
+
+  #reloadEnded(error: string | null): void {
+    this.#lastReload = { seq: (this.#lastReload?.seq ?? 0) + 1, outcome: error === null ? 'succeeded' : 'failed', error, finishedAt: new Date().toISOString() };
   }
 
   scale(workers: number): void {
@@ -539,7 +559,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
     const handlers: ControlHandlers = {
       stop: () => void this.stop(),
-      reload: () => void this.reload(),
+      // A failed reload is logged (reload_failed) and published (lastReload).
+      reload: () => void this.reload().catch(() => {}),
       scale: (c) => this.scale(c.workers),
       cancel: (c) => this.#cancel(c.taskId),
       paused: () => this.#track(this.#readPaused()),
@@ -621,6 +642,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       concurrency: this.#options.concurrency,
       workersWanted: this.#fleet.wanted,
       reloading: this.#reloading !== undefined,
+      lastReload: this.#lastReload,
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
       pendingOutcomes: this.#settler.pending,
       // Claimed and not started: in the primary's buffer or queued on a worker.
@@ -834,4 +856,12 @@ function prefetchRange(options: SupervisorOptions): { prefetch: number; maxPrefe
 /** The schedules among a task module's tasks. */
 function schedulesOf(tasks: readonly TaskInfo[]): ScheduledTask[] {
   return tasks.flatMap((info) => (info.schedule ? [{ name: info.name, ...info.schedule }] : []));
+}
+
+/** How the last reload of a supervisor ended (`seq` counts the reloads that ended). */
+export interface LastReload {
+  seq: number;
+  outcome: 'succeeded' | 'failed';
+  error: string | null;
+  finishedAt: string;
 }

@@ -16,7 +16,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
   const limits = await limitFigures(db, schema, supervisors);
   const paused = (await pausedTasks(db, schema)).map((p) => ({ name: p.name, pausedAt: p.pausedAt.toISOString(), reason: p.reason }));
   return {
-    supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, tasks, workers }) => ({
+    supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, tasks, workers, lastReload }) => ({
       id,
       pid,
       host,
@@ -27,6 +27,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
       workersWanted,
       tasks,
       workers,
+      lastReload,
     })),
     queue,
     schedules,

@@ -65,6 +65,8 @@ export interface SupervisorFigures {
   limits: { name: string; maxRunning: number | null; rateLimit: RateLimit | null }[];
   /** The task names paused (prefork pause), as this supervisor last read them. */
   paused: string[];
+  /** How its last reload ended; null before the first (or from an older prefork). */
+  lastReload: { outcome: 'succeeded' | 'failed'; error: string | null; finishedAt: string } | null;
 }
 
 export interface WatchReport {
@@ -149,7 +151,15 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
       };
     }),
     paused: (Array.isArray(snap.paused) ? snap.paused : []).filter((n): n is string => typeof n === 'string'),
+    lastReload: lastReloadFigures(snap.lastReload),
   };
+}
+
+function lastReloadFigures(v: unknown): SupervisorFigures['lastReload'] {
+  if (v === null || typeof v !== 'object') return null;
+  const r = object(v);
+  if (r.outcome !== 'succeeded' && r.outcome !== 'failed') return null;
+  return { outcome: r.outcome, error: typeof r.error === 'string' ? r.error : null, finishedAt: stringOr(r.finishedAt, '') };
 }
 
 function workerFigures(w: Json): WorkerFigures {

@@ -12,6 +12,8 @@ interface Snapshot {
   workers?: { pid: number; state: string }[];
   workersWanted?: number;
   reloading?: boolean;
+  /** Absent from supervisors older than it. */
+  lastReload?: { seq: number; outcome: 'succeeded' | 'failed'; error: string | null } | null;
 }
 
 export function reloadCommand(): Command {
@@ -28,16 +30,27 @@ export function reloadCommand(): Command {
       const targets = await sendControl(client, database.schema, flags.supervisor, { command: 'reload' });
       process.stderr.write(`prefork: asked ${targets.length} supervisor${targets.length === 1 ? '' : 's'} to reload\n`);
       if (!flags.wait) return;
-      const before = new Map(targets.map((t) => [t.id, new Set(((t.snapshot as Snapshot).workers ?? []).map((w) => w.pid))]));
+      const before = new Map(
+        targets.map((t) => {
+          const snap = t.snapshot as Snapshot;
+          return [t.id, { pids: new Set((snap.workers ?? []).map((w) => w.pid)), seq: snap.lastReload?.seq ?? 0 }];
+        }),
+      );
       const deadline = flags.timeout === undefined ? Infinity : Date.now() + flags.timeout;
+      const failed = new Map<string, string>();
       for (;;) {
         await delay(200);
         const live = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => before.has(s.id));
         const pending = live.filter((s) => {
           const snap = s.snapshot as Snapshot;
+          const asked = before.get(s.id)!;
+          // A reload that ended after the ask, failed: this supervisor is done (its old workers go on).
+          if (snap.lastReload && snap.lastReload.seq > asked.seq && snap.lastReload.outcome === 'failed' && !snap.reloading) {
+            failed.set(s.id, snap.lastReload.error ?? 'unknown error');
+            return false;
+          }
           const workers = snap.workers ?? [];
-          const old = before.get(s.id)!;
-          return snap.reloading || workers.some((w) => old.has(w.pid)) || workers.filter((w) => w.state === 'ready').length < (snap.workersWanted ?? 0);
+          return snap.reloading || workers.some((w) => asked.pids.has(w.pid)) || workers.filter((w) => w.state === 'ready').length < (snap.workersWanted ?? 0);
         });
         if (pending.length === 0) break;
         if (Date.now() >= deadline) {
@@ -45,6 +58,11 @@ export function reloadCommand(): Command {
           process.exitCode = exitCodes.timeout;
           return;
         }
+      }
+      if (failed.size > 0) {
+        for (const [id, error] of failed) process.stderr.write(`prefork: reload failed on supervisor ${id}: ${error}\n`);
+        process.exitCode = exitCodes.taskFailed;
+        return;
       }
       process.stderr.write('prefork: reloaded\n');
     } finally {

@@ -57,6 +57,7 @@ export function renderStatus(report: StatusReport): string {
   if (report.supervisors.length === 0) lines.push('no supervisor is running (start one with: prefork start)');
   for (const s of report.supervisors) {
     lines.push(`supervisor ${s.id} pid ${s.pid} on ${s.host}: ${s.state}, ${s.workers.length} worker${s.workers.length === 1 ? '' : 's'}, started ${s.startedAt}`);
+    if (s.lastReload?.outcome === 'failed') lines.push(`  last reload failed at ${s.lastReload.finishedAt}: ${s.lastReload.error}`);
     lines.push('  WORKER    PID  STATE      DONE  FAILED  RSS(MB)  LAG(ms)  CURRENT');
     for (const w of s.workers) {
       const current = w.current.map((c) => `${c.name}#${c.taskId} ${Math.round(c.runningMs / 100) / 10}s`).join(', ') || '-';
