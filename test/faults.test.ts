@@ -389,6 +389,12 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     expect((await runCli(['status'], { schema })).stdout).toMatch(/\n {2}last reload failed at \S+: a new worker could not start/);
     expect(sup.events('worker_replacement_failed')).toHaveLength(1);
     expect(await version()).toBe(1);
+    // A worker more, which cannot start: status says why it is missing.
+    expect((await runCli(['scale', '3'], { schema })).code).toBe(0);
+    await expect
+      .poll(async () => (await runCli(['status'], { schema })).stdout, { timeout: 10_000 })
+      .toMatch(/\n {2}2 of 3 workers ready: workers fail to start \(\d+ in a row, last at \S+\): could not load the task module /);
+    expect((await runCli(['scale', '2'], { schema })).code).toBe(0);
 
     writeFileSync(file, `export default { 'mod.version': () => 2 };\n`);
     const fixed = await runCli(['reload', '--timeout', '30000'], { schema });

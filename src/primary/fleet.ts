@@ -24,6 +24,8 @@ interface Replacement {
 
 export class Fleet {
   #startupFailures = 0;
+  /** Why the last worker that could not start failed, while no worker has become ready since (for status). */
+  #lastStartupFailure: { message: string; at: string; failures: number } | null = null;
   #pendingRespawns = 0;
   /** replacement worker id → the worker it replaces */
   readonly #replacing = new Map<number, Replacement>();
@@ -58,6 +60,7 @@ export class Fleet {
 
   onReady(handle: WorkerHandle): void {
     this.#startupFailures = 0;
+    this.#lastStartupFailure = null;
     this.#replaceAgainAt = 0;
     const old = this.#replacing.get(handle.id)?.old;
     if (!old) return;
@@ -69,6 +72,12 @@ export class Fleet {
   onStartupFailed(handle: WorkerHandle, message: string): void {
     this.#startupFailures += 1;
     this.#startupErrors.set(handle.id, message);
+    this.#lastStartupFailure = { message, at: new Date().toISOString(), failures: this.#startupFailures };
+  }
+
+  /** The last start-up failure, and how many in a row, while no worker has become ready since; else null. */
+  get lastStartupFailure(): { message: string; at: string; failures: number } | null {
+    return this.#lastStartupFailure;
   }
 
   /**

@@ -643,6 +643,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       workersWanted: this.#fleet.wanted,
       reloading: this.#reloading !== undefined,
       lastReload: this.#lastReload,
+      startupFailure: this.#fleet.lastStartupFailure,
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
       pendingOutcomes: this.#settler.pending,
       // Claimed and not started: in the primary's buffer or queued on a worker.

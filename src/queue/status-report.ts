@@ -16,7 +16,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
   const limits = await limitFigures(db, schema, supervisors);
   const paused = (await pausedTasks(db, schema)).map((p) => ({ name: p.name, pausedAt: p.pausedAt.toISOString(), reason: p.reason }));
   return {
-    supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, tasks, workers, lastReload }) => ({
+    supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, tasks, workers, lastReload, startupFailure }) => ({
       id,
       pid,
       host,
@@ -28,6 +28,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
       tasks,
       workers,
       lastReload,
+      startupFailure,
     })),
     queue,
     schedules,

@@ -67,6 +67,8 @@ export interface SupervisorFigures {
   paused: string[];
   /** How its last reload ended; null before the first (or from an older prefork). */
   lastReload: { outcome: 'succeeded' | 'failed'; error: string | null; finishedAt: string } | null;
+  /** Why workers fail to start (the last failure, and how many in a row), while none has become ready since; else null. */
+  startupFailure: { message: string; at: string; failures: number } | null;
 }
 
 export interface WatchReport {
@@ -152,7 +154,14 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
     }),
     paused: (Array.isArray(snap.paused) ? snap.paused : []).filter((n): n is string => typeof n === 'string'),
     lastReload: lastReloadFigures(snap.lastReload),
+    startupFailure: startupFailureFigures(snap.startupFailure),
   };
+}
+
+function startupFailureFigures(v: unknown): SupervisorFigures['startupFailure'] {
+  if (v === null || typeof v !== 'object') return null;
+  const f = object(v);
+  return typeof f.message === 'string' ? { message: f.message, at: stringOr(f.at, ''), failures: numberOr(f.failures, 1) } : null;
 }
 
 function lastReloadFigures(v: unknown): SupervisorFigures['lastReload'] {

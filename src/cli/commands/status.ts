@@ -58,6 +58,11 @@ export function renderStatus(report: StatusReport): string {
   for (const s of report.supervisors) {
     lines.push(`supervisor ${s.id} pid ${s.pid} on ${s.host}: ${s.state}, ${s.workers.length} worker${s.workers.length === 1 ? '' : 's'}, started ${s.startedAt}`);
     if (s.lastReload?.outcome === 'failed') lines.push(`  last reload failed at ${s.lastReload.finishedAt}: ${s.lastReload.error}`);
+    const ready = s.workers.filter((w) => w.state === 'ready').length;
+    if (s.startupFailure && s.workersWanted !== null && ready < s.workersWanted) {
+      const f = s.startupFailure;
+      lines.push(`  ${ready} of ${s.workersWanted} workers ready: workers fail to start (${f.failures} in a row, last at ${f.at}): ${f.message}`);
+    }
     lines.push('  WORKER    PID  STATE      DONE  FAILED  RSS(MB)  LAG(ms)  CURRENT');
     for (const w of s.workers) {
       const current = w.current.map((c) => `${c.name}#${c.taskId} ${Math.round(c.runningMs / 100) / 10}s`).join(', ') || '-';
