@@ -366,6 +366,34 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     await sup.stop();
   });
 
+  it('a reload that drops a task name gives its claimed tasks not yet started back to the queue, uncounted', async () => {
+    const schema = schemaName();
+    const file = join(tmpdir(), `prefork-reload-dropped-${randomUUID()}.mjs`);
+    onTestFinished(() => rmSync(file, { force: true }));
+    writeFileSync(file, `export default { 'mod.kept': (p) => p, 'mod.dropped': () => new Promise((resolve) => setTimeout(resolve, 1_500, 'done')) };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
+    await sup.ready();
+    const ids = await insertTasks(schema, 'mod.dropped', [{}, {}, {}, {}]);
+    // One runs; two more are claimed ahead (the supervisor's buffer), the last waits in the queue.
+    await expect.poll(async () => (await query(`select 1 from "${schema}".tasks where name = 'mod.dropped' and state = 'running'`)).length, { timeout: 10_000 }).toBe(3);
+    writeFileSync(file, `export default { 'mod.kept': (p) => p };\n`);
+    const reload = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(reload.code, reload.stderr).toBe(0);
+    // The one running finished on the old worker; those claimed ahead went back to the queue, attempts not counted,
+    // and wait there with the last for a supervisor that runs the name (none reached the new worker, which would
+    // fail them as UNKNOWN_TASK, and none stays claimed here).
+    await expect
+      .poll(async () => query(`select state, attempts from "${schema}".tasks where id = any($1::bigint[]) order by state, id`, [ids]), { timeout: 10_000 })
+      .toEqual([
+        { state: 'queued', attempts: 0 },
+        { state: 'queued', attempts: 0 },
+        { state: 'queued', attempts: 0 },
+        { state: 'succeeded', attempts: 1 },
+      ]);
+    expect(sup.events('tasks_released').flatMap((l) => l.taskIds as string[])).toHaveLength(2);
+    await sup.stop();
+  });
+
   it('a reload whose new task module does not load stops at once with the reason; every worker goes on with the code it had', async () => {
     const schema = schemaName();
     const file = join(tmpdir(), `prefork-reload-broken-${randomUUID()}.mjs`);

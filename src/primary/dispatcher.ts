@@ -177,7 +177,7 @@ export class Dispatcher {
   /** Tasks a worker gave back unstarted go first in line; false when paused (the caller releases them). */
   putBack(tasks: ClaimedTask[]): boolean {
     if (this.#paused) return false;
-    this.#buffer.unshift(...tasks);
+    this.#buffer.unshift(...this.#admit(tasks));
     this.slotsFreed();
     return true;
   }
@@ -256,7 +256,7 @@ export class Dispatcher {
         defaultMaxAttempts: this.deps.defaultMaxAttempts,
         queues: this.deps.queues,
       });
-      this.#buffer.push(...tasks);
+      this.#buffer.push(...this.#admit(tasks));
     } finally {
       this.#claiming -= 1;
     }
@@ -309,7 +309,7 @@ export class Dispatcher {
           defaultMaxAttempts: this.deps.defaultMaxAttempts,
           queues: this.deps.queues,
         });
-        this.#buffer.unshift(...claim.tasks);
+        this.#buffer.unshift(...this.#admit(claim.tasks));
       } finally {
         this.#claiming -= 1;
       }
@@ -343,7 +343,7 @@ export class Dispatcher {
       if (w.freeSlots > 0) free.set(w, w.freeSlots);
     }
     const modules = mixed ? modulesKey(workers) : (signature ?? null);
-    if (modules !== null && modules !== this.#modules) this.#giveBackUnoffered(workers);
+    if (modules !== null && modules !== this.#modules) this.#giveBackUnoffered();
     this.#modules = modules ?? this.#modules;
     if (free.size === 0) return;
     const shares = new Map<WorkerHandle, ClaimedTask[]>();
@@ -389,14 +389,29 @@ export class Dispatcher {
 
   /**
    * The ready workers' task modules changed (a reload): buffered tasks of a name none of them has any more go back
-   * to the queue, for a supervisor that runs it. While no worker is ready (all restarting), they stay.
+   * to the queue, for a supervisor that runs it.
    */
-  #giveBackUnoffered(workers: WorkerHandle[]): void {
-    const ready = workers.filter((w) => w.state === 'ready');
-    const unoffered = this.#buffer.filter((t) => !ready.some((w) => w.offers(t.name)));
-    if (unoffered.length === 0) return;
-    this.#buffer = this.#buffer.filter((t) => ready.some((w) => w.offers(t.name)));
-    this.deps.giveBack(unoffered.map((t) => t.id), 'the reloaded task module has no task of this name');
+  #giveBackUnoffered(): void {
+    this.#buffer = this.#admit(this.#buffer);
+  }
+
+  /**
+   * The tasks a ready worker here can run; the others (a name the reloaded task module dropped, claimed or handed
+   * back by an old worker as the modules changed) go back to the queue, uncounted, so that no task reaches a
+   * worker without it. While no worker is ready (all restarting), all stay.
+   */
+  #admit(tasks: ClaimedTask[]): ClaimedTask[] {
+    if (tasks.length === 0) return tasks;
+    const offered = new Set(offeredNames(this.deps.workers()));
+    if (offered.size === 0) return tasks;
+    const kept: ClaimedTask[] = [];
+    const unoffered: string[] = [];
+    for (const t of tasks) {
+      if (offered.has(t.name)) kept.push(t);
+      else unoffered.push(t.id);
+    }
+    if (unoffered.length > 0) this.deps.giveBack(unoffered, 'no task module loaded here has a task of this name any more (reload)');
+    return kept;
   }
 
   /**
