@@ -342,9 +342,12 @@ export class Dispatcher {
       else if (w.signature !== signature) mixed = true;
       if (w.freeSlots > 0) free.set(w, w.freeSlots);
     }
+    // null while no worker is ready: what was admitted meanwhile is checked when one is.
     const modules = mixed ? modulesKey(workers) : (signature ?? null);
-    if (modules !== null && modules !== this.#modules) this.#giveBackUnoffered();
-    this.#modules = modules ?? this.#modules;
+    if (modules !== this.#modules) {
+      this.#modules = modules;
+      if (modules !== null) this.#giveBackUnoffered();
+    }
     if (free.size === 0) return;
     const shares = new Map<WorkerHandle, ClaimedTask[]>();
     const deal = (task: ClaimedTask, best: WorkerHandle, most: number) => {
