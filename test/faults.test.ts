@@ -391,6 +391,11 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
         { state: 'succeeded', attempts: 1 },
       ]);
     expect(sup.events('tasks_released').flatMap((l) => l.taskIds as string[])).toHaveLength(2);
+    // Sent anyway (a supervisor elsewhere may run it), with a warning.
+    const sent = await runCli(['send', 'mod.dropped', '{}'], { schema });
+    expect(sent.code).toBe(0);
+    expect(sent.stderr).toBe('prefork: warning: no running supervisor offers "mod.dropped" now (they run mod.kept); the task waits queued until one does\n');
+    expect((await runCli(['send', 'mod.kept', '{}'], { schema })).stderr).toBe('');
     await sup.stop();
   });
 

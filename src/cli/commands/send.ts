@@ -8,6 +8,8 @@ import { checkNewTask } from '../../queue/task-input.js';
 import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { pausedTasks } from '../../queue/paused-tasks.js';
+import { runnersOf } from '../../queue/supervisors.js';
+import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../../queue/task-view.js';
 import { redactSecrets } from '../../db/connection-string.js';
@@ -78,6 +80,12 @@ Examples:
       const check = await checkTaskName(client, database.schema, name);
       if (!check.ok) {
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
+      }
+      // Known (a supervisor offered it once) but offered by none running now: a reload dropped it, say. Sent anyway.
+      const runners = await runnersOf(client, database.schema, name, supervisorDefaults.leaseMs);
+      if (runners.live > 0 && runners.offering === 0) {
+        const names = runners.names.filter((n) => !n.startsWith('prefork.'));
+        process.stderr.write(`prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`);
       }
       const options = { maxAttempts: flags.maxAttempts, priority: flags.priority, queue: flags.queue, key: flags.key };
       if (!flags.wait) {
