@@ -149,7 +149,9 @@ export class Fleet {
     let replaced = 0;
     for (const old of olds) {
       if (!this.#respawning) return;
-      if (old.state === 'starting') continue;
+      // One starting loads the new code already; one draining (recycled since the reload began) has a replacement
+      // coming, forked after the module changed. Replacing it too would leave a worker more than wanted.
+      if (old.state !== 'ready') continue;
       const failure = await this.#replaceAndWait(old);
       if (failure !== null) {
         const message = `a new worker could not start: ${failure}; ${replaced} of ${olds.length} workers were replaced, the others kept the code they had`;
