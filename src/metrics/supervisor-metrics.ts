@@ -28,6 +28,8 @@ export class SupervisorMetrics {
   readonly #durations: Histogram<'task'>;
   readonly #workerExits: Counter<'crashed'>;
   readonly #scheduleTicks: Counter<'task' | 'outcome'>;
+  readonly #startupFailures: Counter;
+  readonly #reloads: Counter<'outcome'>;
 
   constructor() {
     const registers = [this.registry];
@@ -58,6 +60,18 @@ export class SupervisorMetrics {
       labelNames: ['task', 'outcome'],
       registers,
     });
+    this.#startupFailures = new Counter({
+      name: 'prefork_worker_startup_failures_total',
+      help: 'Workers that could not start (the task module does not load, a start-up hook failed): alert on a broken deploy',
+      registers,
+    });
+    this.#reloads = new Counter({
+      name: 'prefork_reloads_total',
+      help: 'Reloads (prefork reload, SIGHUP) that ended, by outcome: succeeded, or failed (a new worker could not start; the old ones went on)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['succeeded', 'failed']) this.#reloads.inc({ outcome }, 0);
     const snapshot = () => this.#source?.snapshot();
     new Gauge({
       name: 'prefork_workers',
@@ -133,13 +147,19 @@ export class SupervisorMetrics {
     const onFinished = (f: TaskFinished) => this.observeTask(f);
     const onExit = (e: { crashed: boolean }) => this.#workerExits.inc({ crashed: String(e.crashed) });
     const onTick = (t: ScheduleTick) => this.#scheduleTicks.inc({ task: t.name, outcome: t.outcome });
+    const onStartupFailed = () => this.#startupFailures.inc();
+    const onReload = (r: { outcome: 'succeeded' | 'failed' }) => this.#reloads.inc({ outcome: r.outcome });
     source.on('taskFinished', onFinished);
     source.on('workerExited', onExit);
     source.on('scheduleTick', onTick);
+    source.on('workerStartupFailed', onStartupFailed);
+    source.on('reloadEnded', onReload);
     this.#detach = () => {
       source.off('taskFinished', onFinished);
       source.off('workerExited', onExit);
       source.off('scheduleTick', onTick);
+      source.off('workerStartupFailed', onStartupFailed);
+      source.off('reloadEnded', onReload);
     };
   }
 

@@ -63,6 +63,10 @@ export interface SupervisorEvents {
   workerExited: [{ workerId: number; pid: number; crashed: boolean }];
   /** A tick of a task's schedule was handled here (for metrics). */
   scheduleTick: [ScheduleTick];
+  /** A worker could not start (its task module or a start-up hook failed; for metrics). */
+  workerStartupFailed: [{ workerId: number }];
+  /** A reload ended (for metrics). */
+  reloadEnded: [{ outcome: 'succeeded' | 'failed' }];
 }
 
 type Phase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -358,6 +362,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #onStartupFailed(handle: WorkerHandle, error: SerializedError): void {
     this.#log.error({ event: 'worker_startup_failed', workerId: handle.id, workerPid: handle.pid, error }, `worker could not start: ${error.message}`);
     this.#fleet.onStartupFailed(handle, error.message);
+    this.emit('workerStartupFailed', { workerId: handle.id });
     if (!this.#everReady && this.#startupError) {
       this.#startupError(new PreforkError(error.code ?? 'WORKER_STARTUP_FAILED', `a worker could not start: ${error.message}`, { exitCode: 1 }));
     }
@@ -539,7 +544,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   }
 
   #reloadEnded(error: string | null): void {
-    this.#lastReload = { seq: (this.#lastReload?.seq ?? 0) + 1, outcome: error === null ? 'succeeded' : 'failed', error, finishedAt: new Date().toISOString() };
+    const outcome = error === null ? 'succeeded' : 'failed';
+    this.#lastReload = { seq: (this.#lastReload?.seq ?? 0) + 1, outcome, error, finishedAt: new Date().toISOString() };
+    this.emit('reloadEnded', { outcome });
   }
 
   scale(workers: number): void {
