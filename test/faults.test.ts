@@ -3,11 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
 import { fixture, isAlive, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
-import { countByState, executionLog, insertTasks, waitForFinal, workerRunning } from './support/tasks.js';
+import { countByState, distIndex, executionLog, insertTasks, taskModuleFile, waitForFinal, workerRunning } from './support/tasks.js';
 import { useClients } from './support/clients.js';
 
 const schemaName = useTestSchema();
@@ -308,11 +307,10 @@ describe('stops, reloads and recycling', () => {
 
   it("reload applies the task module's new options: a task's maxAttempts changed in the file counts after the reload", async () => {
     const schema = schemaName();
-    const dist = pathToFileURL(join(process.cwd(), 'dist/index.js')).href;
-    const file = join(tmpdir(), `prefork-reload-options-${randomUUID()}.mjs`);
-    onTestFinished(() => rmSync(file, { force: true }));
+    const moduleFile = taskModuleFile();
+    const file = moduleFile.path;
     const write = (maxAttempts: number) =>
-      writeFileSync(file, `import { defineTask } from '${dist}';
+      moduleFile.write(`import { defineTask } from '${distIndex}';
 export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff: { type: 'none' }, run: () => { throw new Error('no'); } }) };\n`);
     write(1);
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
@@ -328,11 +326,10 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a reload that adds and removes tasks: each task goes only to a worker whose module has it; a removed name waits in the queue', async () => {
     const schema = schemaName();
-    const dist = pathToFileURL(join(process.cwd(), 'dist/index.js')).href;
-    const file = join(tmpdir(), `prefork-reload-names-${randomUUID()}.mjs`);
-    onTestFinished(() => rmSync(file, { force: true }));
+    const moduleFile = taskModuleFile();
+    const file = moduleFile.path;
     const slow = `'mod.slow': () => new Promise((resolve) => setTimeout(resolve, 3_000, 'slow'))`;
-    writeFileSync(file, `export default { 'mod.kept': (p) => p, 'mod.removed': (p) => p, ${slow} };\n`);
+    moduleFile.write(`export default { 'mod.kept': (p) => p, 'mod.removed': (p) => p, ${slow} };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--concurrency', '2', '--tasks', file]);
     await sup.ready();
     // One slow task on each old worker: the first replaced stays until its task is done, 3 s, while the other
@@ -343,8 +340,7 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     // without it would fail for good (UNKNOWN_TASK) instead of being retried.
     const added = await insertTasks(schema, 'mod.added', Array.from({ length: 40 }, (_, i) => ({ i })), { maxAttempts: 1 });
     // The new module loads in 1.5 s: the first new worker is ready while both old ones still run their slow task.
-    writeFileSync(
-      file,
+    moduleFile.write(
       `import { setTimeout as delay } from 'node:timers/promises';\nawait delay(1_500);\nexport default { 'mod.kept': (p) => p, 'mod.added': (p) => ({ added: p.i }), ${slow} };\n`,
     );
     const reload = await runCli(['reload', '--timeout', '30000'], { schema });
@@ -368,15 +364,15 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a reload that drops a task name gives its claimed tasks not yet started back to the queue, uncounted', async () => {
     const schema = schemaName();
-    const file = join(tmpdir(), `prefork-reload-dropped-${randomUUID()}.mjs`);
-    onTestFinished(() => rmSync(file, { force: true }));
-    writeFileSync(file, `export default { 'mod.kept': (p) => p, 'mod.dropped': () => new Promise((resolve) => setTimeout(resolve, 1_500, 'done')) };\n`);
+    const moduleFile = taskModuleFile();
+    const file = moduleFile.path;
+    moduleFile.write(`export default { 'mod.kept': (p) => p, 'mod.dropped': () => new Promise((resolve) => setTimeout(resolve, 1_500, 'done')) };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
     await sup.ready();
     const ids = await insertTasks(schema, 'mod.dropped', [{}, {}, {}, {}]);
     // One runs; two more are claimed ahead (the supervisor's buffer), the last waits in the queue.
     await expect.poll(async () => (await query(`select 1 from "${schema}".tasks where name = 'mod.dropped' and state = 'running'`)).length, { timeout: 10_000 }).toBe(3);
-    writeFileSync(file, `export default { 'mod.kept': (p) => p };\n`);
+    moduleFile.write(`export default { 'mod.kept': (p) => p };\n`);
     const reload = await runCli(['reload', '--timeout', '30000'], { schema });
     expect(reload.code, reload.stderr).toBe(0);
     // The one running finished on the old worker; those claimed ahead went back to the queue, attempts not counted,
@@ -401,14 +397,14 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a reload whose new task module does not load stops at once with the reason; every worker goes on with the code it had', async () => {
     const schema = schemaName();
-    const file = join(tmpdir(), `prefork-reload-broken-${randomUUID()}.mjs`);
-    onTestFinished(() => rmSync(file, { force: true }));
-    writeFileSync(file, `export default { 'mod.version': () => 1 };\n`);
+    const moduleFile = taskModuleFile();
+    const file = moduleFile.path;
+    moduleFile.write(`export default { 'mod.version': () => 1 };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', file]);
     await sup.ready();
     const version = async () => JSON.parse((await runCli(['send', 'mod.version', '{}', '--wait', '--json'], { schema })).stdout).result as number;
 
-    writeFileSync(file, `export default { 'mod.version': () => 2,\n`);
+    moduleFile.write(`export default { 'mod.version': () => 2,\n`);
     const failed = await runCli(['reload', '--timeout', '30000'], { schema });
     expect(failed.code, failed.stderr).toBe(1);
     expect(failed.stderr).toMatch(/^prefork: reload failed on supervisor \S+: a new worker could not start: could not load the task module .+; 0 of 2 workers were replaced, the others kept the code they had$/m);
@@ -429,7 +425,7 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
       .toMatch(/\n {2}2 of 3 workers ready: workers fail to start \(\d+ in a row, last at \S+\): could not load the task module /);
     expect((await runCli(['scale', '2'], { schema })).code).toBe(0);
 
-    writeFileSync(file, `export default { 'mod.version': () => 2 };\n`);
+    moduleFile.write(`export default { 'mod.version': () => 2 };\n`);
     const fixed = await runCli(['reload', '--timeout', '30000'], { schema });
     expect(fixed.code, fixed.stderr).toBe(0);
     expect(await version()).toBe(2);
@@ -438,13 +434,13 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a worker recycled while its task module does not load goes on taking tasks until a replacement starts', async () => {
     const schema = schemaName();
-    const file = join(tmpdir(), `prefork-recycle-broken-${randomUUID()}.mjs`);
-    onTestFinished(() => rmSync(file, { force: true }));
-    writeFileSync(file, `export default { 'mod.version': () => 1 };\n`);
+    const moduleFile = taskModuleFile();
+    const file = moduleFile.path;
+    moduleFile.write(`export default { 'mod.version': () => 1 };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--max-tasks-per-worker', '2', '--tasks', file]);
     await sup.ready();
     // Broken on disk (a deploy gone wrong): the recycle's replacement cannot load it.
-    writeFileSync(file, `export default { 'mod.version': () => 2,\n`);
+    moduleFile.write(`export default { 'mod.version': () => 2,\n`);
     const ids = await insertTasks(schema, 'mod.version', Array.from({ length: 6 }, () => ({})));
     await waitForFinal(schema, 6, 30_000);
     const rows = await query<{ state: string; result: number }>(`select state, result from "${schema}".tasks where id = any($1::bigint[])`, [ids]);

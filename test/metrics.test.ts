@@ -1,13 +1,10 @@
 /** `prefork start --metrics-port`: Prometheus metrics and a health check from the primary, scraped over HTTP. */
-import { randomUUID } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestSchema } from './support/database.js';
 import { freePort, health, sample, scrape } from './support/metrics.js';
 import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { taskModuleFile } from './support/tasks.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -119,19 +116,19 @@ describe('metrics', () => {
 
   it('counts reloads by outcome and workers that could not start: a broken deploy shows', async () => {
     const schema = schemaName();
-    const file = join(tmpdir(), `prefork-metrics-reload-${randomUUID()}.mjs`);
-    onTestFinished(() => rmSync(file, { force: true }));
-    writeFileSync(file, `export default { 'mod.version': () => 1 };\n`);
+    const moduleFile = taskModuleFile();
+    const file = moduleFile.path;
+    moduleFile.write(`export default { 'mod.version': () => 1 };\n`);
     const { sup, port } = await startWithMetrics(schema, ['--workers', '1', '--tasks', file]);
     await sup.ready();
     const reloads = async (outcome: string) => sample(await scrape(port), 'prefork_reloads_total', { outcome });
     const startupFailures = async () => sample(await scrape(port), 'prefork_worker_startup_failures_total', {});
     expect([await reloads('succeeded'), await reloads('failed'), await startupFailures()]).toEqual([0, 0, 0]);
-    writeFileSync(file, `export default { 'mod.version': () => 2,\n`);
+    moduleFile.write(`export default { 'mod.version': () => 2,\n`);
     expect((await runCli(['reload', '--timeout', '30000'], { schema })).code).toBe(1);
     await expect.poll(() => reloads('failed')).toBe(1);
     expect(await startupFailures()).toBe(1);
-    writeFileSync(file, `export default { 'mod.version': () => 2 };\n`);
+    moduleFile.write(`export default { 'mod.version': () => 2 };\n`);
     expect((await runCli(['reload', '--timeout', '30000'], { schema })).code).toBe(0);
     await expect.poll(() => reloads('succeeded')).toBe(1);
     expect([await reloads('failed'), await startupFailures()]).toEqual([1, 1]);

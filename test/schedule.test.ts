@@ -1,14 +1,10 @@
 /** Scheduled tasks: cron expressions, and each tick queued once however many supervisors run. */
-import { randomUUID } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/schedule/cron.js';
 import { defineTask } from '../src/task.js';
 import { query, useTestSchema } from './support/database.js';
 import { fixture, runCli, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { distIndex, taskModuleFile } from './support/tasks.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -59,13 +55,11 @@ describe('scheduled tasks', () => {
 
   it('a reload re-arms the schedules the task module changed: a changed one from then on, a new one, none for one removed', async () => {
     const schema = schemaName();
-    const dist = pathToFileURL(join(process.cwd(), 'dist/index.js')).href;
-    const file = join(tmpdir(), `prefork-reload-schedules-${randomUUID()}.mjs`);
-    onTestFinished(() => rmSync(file, { force: true }));
+    const moduleFile = taskModuleFile();
+    const file = moduleFile.path;
     const write = (tasks: Record<string, string>) =>
-      writeFileSync(
-        file,
-        `import { defineTask } from '${dist}';\nexport default {\n${Object.entries(tasks)
+      moduleFile.write(
+        `import { defineTask } from '${distIndex}';\nexport default {\n${Object.entries(tasks)
           .map(([name, schedule]) => `  '${name}': defineTask({ schedule: ${schedule}, run: (payload) => payload }),\n`)
           .join('')}};\n`,
       );

@@ -1,8 +1,9 @@
 /** Arranging and observing tasks through the database, as an operator could. */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect, onTestFinished } from 'vitest';
 import { query } from './database.js';
 import type { SupervisorProcess } from './processes.js';
@@ -70,4 +71,17 @@ export async function workerRunning(schema: string, sup: SupervisorProcess, task
     )
     .toBeDefined();
   return sup.events('worker_forked').find((l) => l.workerId === workerId)!.workerPid as number;
+}
+
+/** The built package's entry as a URL, for a task module file to import `defineTask` from. */
+export const distIndex = pathToFileURL(join(process.cwd(), 'dist/index.js')).href;
+
+/**
+ * A task module file a test rewrites (a deploy gone right or wrong, then a reload), in the temporary directory and
+ * removed when the test ends. `write` replaces its text.
+ */
+export function taskModuleFile(): { path: string; write(text: string): void } {
+  const path = join(tmpdir(), `prefork-test-module-${randomUUID()}.mjs`);
+  onTestFinished(() => rmSync(path, { force: true }));
+  return { path, write: (text) => writeFileSync(path, text) };
 }
