@@ -364,9 +364,8 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a reload that drops a task name gives its claimed tasks not yet started back to the queue, uncounted', async () => {
     const schema = schemaName();
-    const moduleFile = taskModuleFile();
+    const moduleFile = taskModuleFile(`export default { 'mod.kept': (p) => p, 'mod.dropped': () => new Promise((resolve) => setTimeout(resolve, 1_500, 'done')) };\n`);
     const file = moduleFile.path;
-    moduleFile.write(`export default { 'mod.kept': (p) => p, 'mod.dropped': () => new Promise((resolve) => setTimeout(resolve, 1_500, 'done')) };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
     await sup.ready();
     const ids = await insertTasks(schema, 'mod.dropped', [{}, {}, {}, {}]);
@@ -397,9 +396,8 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a reload whose new task module does not load stops at once with the reason; every worker goes on with the code it had', async () => {
     const schema = schemaName();
-    const moduleFile = taskModuleFile();
+    const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);
     const file = moduleFile.path;
-    moduleFile.write(`export default { 'mod.version': () => 1 };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', file]);
     await sup.ready();
     const version = async () => JSON.parse((await runCli(['send', 'mod.version', '{}', '--wait', '--json'], { schema })).stdout).result as number;
@@ -434,9 +432,8 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a worker recycled while its task module does not load goes on taking tasks until a replacement starts', async () => {
     const schema = schemaName();
-    const moduleFile = taskModuleFile();
+    const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);
     const file = moduleFile.path;
-    moduleFile.write(`export default { 'mod.version': () => 1 };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--max-tasks-per-worker', '2', '--tasks', file]);
     await sup.ready();
     // Broken on disk (a deploy gone wrong): the recycle's replacement cannot load it.

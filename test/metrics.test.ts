@@ -116,9 +116,8 @@ describe('metrics', () => {
 
   it('counts reloads by outcome and workers that could not start: a broken deploy shows', async () => {
     const schema = schemaName();
-    const moduleFile = taskModuleFile();
+    const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);
     const file = moduleFile.path;
-    moduleFile.write(`export default { 'mod.version': () => 1 };\n`);
     const { sup, port } = await startWithMetrics(schema, ['--workers', '1', '--tasks', file]);
     await sup.ready();
     const reloads = async (outcome: string) => sample(await scrape(port), 'prefork_reloads_total', { outcome });

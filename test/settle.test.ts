@@ -79,8 +79,8 @@ async function recorded(ids: string[]): Promise<unknown[]> {
 }
 
 async function settledNotices(ids: string[]): Promise<{ done: string[]; wakes: number }> {
-  await client.query('select 1'); // notifications of committed statements arrive before this round trip ends
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // The listener's session sends what was notified to it before it answers this (the notifying commits are done).
+  await listener.query('select 1');
   const channels = channelsFor(schema);
   const done = notices.filter((n) => n.channel === channels.done).flatMap((n) => n.payload.split(','));
   const wakes = notices.filter((n) => n.channel === channels.wake).length;

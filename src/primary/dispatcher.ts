@@ -346,7 +346,8 @@ export class Dispatcher {
     const modules = mixed ? modulesKey(workers) : (signature ?? null);
     if (modules !== this.#modules) {
       this.#modules = modules;
-      if (modules !== null) this.#giveBackUnoffered();
+      // Buffered tasks of a name none of the ready workers has any more go back to the queue.
+      if (modules !== null) this.#buffer = this.#admit(this.#buffer);
     }
     if (free.size === 0) return;
     const shares = new Map<WorkerHandle, ClaimedTask[]>();
@@ -388,14 +389,6 @@ export class Dispatcher {
       }
       this.#rebalance(workers);
     }
-  }
-
-  /**
-   * The ready workers' task modules changed (a reload): buffered tasks of a name none of them has any more go back
-   * to the queue, for a supervisor that runs it.
-   */
-  #giveBackUnoffered(): void {
-    this.#buffer = this.#admit(this.#buffer);
   }
 
   /**

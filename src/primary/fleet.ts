@@ -15,6 +15,13 @@ import type { WorkerPool } from './worker-pool.js';
  */
 export type ReplaceKind = 'reload' | 'recycle' | 'retire';
 
+/** Why workers fail to start: the last failure's message and time, and how many failed in a row. */
+export interface StartupFailure {
+  message: string;
+  at: string;
+  failures: number;
+}
+
 interface Replacement {
   old: WorkerHandle;
   kind: ReplaceKind;
@@ -25,7 +32,7 @@ interface Replacement {
 export class Fleet {
   #startupFailures = 0;
   /** Why the last worker that could not start failed, while no worker has become ready since (for status). */
-  #lastStartupFailure: { message: string; at: string; failures: number } | null = null;
+  #lastStartupFailure: StartupFailure | null = null;
   #pendingRespawns = 0;
   /** replacement worker id → the worker it replaces */
   readonly #replacing = new Map<number, Replacement>();
@@ -76,7 +83,7 @@ export class Fleet {
   }
 
   /** The last start-up failure, and how many in a row, while no worker has become ready since; else null. */
-  get lastStartupFailure(): { message: string; at: string; failures: number } | null {
+  get lastStartupFailure(): StartupFailure | null {
     return this.#lastStartupFailure;
   }
 

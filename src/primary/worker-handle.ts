@@ -60,11 +60,7 @@ export class WorkerHandle {
   state: WorkerState = 'starting';
   #tasks: TaskInfo[] = [];
   #names: ReadonlySet<string> = new Set();
-  /**
-   * The names of the worker's task module, sorted and joined: workers that loaded the same module have equal
-   * signatures (the dispatcher deals without looking at names then). Empty until the worker is ready.
-   */
-  signature = '';
+  #signature = '';
   tasksDone = 0;
   failures = 0;
   rss: number | null = null;
@@ -89,7 +85,15 @@ export class WorkerHandle {
   set tasks(tasks: TaskInfo[]) {
     this.#tasks = tasks;
     this.#names = new Set(tasks.map((t) => t.name));
-    this.signature = [...this.#names].sort().join('\n');
+    this.#signature = [...this.#names].sort().join('\n');
+  }
+
+  /**
+   * The names of the worker's task module, sorted and joined: workers that loaded the same module have equal
+   * signatures (the dispatcher deals without looking at names then). Empty until the worker is ready.
+   */
+  get signature(): string {
+    return this.#signature;
   }
 
   /** Whether this worker's task module has a task of this name (a reload may add or remove names). */

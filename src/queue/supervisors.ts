@@ -67,23 +67,6 @@ export async function pruneSupervisors(db: Queryable, schema: string, olderThanM
 }
 
 /**
- * How many running supervisors have a fresh heartbeat (`leaseMs`), how many of them offer `taskName`, and the
- * names those offer: a `send` of a name that none offers now is told so.
- */
-export async function runnersOf(db: Queryable, schema: string, taskName: string, leaseMs: number): Promise<{ live: number; offering: number; names: string[] }> {
-  const { rows } = await db.query<{ live: number; offering: number; names: string[] | null }>(
-    `select count(*)::int as live, (count(*) filter (where $1 = any(tasks)))::int as offering,
-            (select array_agg(distinct n order by n) from ${quoteIdent(schema)}.supervisors s2, unnest(s2.tasks) n
-              where s2.state = 'running' and s2.heartbeat_at > now() - $2 * interval '1 millisecond') as names
-       from ${quoteIdent(schema)}.supervisors
-      where state = 'running' and heartbeat_at > now() - $2 * interval '1 millisecond'`,
-    [taskName, leaseMs],
-  );
-  const row = rows[0];
-  return { live: row?.live ?? 0, offering: row?.offering ?? 0, names: row?.names ?? [] };
-}
-
-/**
  * The direct-submission sockets of the running supervisors on this host with a fresh heartbeat, those that
  * run `taskName` first, the most recently heard from first.
  */

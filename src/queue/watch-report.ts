@@ -5,6 +5,8 @@
  */
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import type { StartupFailure } from '../primary/fleet.js';
+import type { LastReload } from '../primary/supervisor.js';
 import type { RateLimit } from '../task.js';
 import { countTasksByState } from './read-tasks.js';
 import { liveSupervisors, type SupervisorRow } from './supervisors.js';
@@ -66,9 +68,9 @@ export interface SupervisorFigures {
   /** The task names paused (prefork pause), as this supervisor last read them. */
   paused: string[];
   /** How its last reload ended; null before the first (or from an older prefork). */
-  lastReload: { outcome: 'succeeded' | 'failed'; error: string | null; finishedAt: string } | null;
+  lastReload: Omit<LastReload, 'seq'> | null;
   /** Why workers fail to start (the last failure, and how many in a row), while none has become ready since; else null. */
-  startupFailure: { message: string; at: string; failures: number } | null;
+  startupFailure: StartupFailure | null;
 }
 
 export interface WatchReport {

@@ -78,10 +78,12 @@ export const distIndex = pathToFileURL(join(process.cwd(), 'dist/index.js')).hre
 
 /**
  * A task module file a test rewrites (a deploy gone right or wrong, then a reload), in the temporary directory and
- * removed when the test ends. `write` replaces its text.
+ * removed when the test ends, written with `text` if given. `write` replaces its text.
  */
-export function taskModuleFile(): { path: string; write(text: string): void } {
+export function taskModuleFile(text?: string): { path: string; write(text: string): void } {
   const path = join(tmpdir(), `prefork-test-module-${randomUUID()}.mjs`);
   onTestFinished(() => rmSync(path, { force: true }));
-  return { path, write: (text) => writeFileSync(path, text) };
+  const write = (t: string) => writeFileSync(path, t);
+  if (text !== undefined) write(text);
+  return { path, write };
 }

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command } from 'commander';
+import type { LastReload } from '../../primary/supervisor.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { liveSupervisors } from '../../queue/supervisors.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
@@ -13,7 +14,7 @@ interface Snapshot {
   workersWanted?: number;
   reloading?: boolean;
   /** Absent from supervisors older than it. */
-  lastReload?: { seq: number; outcome: 'succeeded' | 'failed'; error: string | null } | null;
+  lastReload?: LastReload | null;
 }
 
 export function reloadCommand(): Command {
@@ -23,6 +24,12 @@ export function reloadCommand(): Command {
     .option('--timeout <ms>', 'give up waiting after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
     .option('--no-wait', 'ask, but do not wait');
   addDatabaseOptions(command);
+  command.addHelpText(
+    'after',
+    `
+Exit codes: 0 reloaded, 1 a new worker could not start (the reload stopped; the old workers go on), 3 no
+supervisor running or database unreachable, 124 --timeout passed.`,
+  );
   return command.action(async (flags: DatabaseFlags & { supervisor?: string; timeout?: number; wait: boolean }) => {
     const database = resolveDatabase(flags);
     const client = await openDatabase(database, 'prefork reload');

@@ -8,7 +8,7 @@ import { checkNewTask } from '../../queue/task-input.js';
 import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { pausedTasks } from '../../queue/paused-tasks.js';
-import { runnersOf } from '../../queue/supervisors.js';
+import { liveSupervisors } from '../../queue/supervisors.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../../queue/task-view.js';
@@ -82,9 +82,9 @@ Examples:
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
       }
       // Known (a supervisor offered it once) but offered by none running now: a reload dropped it, say. Sent anyway.
-      const runners = await runnersOf(client, database.schema, name, supervisorDefaults.leaseMs);
-      if (runners.live > 0 && runners.offering === 0) {
-        const names = runners.names.filter((n) => !n.startsWith('prefork.'));
+      const running = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => s.state === 'running');
+      if (running.length > 0 && !running.some((s) => s.tasks.includes(name))) {
+        const names = [...new Set(running.flatMap((s) => s.tasks))].filter((n) => !n.startsWith('prefork.')).sort();
         process.stderr.write(`prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`);
       }
       const options = { maxAttempts: flags.maxAttempts, priority: flags.priority, queue: flags.queue, key: flags.key };
