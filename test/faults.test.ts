@@ -364,10 +364,14 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a reload that drops a task name gives its claimed tasks not yet started back to the queue, uncounted', async () => {
     const schema = schemaName();
-    const moduleFile = taskModuleFile(`export default { 'mod.kept': (p) => p, 'mod.dropped': () => new Promise((resolve) => setTimeout(resolve, 1_500, 'done')) };\n`);
+    const moduleFile = taskModuleFile(
+      `import { defineTask } from '${distIndex}';\nexport default { 'mod.kept': (p) => p, 'mod.dropped': () => new Promise((resolve) => setTimeout(resolve, 1_500, 'done')), 'mod.limited': defineTask({ maxRunning: 1, run: () => 1 }) };\n`,
+    );
     const file = moduleFile.path;
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
     await sup.ready();
+    const limits = async () => (JSON.parse((await runCli(['status', '--json'], { schema })).stdout) as { limits: { name: string }[] }).limits.map((l) => l.name);
+    expect(await limits()).toEqual(['mod.limited']);
     const ids = await insertTasks(schema, 'mod.dropped', [{}, {}, {}, {}]);
     // One runs; two more are claimed ahead (the supervisor's buffer), the last waits in the queue.
     await expect.poll(async () => (await query(`select 1 from "${schema}".tasks where name = 'mod.dropped' and state = 'running'`)).length, { timeout: 10_000 }).toBe(3);
@@ -391,6 +395,8 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     expect(sent.code).toBe(0);
     expect(sent.stderr).toBe('prefork: warning: no running supervisor offers "mod.dropped" now (they run mod.kept); the task waits queued until one does\n');
     expect((await runCli(['send', 'mod.kept', '{}'], { schema })).stderr).toBe('');
+    // The limit of a name the module dropped is no longer shown.
+    expect(await limits()).toEqual([]);
     await sup.stop();
   });
 

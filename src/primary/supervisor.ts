@@ -657,7 +657,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       buffered: this.#dispatcher.buffered + this.#pool.handles.reduce((n, h) => n + h.queued, 0),
       dbConnections: this.#connectionsSnapshot(),
       schedules: this.#scheduler.armed(),
-      limits: [...this.#limits].map(([name, l]) => ({ name, maxRunning: l.maxRunning ?? null, rateLimit: l.rateLimit ?? null })),
+      // Those of the newest module (a name a reload dropped keeps its entry while old workers may still run it).
+      limits: [...this.#limits].filter(([name]) => this.#offered.includes(name)).map(([name, l]) => ({ name, maxRunning: l.maxRunning ?? null, rateLimit: l.rateLimit ?? null })),
       paused: [...this.#paused],
     };
   }
