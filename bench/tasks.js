@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { defineTask } from 'prefork';
+import { defineTask } from 'prefork/task';
 
 export default {
   // W1, W3: returns its input.

@@ -5,7 +5,7 @@
 //   npx prefork start --workers 4 --tasks examples/roadmap/tasks.js
 //   npx prefork send roadmap.generate '{"learnerId": 1}' --wait
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineTask, NonRetryableError } from 'prefork';
+import { defineTask, NonRetryableError } from 'prefork/task';
 
 /** Stands in for the LLM: slow, and it honours the task's signal (time limits, cancel, shutdown). */
 async function draftSteps(goal, { signal, thinkMs }) {
