@@ -436,6 +436,37 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     await sup.stop();
   });
 
+  it('a reload replaces a worker still starting when it began too: no worker keeps the old module', async () => {
+    const schema = schemaName();
+    // Worker 2 takes 2 s in a start-up hook: it has loaded this module (version 1) when the reload comes.
+    const moduleFile = taskModuleFile(`import { onWorkerProcessInit } from '${distIndex}';
+onWorkerProcessInit(async ({ workerId, log }) => {
+  if (workerId !== 2) return;
+  log.info({ event: 'test_slow_start' }, 'starting slowly');
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+});
+export default { 'mod.version': () => 1, 'mod.old': () => 'old' };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
+    await sup.ready();
+    expect((await runCli(['scale', '2'], { schema })).code).toBe(0);
+    await expect.poll(() => sup.events('test_slow_start').length).toBe(1);
+    const before = sup.events('worker_forked').map((l) => l.workerPid as number);
+    expect(before).toHaveLength(2);
+
+    moduleFile.write(`export default { 'mod.version': () => 2 };\n`);
+    const reload = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(reload.code, reload.stderr).toBe(0);
+    const status = JSON.parse((await runCli(['status', '--json'], { schema })).stdout) as { supervisors: { workers: { pid: number; state: string }[]; tasks: string[] }[] };
+    const [mine] = status.supervisors;
+    expect(mine!.workers.map((w) => w.state)).toEqual(['ready', 'ready']);
+    for (const w of mine!.workers) expect(before).not.toContain(w.pid);
+    // What the supervisor says it runs is the new module's, though the old one's worker was ready last.
+    expect(mine!.tasks.filter((n) => n.startsWith('mod.'))).toEqual(['mod.version']);
+    const versions = await Promise.all(Array.from({ length: 6 }, async () => JSON.parse((await runCli(['send', 'mod.version', '{}', '--wait', '--json'], { schema })).stdout).result as number));
+    expect(versions).toEqual([2, 2, 2, 2, 2, 2]);
+    await sup.stop();
+  });
+
   it('a worker recycled while its task module does not load goes on taking tasks until a replacement starts', async () => {
     const schema = schemaName();
     const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);

@@ -146,28 +146,36 @@ export class Fleet {
   }
 
   /**
-   * Rolling restart: one worker at a time, each replaced by a fresh process that loads the code anew. Rejects
-   * with RELOAD_FAILED when a replacement exits before it is ready: the old worker goes on, and so do those not
-   * replaced yet, with the code they had.
+   * Rolling restart: one worker at a time, each replaced by a fresh process that loads the code anew. Every worker
+   * forked before the reload began is replaced, those still starting too (they may have loaded the old module):
+   * each once it is ready. Rejects with RELOAD_FAILED when a replacement exits before it is ready: the old worker
+   * goes on, and so do those not replaced yet, with the code they had.
    */
   async reload(): Promise<void> {
-    const olds = this.pool.handles.filter((h) => h.state === 'ready' || h.state === 'starting');
-    this.log.info({ event: 'reload_started', workers: olds.length }, 'rolling restart');
+    const forkedBefore = new Set(this.pool.handles.map((h) => h.id));
+    // Draining ones (recycled, or past a hard limit) have a replacement coming, which is in the set if forked
+    // before the reload; replacing the draining one too would leave a worker more than wanted.
+    const toReplace = () => this.pool.handles.filter((h) => forkedBefore.has(h.id) && (h.state === 'ready' || h.state === 'starting' || h.state === 'waiting_for_database'));
+    const workers = toReplace().length;
+    this.log.info({ event: 'reload_started', workers }, 'rolling restart');
     let replaced = 0;
-    for (const old of olds) {
+    for (let left = toReplace(); left.length > 0; left = toReplace()) {
       if (!this.#respawning) return;
-      // One starting loads the new code already; one draining (recycled since the reload began) has a replacement
-      // coming, forked after the module changed. Replacing it too would leave a worker more than wanted.
-      if (old.state !== 'ready') continue;
+      const old = left.find((h) => h.state === 'ready');
+      if (!old) {
+        // Only workers still starting are left: the first to be ready (or to exit) is next.
+        await this.#nextReadyOrExit();
+        continue;
+      }
       const failure = await this.#replaceAndWait(old);
       if (failure !== null) {
-        const message = `a new worker could not start: ${failure}; ${replaced} of ${olds.length} workers were replaced, the others kept the code they had`;
-        this.log.error({ event: 'reload_failed', reason: failure, replaced, workers: olds.length }, `reload stopped: ${message}`);
+        const message = `a new worker could not start: ${failure}; ${replaced} of ${workers} workers were replaced, the others kept the code they had`;
+        this.log.error({ event: 'reload_failed', reason: failure, replaced, workers }, `reload stopped: ${message}`);
         throw new PreforkError('RELOAD_FAILED', message);
       }
       replaced += 1;
     }
-    this.log.info({ event: 'reload_finished' }, 'rolling restart finished');
+    this.log.info({ event: 'reload_finished', replaced }, 'rolling restart finished');
   }
 
   scale(count: number): void {
@@ -195,6 +203,18 @@ export class Fleet {
     const wait = this.#backoffMs();
     if (wait > 0) this.log.warn({ event: 'worker_respawn_backoff', delayMs: wait, failures: this.#startupFailures }, 'workers keep failing to start; backing off');
     setTimeout(fn, wait).unref();
+  }
+
+  #nextReadyOrExit(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.pool.off('ready', done);
+        this.pool.off('exit', done);
+        resolve();
+      };
+      this.pool.on('ready', done);
+      this.pool.on('exit', done);
+    });
   }
 
   /** Replaces `old` for a reload: null once it has left (or was not replaced), or why its replacement could not start. */

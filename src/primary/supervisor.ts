@@ -86,10 +86,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   readonly #timeLimits: TimeLimits;
   readonly #outcomes: Outcomes;
   #phase: Phase = 'new';
-  /** The options of each task name, as the newest ready worker reported them (kept for a name a reload removed). */
+  /** The options of each task name, as the newest worker ready reported them (kept for a name a reload removed). */
   #taskInfo = new Map<string, TaskInfo>();
   /** The names of the newest ready worker's task module: what this supervisor says it runs. */
   #offered: string[] = [];
+  /** The id of that worker (ids grow with each fork). */
+  #offeredBy = 0;
   /** The task names with limits across supervisors (maxRunning, rateLimit): claimed apart, never directly. */
   readonly #limits = new Map<string, TaskLimits>();
   /** Task names no supervisor claims (prefork pause), as last read from the database. */
@@ -343,16 +345,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#everReady = true;
     this.#fleet.onReady(handle);
     // The newest worker's options win: after a reload, the task module's new options apply, its schedules included.
-    this.#offered = handle.tasks.map((info) => info.name);
-    for (const info of handle.tasks) {
-      this.#taskInfo.set(info.name, info);
-      if (info.maxRunning !== undefined || info.rateLimit !== undefined) this.#limits.set(info.name, { maxRunning: info.maxRunning, rateLimit: info.rateLimit });
-      else this.#limits.delete(info.name);
-    }
-    // A replacement (a reload, a recycle) may offer other options: remembered for what `tasks` and `get` show.
-    if (this.#phase === 'running') {
-      this.#track(this.#rememberTasks().catch(() => {}));
-      this.#scheduler.update(schedulesOf(handle.tasks));
+    // Newest by fork, not by readiness: one forked before a reload may be ready after the new ones, with the old
+    // module (the reload replaces it next).
+    if (handle.id > this.#offeredBy) {
+      this.#offeredBy = handle.id;
+      this.#offered = handle.tasks.map((info) => info.name);
+      for (const info of handle.tasks) {
+        this.#taskInfo.set(info.name, info);
+        if (info.maxRunning !== undefined || info.rateLimit !== undefined) this.#limits.set(info.name, { maxRunning: info.maxRunning, rateLimit: info.rateLimit });
+        else this.#limits.delete(info.name);
+      }
+      // A replacement (a reload, a recycle) may offer other options: remembered for what `tasks` and `get` show.
+      if (this.#phase === 'running') {
+        this.#track(this.#rememberTasks().catch(() => {}));
+        this.#scheduler.update(schedulesOf(handle.tasks));
+      }
     }
     this.#log.info({ event: 'worker_ready', workerId: handle.id, workerPid: handle.pid }, 'worker ready');
     this.#publishSoon();
