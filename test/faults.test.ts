@@ -467,6 +467,25 @@ export default { 'mod.version': () => 1, 'mod.old': () => 'old' };\n`);
     await sup.stop();
   });
 
+  it('a reload asked for while one runs is done after it: the second deploy reaches every worker', async () => {
+    const schema = schemaName();
+    const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
+    await sup.ready();
+    // Version 2 says when a worker has loaded it, and then takes 1.5 s more to load: the first reload is running.
+    moduleFile.write(`process.stdout.write(JSON.stringify({ event: 'test_v2_loading' }) + '\\n');
+await new Promise((resolve) => setTimeout(resolve, 1_500));
+export default { 'mod.version': () => 2 };\n`);
+    expect((await runCli(['reload', '--no-wait'], { schema })).code).toBe(0);
+    await expect.poll(() => sup.events('test_v2_loading').length).toBe(1);
+    moduleFile.write(`export default { 'mod.version': () => 3 };\n`);
+    const second = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse((await runCli(['send', 'mod.version', '{}', '--wait', '--json'], { schema })).stdout).result).toBe(3);
+    expect(sup.events('reload_finished')).toHaveLength(2);
+    await sup.stop();
+  });
+
   it('a worker recycled while its task module does not load goes on taking tasks until a replacement starts', async () => {
     const schema = schemaName();
     const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);

@@ -99,6 +99,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #everReady = false;
   readonly #fleet: Fleet;
   #reloading: Promise<void> | undefined;
+  /** A reload asked for while one ran: it starts when that one ends. */
+  #reloadAgain: Promise<void> | undefined;
   /** The last reload that ended here, numbered: `prefork reload` tells the one it asked for by the number. */
   #lastReload: LastReload | null = null;
   #timers: NodeJS.Timeout[] = [];
@@ -534,7 +536,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
    */
   reload(): Promise<void> {
     if (this.#phase !== 'running') return Promise.resolve();
-    this.#reloading ??= this.#fleet
+    if (this.#reloading) {
+      // Asked again while one runs (a second deploy): its workers may have loaded the module before this change,
+      // so another reload follows, whatever the first's outcome. Further asks meanwhile wait for that one.
+      this.#reloadAgain ??= this.#reloading
+        .catch(() => {})
+        .then(() => {
+          this.#reloadAgain = undefined;
+          return this.reload();
+        });
+      return this.#reloadAgain;
+    }
+    this.#reloading = this.#fleet
       .reload()
       .then(
         () => this.#reloadEnded(null),
@@ -655,7 +668,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       startedAt: this.startedAt.toISOString(),
       concurrency: this.#options.concurrency,
       workersWanted: this.#fleet.wanted,
-      reloading: this.#reloading !== undefined,
+      reloading: this.#reloading !== undefined || this.#reloadAgain !== undefined,
       lastReload: this.#lastReload,
       startupFailure: this.#fleet.lastStartupFailure,
       workers: this.#pool.handles.map((h) => h.snapshot(now)),
