@@ -438,14 +438,15 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
 
   it('a reload replaces a worker still starting when it began too: no worker keeps the old module', async () => {
     const schema = schemaName();
-    // Worker 2 takes 2 s in a start-up hook: it has loaded this module (version 1) when the reload comes.
-    const moduleFile = taskModuleFile(`import { onWorkerProcessInit } from '${distIndex}';
+    // Worker 2 takes 4 s in a start-up hook: it has loaded this module (version 1) when the reload comes, and is
+    // ready after the first new worker.
+    const moduleFile = taskModuleFile(`import { defineTask, onWorkerProcessInit } from '${distIndex}';
 onWorkerProcessInit(async ({ workerId, log }) => {
   if (workerId !== 2) return;
   log.info({ event: 'test_slow_start' }, 'starting slowly');
-  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
 });
-export default { 'mod.version': () => 1, 'mod.old': () => 'old' };\n`);
+export default { 'mod.version': () => 1, 'mod.old': defineTask({ schedule: '0 0 1 1 *', run: () => 'old' }) };\n`);
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
     await sup.ready();
     expect((await runCli(['scale', '2'], { schema })).code).toBe(0);
@@ -462,6 +463,11 @@ export default { 'mod.version': () => 1, 'mod.old': () => 'old' };\n`);
     for (const w of mine!.workers) expect(before).not.toContain(w.pid);
     // What the supervisor says it runs is the new module's, though the old one's worker was ready last.
     expect(mine!.tasks.filter((n) => n.startsWith('mod.'))).toEqual(['mod.version']);
+    // The old module's schedule was disarmed by the first new worker, and not armed again by worker 2's module.
+    const readyIds = sup.events('worker_ready').map((l) => l.workerId as number);
+    expect(readyIds.indexOf(3)).toBeLessThan(readyIds.indexOf(2));
+    expect(sup.events('schedule_armed').filter((l) => l.task === 'mod.old')).toHaveLength(1);
+    expect(sup.events('schedule_disarmed').filter((l) => l.task === 'mod.old')).toHaveLength(1);
     const versions = await Promise.all(Array.from({ length: 6 }, async () => JSON.parse((await runCli(['send', 'mod.version', '{}', '--wait', '--json'], { schema })).stdout).result as number));
     expect(versions).toEqual([2, 2, 2, 2, 2, 2]);
     await sup.stop();
