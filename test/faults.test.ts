@@ -1,7 +1,7 @@
 /** No task hangs, no task is lost: time limits, crashes, retries, recycling, stops and reloads, for real. */
 import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
@@ -532,6 +532,33 @@ export default { 'mod.version': () => 2 };\n`);
     await sup.waitForEvent('worker_exited', 2);
     await expect.poll(async () => JSON.parse((await runCli(['status', '--json'], { schema })).stdout).supervisors[0].workers.length).toBe(1);
     expect((await runCli(['send', 'prefork.echo', '{}', '--wait'], { schema })).code).toBe(0);
+    await sup.stop();
+  });
+});
+
+describe('scaling up in waves', () => {
+  it('a big scale-up forks a few workers at a time, and a scale back down meanwhile stops it', async () => {
+    const schema = schemaName();
+    // Every worker but the first takes 3 s in a start-up hook: none of the first wave is ready before the checks.
+    const moduleFile = taskModuleFile(`import { onWorkerProcessInit } from '${distIndex}';
+onWorkerProcessInit(async ({ workerId }) => {
+  if (workerId > 1) await new Promise((resolve) => setTimeout(resolve, 3_000));
+});
+export default { 'mod.echo': (p) => p };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
+    await sup.ready();
+    const wave = Math.max(4, 2 * availableParallelism());
+    // A typo: 40 workers. The first wave is forked; the rest wait for it to be ready.
+    expect((await runCli(['scale', '40'], { schema })).code).toBe(0);
+    const status = async () => JSON.parse((await runCli(['status', '--json'], { schema })).stdout).supervisors[0] as { workersWanted: number; workers: { state: string }[] };
+    await expect.poll(async () => (await status()).workers.length).toBe(1 + wave);
+    expect(sup.events('worker_forked')).toHaveLength(1 + wave);
+    expect((await status()).workersWanted).toBe(40);
+    // Corrected: the starting ones beyond 2 are stopped, and no further wave comes.
+    expect((await runCli(['scale', '2'], { schema })).code).toBe(0);
+    await expect.poll(async () => (await status()).workers.map((w) => w.state), { timeout: 20_000 }).toEqual(['ready', 'ready']);
+    expect(sup.events('worker_forked')).toHaveLength(1 + wave);
+    expect(JSON.parse((await runCli(['send', 'mod.echo', '{"a":1}', '--wait', '--json'], { schema })).stdout).result).toEqual({ a: 1 });
     await sup.stop();
   });
 });

@@ -3,6 +3,7 @@
  * replaces workers at task boundaries (recycling, rolling reload) so that a replacement is ready before the
  * old one leaves, and scales up or down at run time.
  */
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { PreforkError } from '../errors.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -28,6 +29,13 @@ interface Replacement {
   /** Told why, when the replacement exits before it is ready (a reload stops then). */
   failed?: ((reason: string) => void) | undefined;
 }
+
+/**
+ * At most this many workers start at once (forked, not ready yet); more are forked as they become ready. A big
+ * scale-up (`prefork scale 1000`, a typo for 10) forks in waves: the primary stays responsive (heartbeat, signals,
+ * `scale` to correct it), and the database sees a few start-up checks at a time instead of a storm of connections.
+ */
+export const workersStartingAtOnce = Math.max(4, 2 * availableParallelism());
 
 export class Fleet {
   #startupFailures = 0;
@@ -69,6 +77,7 @@ export class Fleet {
     this.#startupFailures = 0;
     this.#lastStartupFailure = null;
     this.#replaceAgainAt = 0;
+    this.#fill();
     const old = this.#replacing.get(handle.id)?.old;
     if (!old) return;
     this.#replacing.delete(handle.id);
@@ -123,7 +132,7 @@ export class Fleet {
       this.#pendingRespawns += 1;
       this.#later(() => {
         this.#pendingRespawns -= 1;
-        if (this.#respawning && this.active < this.wantedCount) this.pool.fork();
+        this.#fill();
       });
     }
     return false;
@@ -182,7 +191,7 @@ export class Fleet {
     const before = this.wantedCount;
     this.wantedCount = count;
     this.log.info({ event: 'scale', from: before, to: count }, `scaling to ${count} workers`);
-    for (let n = this.active; n < count; n++) this.pool.fork();
+    this.#fill();
     let extra = this.active - count;
     // Idle workers go first; busy ones finish their tasks before they exit.
     const candidates = this.pool.handles
@@ -193,6 +202,12 @@ export class Fleet {
       this.pool.retire(h);
       extra -= 1;
     }
+  }
+
+  /** Forks workers up to the wanted count, `workersStartingAtOnce` starting at a time; onReady forks the next. */
+  #fill(): void {
+    const starting = () => this.pool.handles.filter((h) => h.state === 'starting' || h.state === 'waiting_for_database').length;
+    while (this.#respawning && this.active < this.wantedCount && starting() < workersStartingAtOnce) this.pool.fork();
   }
 
   #backoffMs(): number {
