@@ -550,12 +550,16 @@ export default { 'mod.echo': (p) => p };\n`);
     const wave = Math.max(4, 2 * availableParallelism());
     // A typo: 40 workers. The first wave is forked; the rest wait for it to be ready.
     expect((await runCli(['scale', '40'], { schema })).code).toBe(0);
-    const status = async () => JSON.parse((await runCli(['status', '--json'], { schema })).stdout).supervisors[0] as { workersWanted: number; workers: { state: string }[] };
+    const status = async () =>
+      JSON.parse((await runCli(['status', '--json'], { schema })).stdout).supervisors[0] as { workersWanted: number; workers: { pid: number; state: string }[] };
     await expect.poll(async () => (await status()).workers.length).toBe(1 + wave);
     expect(sup.events('worker_forked')).toHaveLength(1 + wave);
     expect((await status()).workersWanted).toBe(40);
-    // Corrected: the starting ones beyond 2 are stopped, and no further wave comes.
+    // Corrected: starting ones are stopped (not the ready one, which goes on taking tasks), and no further wave comes.
+    const first = sup.events('worker_forked')[0]!.workerPid as number;
     expect((await runCli(['scale', '2'], { schema })).code).toBe(0);
+    await expect.poll(async () => (await status()).workers.length).toBe(2);
+    expect((await status()).workers.find((w) => w.pid === first)?.state).toBe('ready');
     await expect.poll(async () => (await status()).workers.map((w) => w.state), { timeout: 20_000 }).toEqual(['ready', 'ready']);
     expect(sup.events('worker_forked')).toHaveLength(1 + wave);
     expect(JSON.parse((await runCli(['send', 'mod.echo', '{"a":1}', '--wait', '--json'], { schema })).stdout).result).toEqual({ a: 1 });

@@ -193,10 +193,12 @@ export class Fleet {
     this.log.info({ event: 'scale', from: before, to: count }, `scaling to ${count} workers`);
     this.#fill();
     let extra = this.active - count;
-    // Idle workers go first; busy ones finish their tasks before they exit.
+    // Workers not ready yet go first (nothing to finish, no capacity lost), then idle ones; busy ones finish their
+    // tasks before they exit.
+    const notReady = (h: WorkerHandle) => (h.state === 'ready' ? 1 : 0);
     const candidates = this.pool.handles
-      .filter((h) => h.state === 'ready' || h.state === 'starting')
-      .sort((a, b) => a.inFlight.size - b.inFlight.size);
+      .filter((h) => h.state === 'ready' || h.state === 'starting' || h.state === 'waiting_for_database')
+      .sort((a, b) => notReady(a) - notReady(b) || a.inFlight.size - b.inFlight.size);
     for (const h of candidates) {
       if (extra <= 0) break;
       this.pool.retire(h);
