@@ -35,7 +35,7 @@ interface Replacement {
  * scale-up (`prefork scale 1000`, a typo for 10) forks in waves: the primary stays responsive (heartbeat, signals,
  * `scale` to correct it), and the database sees a few start-up checks at a time instead of a storm of connections.
  */
-export const workersStartingAtOnce = Math.max(4, 2 * availableParallelism());
+const workersStartingAtOnce = Math.max(4, 2 * availableParallelism());
 
 export class Fleet {
   #startupFailures = 0;
@@ -49,6 +49,8 @@ export class Fleet {
   /** A replacement that could not start: recycling tries again from this time on (the respawn backoff). */
   #replaceAgainAt = 0;
   #respawning = false;
+  /** Forking up to the wanted count: from start() until stopRespawning(). */
+  #forking = false;
 
   constructor(
     private readonly pool: WorkerPool,
@@ -65,12 +67,19 @@ export class Fleet {
     return this.pool.handles.filter((h) => h.state === 'starting' || h.state === 'waiting_for_database' || h.state === 'ready').length + this.#pendingRespawns;
   }
 
+  /** Forks the first workers, in waves (`#fill`): the next each time one is ready. */
+  start(): void {
+    this.#forking = true;
+    this.#fill();
+  }
+
   startRespawning(): void {
     this.#respawning = true;
   }
 
   stopRespawning(): void {
     this.#respawning = false;
+    this.#forking = false;
   }
 
   onReady(handle: WorkerHandle): void {
@@ -195,10 +204,10 @@ export class Fleet {
     let extra = this.active - count;
     // Workers not ready yet go first (nothing to finish, no capacity lost), then idle ones; busy ones finish their
     // tasks before they exit.
-    const notReady = (h: WorkerHandle) => (h.state === 'ready' ? 1 : 0);
+    const readyLast = (h: WorkerHandle) => (h.state === 'ready' ? 1 : 0);
     const candidates = this.pool.handles
       .filter((h) => h.state === 'ready' || h.state === 'starting' || h.state === 'waiting_for_database')
-      .sort((a, b) => notReady(a) - notReady(b) || a.inFlight.size - b.inFlight.size);
+      .sort((a, b) => readyLast(a) - readyLast(b) || a.inFlight.size - b.inFlight.size);
     for (const h of candidates) {
       if (extra <= 0) break;
       this.pool.retire(h);
@@ -209,7 +218,7 @@ export class Fleet {
   /** Forks workers up to the wanted count, `workersStartingAtOnce` starting at a time; onReady forks the next. */
   #fill(): void {
     const starting = () => this.pool.handles.filter((h) => h.state === 'starting' || h.state === 'waiting_for_database').length;
-    while (this.#respawning && this.active < this.wantedCount && starting() < workersStartingAtOnce) this.pool.fork();
+    while (this.#forking && this.active < this.wantedCount && starting() < workersStartingAtOnce) this.pool.fork();
   }
 
   #backoffMs(): number {

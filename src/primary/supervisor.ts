@@ -27,7 +27,7 @@ import { signalBackends } from '../queue/terminate-backends.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
 import { budgetLimit, ConnectionBudget } from './connection-budget.js';
 import { Dispatcher } from './dispatcher.js';
-import { Fleet, workersStartingAtOnce, type ReplaceKind } from './fleet.js';
+import { Fleet, type ReplaceKind } from './fleet.js';
 import { parseControl, type ControlCommand, type ControlHandlers } from './control.js';
 import { Outcomes, type TaskFinished } from './outcomes.js';
 import { ProgressWriter } from './progress.js';
@@ -301,18 +301,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
    * and when a stop is asked for meanwhile.
    */
   async #forkInitialWorkers(): Promise<void> {
-    let forked = 0;
-    const fork = () => {
-      forked += 1;
-      this.#pool.fork();
-    };
     let onReady!: () => void;
     let onExit!: (handle: WorkerHandle, info: { code: number | null; signal: string | null }) => void;
     const ready = new Promise<void>((resolve, reject) => {
       this.#startupError = reject;
       onReady = () => {
         if (this.#pool.handles.filter((h) => h.state === 'ready').length >= this.#options.workers) resolve();
-        else if (forked < this.#options.workers) fork();
       };
       onExit = (handle, info) => {
         const how = info.signal ? `on ${info.signal}` : `with code ${info.code}`;
@@ -321,8 +315,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     });
     this.#pool.on('ready', onReady);
     this.#pool.on('exit', onExit);
-    // In waves, as scale-ups are (fleet.ts): `workersStartingAtOnce` at a time, the next as each is ready.
-    while (forked < Math.min(this.#options.workers, workersStartingAtOnce)) fork();
+    this.#fleet.start();
     try {
       await ready;
     } finally {

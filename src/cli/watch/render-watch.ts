@@ -1,6 +1,6 @@
 /** One frame of `status --watch`, as lines of plain text (the screen or the plain output adds the rest). */
 import type { SupervisorFigures, WatchReport, WorkerFigures } from '../../queue/watch-report.js';
-import { count, duration, megabytes, plural } from '../format.js';
+import { count, duration, megabytes } from '../format.js';
 
 export interface FrameContext {
   schema: string;
