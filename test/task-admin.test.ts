@@ -171,6 +171,23 @@ describe('prefork tasks, retry and cancel', () => {
     expect(text).toEqual({ code: 0, stderr: '', stdout: `no task matched: nothing retried\nnot retried: 1 task whose key a queued or running task holds (${keyedOld})\n` });
   });
 
+  it('orders ids as numbers, past a power of ten: the newest page is the newest tasks, and retry lists them in order', async () => {
+    const schema = schemaName();
+    expect((await runCli(['tasks'], { schema })).code).toBe(0);
+    const ids = await insertTasks(schema, 'x.job', Array.from({ length: 12 }, () => ({})));
+    const byNumber = (a: string, b: string) => Number(a) - Number(b);
+    const newest = [...ids].sort(byNumber).reverse();
+    // Ids 1–12 in a fresh schema: as text, "9" > "12" would put 9, 8, 7 first and leave 10–12 off the page.
+    expect(newest.slice(0, 3).some((id) => id.length > newest[11]!.length)).toBe(true);
+    const page1 = await cliJson<ListJson>(schema, ['tasks', '--limit', '3']);
+    expect(page1.tasks.map((t) => t.id)).toEqual(newest.slice(0, 3));
+    const page2 = await cliJson<ListJson>(schema, ['tasks', '--limit', '5', '--before', newest[2]!]);
+    expect(page2.tasks.map((t) => t.id)).toEqual(newest.slice(3, 8));
+    expect((await clients.client(schema).list({ limit: 12 })).tasks.map((t) => t.id)).toEqual(newest);
+    await query(`update "${schema}".tasks set state = 'failed', attempts = 1, finished_at = now()`);
+    expect(await cliJson(schema, ['retry', '--task', 'x.job'])).toEqual({ retried: [...newest].reverse(), notRetried: [] });
+  });
+
   it('refuses bad input with one line and exit 2, before touching the database', async () => {
     const schema = schemaName();
     const cases: [string[], string][] = [

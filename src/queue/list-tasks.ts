@@ -29,7 +29,7 @@ export async function listTasks(db: Queryable, schema: string, filter: TaskListF
         and ($2::text is null or name = $2)
         and ($3::text is null or queue = $3)
         and ($4::bigint is null or id < $4)
-      order by id desc
+      order by tasks.id desc
       limit $5`,
     [filter.states?.length ? filter.states : null, filter.name ?? null, filter.queue ?? null, filter.before ?? null, limit + 1],
   );

@@ -19,7 +19,7 @@ export async function releaseLost(db: Queryable, schema: string, supervisorId: s
           and id <> all($3::bigint[])
        returning id
      )
-     select array(select id::text from lost order by id) as ids, (select count(*) from (select pg_notify($4, '') from lost limit 1) n) as woken`,
+     select array(select id::text from lost order by lost.id) as ids, (select count(*) from (select pg_notify($4, '') from lost limit 1) n) as woken`,
     [supervisorId, olderThanMs, held, channelsFor(schema).wake],
   );
   return rows[0]?.ids ?? [];

@@ -90,7 +90,7 @@ export async function retryMatching(db: Queryable, schema: string, filter: Retry
       '$1',
       '$2',
     )}
-     select array(select id::text from retried order by id) as retried, array(select id::text from conflicted order by id) as key_in_use,
+     select array(select id::text from retried order by retried.id) as retried, array(select id::text from conflicted order by conflicted.id) as key_in_use,
             (select count(*) from woken) as woken`,
     [attempts, channelsFor(schema).wake, filter.states, filter.name ?? null, filter.queue ?? null],
   );
