@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded/postgres.js';
 import { databaseUrl, query, useTestSchema } from './support/database.js';
 import { fixture, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
@@ -156,6 +157,36 @@ describe('timeouts and bad configuration', () => {
     const next = await runCli(['send', 'fixture.backendPid', '--wait', '--json'], { schema });
     expect(next.code).toBe(0);
     await sup.stop();
+  });
+
+  it("a command whose database session ends under it says so in one line and exits 3", async () => {
+    const schema = schemaName();
+    expect((await runCli(['tasks'], { schema })).code).toBe(0);
+    // The command's read waits on a lock the test holds; then the server ends its session.
+    const holder = new pg.Client({ connectionString: databaseUrl() });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`lock table "${schema}".tasks in access exclusive mode`);
+      const listing = runCli(['tasks'], { schema });
+      let terminated = false;
+      await expect
+        .poll(async () => {
+          const rows = await query<{ ok: boolean }>(
+            `select pg_terminate_backend(pid) as ok from pg_stat_activity
+              where pid <> pg_backend_pid() and wait_event_type = 'Lock' and query like $1`,
+            [`%"${schema}".tasks%`],
+          );
+          terminated ||= rows.some((r) => r.ok);
+          return terminated;
+        }, { timeout: 15_000 })
+        .toBe(true);
+      const r = await listing;
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/^prefork: error: lost the database \(server terminated the connection \(admin shutdown\)\): terminating connection due to administrator command\n$/);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('an unknown database: one clear error, exit 3, no retry storm, no password anywhere', async () => {

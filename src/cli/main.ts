@@ -3,6 +3,7 @@ import '../db/load-pg.js'; // first, before anything imports pg
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { PreforkError } from '../errors.js';
+import { classifyDatabaseError } from '../db/error-classification.js';
 import { exitCodes } from './exit-codes.js';
 import { sendCommand } from './commands/send.js';
 import { startCommand } from './commands/start.js';
@@ -68,7 +69,23 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`prefork: error: ${error.message}\n`);
       return error.exitCode;
     }
+    // The database went away under a command (a server restart, the embedded one's supervisor killed, a
+    // terminated session): one line and exit 3, wherever in the command it happened.
+    const database = classifyDatabaseError(error);
+    if (database.category === 'connection' || database.category === 'unavailable') {
+      process.stderr.write(`prefork: error: lost the database (${database.reason}): ${hideUrlPasswords(oneLine((error as Error)?.message ?? String(error)))}\n`);
+      return exitCodes.unavailable;
+    }
     process.stderr.write(`prefork: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
     return exitCodes.taskFailed;
   }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** A connection URL quoted in a driver's message keeps its user and host, never its password. */
+function hideUrlPasswords(text: string): string {
+  return text.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@');
 }
