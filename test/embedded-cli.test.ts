@@ -150,6 +150,23 @@ describe('prefork start without a database', () => {
     expect(await next.stop()).toEqual({ code: 0, signal: null });
   });
 
+  it('the embedded server killed under a running supervisor is started again on the same socket: commands and tasks go on', async () => {
+    const cwd = await workDir();
+    const sup = start(cwd, ['--workers', '1']);
+    await sup.ready();
+    const before = await runningState(cwd);
+    process.kill(before.postgresPid, 'SIGKILL');
+    await sup.waitForLog((l) => l.event === 'embedded_postgres_restarted', 30_000);
+    expect(sup.events('embedded_postgres_exited')).toEqual([expect.objectContaining({ signal: 'SIGKILL', postgresPid: before.postgresPid })]);
+    const after = await runningState(cwd);
+    expect(after).toMatchObject({ supervisorPid: sup.pid, connectionString: before.connectionString });
+    expect(after.postgresPid).not.toBe(before.postgresPid);
+    expect(isProcessAlive(after.postgresPid)).toBe(true);
+    expect(await cli(cwd, ['send', 'prefork.echo', '{"after":"restart"}', '--wait'])).toMatchObject({ code: 0, stdout: '{"after":"restart"}\n' });
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+    expect(isProcessAlive(after.postgresPid)).toBe(false);
+  });
+
   it('Ctrl-C (SIGINT to the whole process group) drains the running task before the database stops', async () => {
     const cwd = await workDir();
     // A shell runs a foreground job in a process group of its own, and Ctrl-C signals the whole group.

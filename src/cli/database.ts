@@ -88,8 +88,16 @@ export async function locateDatabase(target: DatabaseTarget): Promise<LocatedDat
   } catch (error) {
     throw new PreforkError('BAD_STATE_FILE', (error as Error).message, { cause: error, exitCode: exitCodes.unavailable });
   }
-  if (!state || !isProcessAlive(state.supervisorPid) || !isProcessAlive(state.postgresPid)) {
+  if (!state || !isProcessAlive(state.supervisorPid)) {
     throw new PreforkError('NO_SUPERVISOR_HERE', noSupervisorHere(target.embedded), { exitCode: exitCodes.unavailable });
+  }
+  if (!isProcessAlive(state.postgresPid)) {
+    // The supervisor lives, its server does not: it is starting it again (or giving up and stopping).
+    throw new PreforkError(
+      'EMBEDDED_DOWN',
+      `the prefork supervisor running here (pid ${state.supervisorPid}) lost its embedded PostgreSQL (pid ${state.postgresPid}) and is starting it again: try again in a moment, or see its log`,
+      { exitCode: exitCodes.unavailable },
+    );
   }
   if (path.resolve(state.dataDir) !== dataDir) {
     throw new PreforkError(

@@ -3,6 +3,7 @@
  * before the supervisor, stopped after it (so running tasks keep their database while they finish).
  */
 import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresLogger } from '../embedded/postgres.js';
@@ -28,6 +29,17 @@ const messages: Record<string, string> = {
   embedded_postgres_stop_timeout: 'embedded PostgreSQL did not stop in time; killing it',
 };
 
+/** Waits before each attempt to start a server that went away again (the last one fails for good). */
+const restartDelaysMs = [0, 500, 1_000, 2_000, 4_000];
+/** More unexpected exits than this within `crashWindowMs`: the server is crash-looping; the supervisor stops. */
+const maxCrashes = 5;
+const crashWindowMs = 5 * 60_000;
+
+export interface EmbeddedServerOptions {
+  /** The server went away and could not be started again: the supervisor must stop (nothing can be recorded). */
+  onLost?: (error: PreforkError) => void;
+}
+
 /**
  * The launcher names its events in the message; our logs carry them as `event`. Its `pid` (the postmaster's)
  * becomes `postgresPid`: every log line's `pid` is the process that wrote it.
@@ -43,19 +55,58 @@ function launcherLog(log: Logger): EmbeddedPostgresLogger {
   };
 }
 
-export async function startEmbeddedServer(paths: EmbeddedPaths, log: Logger): Promise<RunningEmbeddedServer> {
+export async function startEmbeddedServer(paths: EmbeddedPaths, log: Logger, options: EmbeddedServerOptions = {}): Promise<RunningEmbeddedServer> {
   const lock = await acquireLock(paths);
   let server: EmbeddedPostgres | undefined;
+  let state: EmbeddedState | undefined;
+  const crashes: number[] = [];
+  // Killed or crashed under a running supervisor: started again at once on the same socket, so the primary,
+  // the workers and the commands (through the state file) find it where it was.
+  const onUnexpectedExit = () => {
+    if (!server) return;
+    const now = Date.now();
+    crashes.push(now);
+    while (crashes.length > 0 && crashes[0]! < now - crashWindowMs) crashes.shift();
+    if (crashes.length > maxCrashes) {
+      lost(new Error(`it exited ${crashes.length} times in ${crashWindowMs / 60_000} minutes`));
+      return;
+    }
+    void restartServer();
+  };
+  const restartServer = async () => {
+    let last: unknown;
+    for (const [i, delayMs] of restartDelaysMs.entries()) {
+      if (delayMs > 0) await sleep(delayMs);
+      log.warn({ event: 'embedded_postgres_restarting', attempt: i + 1, dataDir: paths.dataDir }, 'starting the embedded PostgreSQL again');
+      try {
+        await server!.restart();
+        state = { ...state!, postgresPid: server!.pid };
+        await writeStateFile(paths.stateFile, state);
+        log.info({ event: 'embedded_postgres_restarted', attempt: i + 1, postgresPid: server!.pid }, 'the embedded PostgreSQL runs again');
+        return;
+      } catch (error) {
+        last = error;
+        if ((error as Error)?.message?.includes('stopping')) return;
+        log.warn({ event: 'embedded_postgres_restart_failed', attempt: i + 1, err: coerceError(error) }, 'the embedded PostgreSQL did not start again');
+      }
+    }
+    lost(last);
+  };
+  const lost = (cause: unknown) => {
+    const message = `the embedded PostgreSQL on ${displayPath(paths.dataDir)} went away and could not be started again: ${firstLine(cause)} (server log: ${displayPath(path.join(paths.dataDir, 'postgres.log'))})`;
+    log.fatal({ event: 'embedded_postgres_lost', dataDir: paths.dataDir, err: coerceError(cause) }, message);
+    options.onLost?.(new PreforkError('EMBEDDED_LOST', message, { cause, exitCode: exitCodes.unavailable }));
+  };
   try {
     const previous = await readStateFile(paths.stateFile).catch(() => null);
     if (previous) {
       const { supervisorPid, postgresPid, startedAt } = previous;
       log.warn({ event: 'stale_state_file', stateFile: paths.stateFile, supervisorPid, postgresPid, startedAt }, 'the previous supervisor here did not stop cleanly; recovering its data dir');
     }
-    server = await startEmbeddedPostgres({ dataDir: paths.dataDir, log: launcherLog(log) }).catch((error: unknown) => {
+    server = await startEmbeddedPostgres({ dataDir: paths.dataDir, log: launcherLog(log), onUnexpectedExit }).catch((error: unknown) => {
       throw startFailed(paths, error, log);
     });
-    const state: EmbeddedState = {
+    state = {
       version: 1,
       connectionString: server.connectionString,
       dataDir: server.dataDir,
@@ -64,7 +115,7 @@ export async function startEmbeddedServer(paths: EmbeddedPaths, log: Logger): Pr
       startedAt: new Date().toISOString(),
     };
     await writeStateFile(paths.stateFile, state);
-    return handle(server, state, paths, lock, log);
+    return handle(server, () => state!, paths, lock, log);
   } catch (error) {
     await server?.stop().catch(() => {});
     await lock.release().catch(() => {});
@@ -108,7 +159,7 @@ function firstLine(error: unknown): string {
   return (coerceError(error).message.split('\n')[0] ?? '').replace(/[:;,]\s*$/, '');
 }
 
-function handle(server: EmbeddedPostgres, state: EmbeddedState, paths: EmbeddedPaths, lock: SupervisorLock, log: Logger): RunningEmbeddedServer {
+function handle(server: EmbeddedPostgres, state: () => EmbeddedState, paths: EmbeddedPaths, lock: SupervisorLock, log: Logger): RunningEmbeddedServer {
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     try {
@@ -120,7 +171,9 @@ function handle(server: EmbeddedPostgres, state: EmbeddedState, paths: EmbeddedP
   };
   return {
     server,
-    state,
+    get state() {
+      return state();
+    },
     stop: () => (stopping ??= stop()),
     abandon: () => {
       try {

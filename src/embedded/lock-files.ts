@@ -1,4 +1,5 @@
-import { readFile, readlink, realpath, rm } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { isProcessAlive } from '../process-alive.js';
 
@@ -23,7 +24,52 @@ async function removeIfStale(file: string, dataDir: string): Promise<void> {
   if (isProcessAlive(holder) && (await isPostgresOf(holder, dataDir)) !== false) {
     throw new Error(`PostgreSQL is already running on ${dataDir} (pid ${holder}); stop it first`);
   }
+  // The postmaster is gone, but its backends may not be yet (one busy in a query notices late). PostgreSQL
+  // checks for them through this very file (the shared memory it names): removing it, they must go first.
+  if (path.basename(file) === 'postmaster.pid') await stopOrphans(dataDir);
   await rm(file, { force: true });
+}
+
+const orphanGraceMs = 5_000;
+
+/**
+ * Ends the server processes still working in `dataDir` whose postmaster died (SIGQUIT: exit at once, no
+ * shared state written; then SIGKILL after a grace), and waits until they are gone. Linux only (/proc).
+ */
+export async function stopOrphans(dataDir: string): Promise<number[]> {
+  const orphans = await postgresProcessesOf(dataDir);
+  if (orphans.length === 0) return [];
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of orphans) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone already
+      }
+    }
+  };
+  signal('SIGQUIT');
+  const deadline = Date.now() + orphanGraceMs;
+  while (orphans.some(isProcessAlive)) {
+    if (Date.now() > deadline) {
+      signal('SIGKILL');
+      break;
+    }
+    await sleep(20);
+  }
+  while (orphans.some(isProcessAlive)) await sleep(20);
+  return orphans;
+}
+
+async function postgresProcessesOf(dataDir: string): Promise<number[]> {
+  if (process.platform !== 'linux') return [];
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  const pids = entries.filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => pid !== process.pid);
+  const found: number[] = [];
+  for (const pid of pids) {
+    if ((await isPostgresOf(pid, dataDir)) === true && isProcessAlive(pid)) found.push(pid);
+  }
+  return found;
 }
 
 /** Whether `pid` is a postgres working in `dataDir`; undefined when this platform cannot tell (no /proc). */

@@ -3,7 +3,7 @@ import { chown, open } from 'node:fs/promises';
 import path from 'node:path';
 import { locateBinaries } from './binaries.js';
 import { initCluster, prepareDataDir } from './init-cluster.js';
-import { removeStaleLockFiles } from './lock-files.js';
+import { removeStaleLockFiles, stopOrphans } from './lock-files.js';
 import { validateOptions } from './options.js';
 import { guardAgainstParentDeath } from './parent-death.js';
 import { type RunAs, unprivilegedUser } from './run-as.js';
@@ -26,6 +26,8 @@ export interface EmbeddedPostgresOptions {
   /** Also listen on 127.0.0.1 at this TCP port. Default: Unix socket only (named after port 5432). */
   port?: number;
   log?: EmbeddedPostgresLogger;
+  /** The server exited while nobody stopped it (killed, crashed): restart() brings it back on the same socket. */
+  onUnexpectedExit?: (exit: ServerExit) => void;
 }
 
 export interface EmbeddedPostgres extends AsyncDisposable {
@@ -34,8 +36,13 @@ export interface EmbeddedPostgres extends AsyncDisposable {
   readonly dataDir: string;
   readonly socketDir: string;
   readonly port: number;
-  /** The postmaster's pid. */
+  /** The postmaster's pid (a new one after a restart). */
   readonly pid: number;
+  /**
+   * After an unexpected exit: ends what is left of the old server, then starts it again on the same data
+   * dir, socket and port (the connection string stays valid) and waits until it accepts connections.
+   */
+  restart(): Promise<void>;
   /** Fast shutdown (SIGINT), waiting for the server to exit. Idempotent. */
   stop(): Promise<void>;
 }
@@ -65,10 +72,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const args = ['-D', serverDataPath, '-k', socket.serverDir, '-p', String(port)];
   for (const [name, value] of Object.entries(settings)) args.push('-c', `${name}=${value}`);
 
-  let server: LaunchedServer;
-  try {
+  const boot = async (append: boolean): Promise<LaunchedServer> => {
     await removeStaleLockFiles(dataDir, socket.clientDir, port);
-    server = await launch(binaries.postgres, args, dataDir, runAs);
+    const server = await launch(binaries.postgres, args, dataDir, runAs, append);
     await waitUntilAccepting(connectionString, server.exited, server.logFile, START_TIMEOUT_MS).catch(
       async (error: unknown) => {
         server.child.kill('SIGQUIT');
@@ -77,14 +83,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         throw error;
       },
     );
+    return server;
+  };
+  let server: LaunchedServer;
+  try {
+    server = await boot(false);
   } catch (error) {
     await socket.release();
     throw error;
   }
-  const pid = server.child.pid ?? 0;
   const ms = Math.round(performance.now() - startedAt);
-  options.log?.info({ dataDir, socketDir: socket.clientDir, port, pid, initialised, ms }, 'embedded_postgres_started');
-  return handle({ server, socket, connectionString, dataDir, port, pid, log: options.log });
+  options.log?.info({ dataDir, socketDir: socket.clientDir, port, pid: server.child.pid ?? 0, initialised, ms }, 'embedded_postgres_started');
+  return handle({ server, boot, socket, connectionString, dataDir, port, log: options.log, onUnexpectedExit: options.onUnexpectedExit });
 }
 
 interface LaunchedServer {
@@ -106,9 +116,11 @@ async function launch(
   args: string[],
   dataDir: string,
   runAs: RunAs | undefined,
+  append = false,
 ): Promise<LaunchedServer> {
   const logFile = path.join(dataDir, LOG_FILE);
-  const log = await open(logFile, 'w');
+  // A restart appends: the log of the server that went away is what tells why.
+  const log = await open(logFile, append ? 'a' : 'w');
   let child: ChildProcess;
   try {
     if (runAs) await chown(logFile, runAs.uid, runAs.gid);
@@ -128,24 +140,61 @@ async function launch(
 
 function handle(state: {
   server: LaunchedServer;
+  boot: (append: boolean) => Promise<LaunchedServer>;
   socket: SocketDir;
   connectionString: string;
   dataDir: string;
   port: number;
-  pid: number;
   log: EmbeddedPostgresLogger | undefined;
+  onUnexpectedExit: ((exit: ServerExit) => void) | undefined;
 }): EmbeddedPostgres {
-  const { server, socket, dataDir, pid, log } = state;
+  const { socket, dataDir, log } = state;
+  let server = state.server;
   let stopping: Promise<void> | undefined;
   let exit: ServerExit | undefined;
-  void server.exited.then((value) => {
-    exit = value;
-    if (!stopping) log?.warn({ dataDir, pid, code: value.code, signal: value.signal }, 'embedded_postgres_exited');
-  });
-  // The server alone does not keep this process alive; stop() holds it until the server is gone.
-  server.child.unref();
+  const watch = (launched: LaunchedServer) => {
+    exit = undefined;
+    const pid = launched.child.pid ?? 0;
+    void launched.exited.then((value) => {
+      if (launched !== server) return;
+      exit = value;
+      if (stopping) return;
+      log?.warn({ dataDir, pid, code: value.code, signal: value.signal }, 'embedded_postgres_exited');
+      state.onUnexpectedExit?.(value);
+    });
+    // The server alone does not keep this process alive; stop() holds it until the server is gone.
+    launched.child.unref();
+  };
+  watch(server);
+
+  let restarting: Promise<void> | undefined;
+  const restart = () => {
+    restarting ??= restartServer().finally(() => {
+      restarting = undefined;
+    });
+    return restarting;
+  };
+
+  async function restartServer(): Promise<void> {
+    if (stopping) throw new Error('the embedded PostgreSQL is stopping');
+    if (exit === undefined) throw new Error('the embedded PostgreSQL is running');
+    server.disarm();
+    // Backends of the dead postmaster still running (busy in a query, they notice late) are ended first.
+    await stopOrphans(dataDir);
+    const next = await state.boot(true);
+    if (stopping) {
+      // Stopped while it started again: it must not outlive the stop.
+      next.child.kill('SIGINT');
+      await next.exited;
+      next.disarm();
+      return;
+    }
+    server = next;
+    watch(server);
+  }
 
   async function stopServer(): Promise<void> {
+    await restarting?.catch(() => {});
     server.child.ref();
     if (exit === undefined) {
       server.child.kill('SIGINT');
@@ -154,15 +203,15 @@ function handle(state: {
         timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS);
       });
       if ((await Promise.race([server.exited, timedOut])) === 'timeout') {
-        log?.warn({ dataDir, pid, timeoutMs: STOP_TIMEOUT_MS }, 'embedded_postgres_stop_timeout');
+        log?.warn({ dataDir, pid: server.child.pid, timeoutMs: STOP_TIMEOUT_MS }, 'embedded_postgres_stop_timeout');
         server.child.kill('SIGQUIT');
         await server.exited;
       }
       clearTimeout(timer);
+      log?.info({ dataDir, pid: server.child.pid }, 'embedded_postgres_stopped');
     }
     server.disarm();
     await socket.release();
-    log?.info({ dataDir, pid }, 'embedded_postgres_stopped');
   }
 
   const stop = () => (stopping ??= stopServer());
@@ -171,7 +220,10 @@ function handle(state: {
     dataDir,
     socketDir: socket.clientDir,
     port: state.port,
-    pid,
+    get pid() {
+      return server.child.pid ?? 0;
+    },
+    restart,
     stop,
     [Symbol.asyncDispose]: stop,
   };

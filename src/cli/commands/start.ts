@@ -117,7 +117,13 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
           log,
         });
   // Without a database URL, the embedded PostgreSQL: started before the supervisor, stopped after it.
-  const embedded = database.url ? undefined : await startEmbedded(database.embedded, log).catch(async (error: unknown) => {
+  // Set when the embedded server went away for good: the supervisor stops at once and start exits with it.
+  let databaseLost: PreforkError | undefined;
+  const onLost = (error: PreforkError) => {
+    databaseLost ??= error;
+    void supervisor?.forceStop();
+  };
+  const embedded = database.url ? undefined : await startEmbedded(database.embedded, log, { onLost }).catch(async (error: unknown) => {
     await metrics?.close();
     throw error;
   });
@@ -170,12 +176,15 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
     });
     const stopped = new Promise<void>((done) => supervisor!.once('stopped', done));
     try {
+      if (databaseLost) throw databaseLost;
       await supervisor.start();
     } catch (error) {
+      if (databaseLost) throw databaseLost;
       log.fatal({ event: 'supervisor_start_failed', err: error }, (error as Error).message);
       throw error;
     }
     await stopped;
+    if (databaseLost) throw databaseLost;
   } finally {
     await metrics?.close();
     await embedded?.stop();
