@@ -139,6 +139,39 @@ describe('embedded server lifecycle', () => {
     expect(await query(server.connectionString, 'select 1 as one')).toEqual([{ one: 1 }]);
   });
 
+  it('initialises again a data dir whose initdb was killed part-way, never a cluster a server has run on', async () => {
+    // A cluster used before the marker existed (started, holding data): kept as it is.
+    const used = await tempDir();
+    const first = await start({ dataDir: used });
+    await query(first.connectionString, 'create table kept (value text); insert into kept values ($$hello$$)');
+    await first.stop();
+    const version = await readFile(path.join(used, 'PG_VERSION'), 'utf8');
+    await rm(path.join(used, 'prefork-initdb-done'), { force: true });
+    const again = await start({ dataDir: used });
+    expect(await query(again.connectionString, 'select value from kept')).toEqual([{ value: 'hello' }]);
+    await again.stop();
+
+    // What an initdb killed after writing PG_VERSION leaves; and one killed before it.
+    for (const withVersion of [true, false]) {
+      const broken = await tempDir();
+      for (const dir of ['base/1', 'global', 'pg_wal', 'pg_xact']) await mkdir(path.join(broken, dir), { recursive: true });
+      await writeFile(path.join(broken, 'postgresql.conf'), '');
+      if (withVersion) await writeFile(path.join(broken, 'PG_VERSION'), version);
+      const warnings: string[] = [];
+      const server = await start({ dataDir: broken, log: { info: () => {}, warn: (_obj, msg) => warnings.push(msg ?? '') } });
+      expect(await query(server.connectionString, 'select current_database() as db')).toEqual([{ db: 'postgres' }]);
+      expect(warnings).toEqual(['embedded_initdb_redone']);
+      await server.stop();
+    }
+
+    // A directory holding anything else is never emptied.
+    const foreign = await tempDir();
+    await mkdir(path.join(foreign, 'base'));
+    await writeFile(path.join(foreign, 'notes.txt'), 'mine');
+    await expect(startEmbeddedPostgres({ dataDir: foreign })).rejects.toThrow(/is not empty and holds no PostgreSQL cluster/);
+    expect(await readFile(path.join(foreign, 'notes.txt'), 'utf8')).toBe('mine');
+  });
+
   it('reports the server log when the server cannot start', async () => {
     const failure = startEmbeddedPostgres({ dataDir: await tempDir(), settings: { shared_buffers: 'plenty' } });
     await expect(failure).rejects.toThrow(/exited during start-up.*\n.*invalid value for parameter "shared_buffers"/);

@@ -27,6 +27,7 @@ const messages: Record<string, string> = {
   embedded_postgres_stopped: 'embedded PostgreSQL stopped',
   embedded_postgres_exited: 'embedded PostgreSQL exited on its own',
   embedded_postgres_stop_timeout: 'embedded PostgreSQL did not stop in time; killing it',
+  embedded_initdb_redone: 'the data dir held a cluster whose initialisation was interrupted, never started: initialised it again',
 };
 
 /** Waits before each attempt to start a server that went away again (the last one fails for good). */

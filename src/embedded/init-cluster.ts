@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { access, chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PostgresBinaries } from './binaries.js';
 import { chownTree, EXECUTE, isReachableBy, READ, type RunAs } from './run-as.js';
@@ -23,14 +23,34 @@ export async function prepareDataDir(dataDir: string, runAs: RunAs | undefined):
   throw new Error(`data directory ${dataDir} is not reachable by user ${runAs.name}, which PostgreSQL runs as`);
 }
 
-/** Runs initdb unless the data dir already holds a cluster of the same major version. Returns true if it ran. */
+/** Written once initdb has finished: a data dir without it, never started by a server, is an interrupted initdb. */
+export const INITIALISED_MARKER = 'prefork-initdb-done';
+
+/** What initdb creates in a data dir before it writes PG_VERSION: all an initdb killed that early leaves. */
+const initdbEntries = new Set([
+  'base', 'global', 'pg_commit_ts', 'pg_dynshmem', 'pg_logical', 'pg_multixact', 'pg_notify', 'pg_replslot', 'pg_serial',
+  'pg_snapshots', 'pg_stat', 'pg_stat_tmp', 'pg_subtrans', 'pg_tblspc', 'pg_twophase', 'pg_wal', 'pg_xact', 'pg_summaries',
+  'PG_VERSION', 'postgresql.conf', 'postgresql.auto.conf', 'pg_hba.conf', 'pg_ident.conf', 'postmaster.pid',
+]);
+
+export type InitOutcome = 'existing' | 'initialised' | 'initialised again';
+
+/**
+ * Runs initdb unless the data dir already holds a cluster of the same major version. An initdb that was
+ * killed part-way (the first start's process group killed: a container stopped, say) leaves a cluster
+ * no server can use; such a dir, never started by a server (no `postmaster.opts`) and so holding no data, is
+ * emptied and initialised again instead of failing every later start.
+ */
 export async function initCluster(
   dataDir: string,
   serverPath: string,
   binaries: PostgresBinaries,
   runAs: RunAs | undefined,
-): Promise<boolean> {
+): Promise<InitOutcome> {
+  const exists = (name: string) => access(path.join(dataDir, name)).then(() => true, () => false);
   const existing = await readFile(path.join(dataDir, 'PG_VERSION'), 'utf8').catch(() => undefined);
+  const entries = await readdir(dataDir);
+  let again = false;
   if (existing !== undefined) {
     if (existing.trim() !== binaries.majorVersion) {
       throw new Error(
@@ -38,14 +58,24 @@ export async function initCluster(
           `but the embedded server is PostgreSQL ${binaries.majorVersion}`,
       );
     }
-    return false;
+    if (await exists(INITIALISED_MARKER)) return 'existing';
+    if (await exists('postmaster.opts')) {
+      // Initialised before the marker existed, and started since: a complete cluster.
+      await writeFile(path.join(dataDir, INITIALISED_MARKER), '');
+      return 'existing';
+    }
+    again = true;
+  } else if (entries.length > 0) {
+    if (!entries.every((e) => initdbEntries.has(e))) {
+      throw new Error(`data directory ${dataDir} is not empty and holds no PostgreSQL cluster`);
+    }
+    again = true;
   }
-  if ((await readdir(dataDir)).length > 0) {
-    throw new Error(`data directory ${dataDir} is not empty and holds no PostgreSQL cluster`);
-  }
+  if (again) await Promise.all(entries.map((e) => rm(path.join(dataDir, e), { recursive: true, force: true })));
   const args = ['-D', serverPath, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync'];
   await runToCompletion(binaries.initdb, args, spawnOptions(dataDir, runAs), `initdb for ${dataDir}`);
-  return true;
+  await writeFile(path.join(dataDir, INITIALISED_MARKER), '');
+  return again ? 'initialised again' : 'initialised';
 }
 
 function runToCompletion(

@@ -60,7 +60,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const runAs = await unprivilegedUser();
   const binaries = await locateBinaries(runAs);
   const serverDataPath = await prepareDataDir(dataDir, runAs);
-  const initialised = await initCluster(dataDir, serverDataPath, binaries, runAs);
+  const init = await initCluster(dataDir, serverDataPath, binaries, runAs);
+  const initialised = init !== 'existing';
+  if (init === 'initialised again') {
+    options.log?.warn({ dataDir }, 'embedded_initdb_redone');
+  }
   const socket = await chooseSocketDir(dataDir, serverDataPath, port, runAs);
   const host = encodeURIComponent(socket.clientDir);
   const connectionString = `postgres://postgres@localhost:${port}/postgres?host=${host}`;
