@@ -301,3 +301,38 @@ async function freePortBelowEphemeralRange(): Promise<number> {
   }
   throw new Error('no free TCP port found below 30000');
 }
+
+describe('supervisor lock', () => {
+  it('one of many starts taking over a stale lock at once gets it', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'supervisor.lock');
+    const lockModule = path.join(repoRoot, 'dist', 'embedded', 'supervisor-lock.js');
+    // Each contender waits for the same moment, tries, holds what it got for a while, then says what it got.
+    const script = `
+      import { acquireSupervisorLock } from ${JSON.stringify(lockModule)};
+      const at = Number(process.argv[1]);
+      while (Date.now() < at);
+      try {
+        const lock = await acquireSupervisorLock(${JSON.stringify(file)}, '/data');
+        await new Promise((r) => setTimeout(r, 400));
+        await lock.release();
+        console.log('acquired');
+      } catch (error) {
+        console.log(error.name === 'LockHeldError' ? 'held' : 'error: ' + error.message);
+      }`;
+    for (let round = 0; round < 5; round++) {
+      // Left by a supervisor that is gone.
+      await writeFile(file, `${JSON.stringify({ pid: spawnSync('true').pid, dataDir: '/data', since: new Date().toISOString() })}\n`);
+      const at = Date.now() + 400;
+      const outcomes = await Promise.all(
+        Array.from({ length: 4 }, () => new Promise<string>((resolve) => {
+          const child = spawn(process.execPath, ['--input-type=module', '-e', script, String(at)], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+          child.once('exit', () => resolve(out.trim()));
+        })),
+      );
+      expect(outcomes.sort(), `round ${round}`).toEqual(['acquired', 'held', 'held', 'held']);
+    }
+  });
+});

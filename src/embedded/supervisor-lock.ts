@@ -1,5 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs';
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { isProcessAlive } from '../process-alive.js';
 import { processIdentity } from './process-identity.js';
@@ -48,10 +49,12 @@ export async function acquireSupervisorLock(file: string, dataDir: string): Prom
   try {
     for (let attempt = 1; ; attempt++) {
       if (await place(temporary, file, text)) break;
-      const holder = await readHolder(file);
+      const stale = await readFile(file, 'utf8').catch(() => undefined);
+      if (stale === undefined) continue;
+      const holder = parseHolder(stale);
       if (holder && isHeld(holder)) throw new LockHeldError(file, holder);
-      if (attempt === 3) throw new Error(`could not take over the stale lock ${file}`);
-      await rm(file, { force: true });
+      if (attempt > 50) throw new Error(`could not take over the stale lock ${file}`);
+      await removeStale(file, stale);
     }
   } finally {
     await rm(temporary, { force: true });
@@ -74,10 +77,41 @@ export async function acquireSupervisorLock(file: string, dataDir: string): Prom
   };
 }
 
+/**
+ * Removes the lock file if it still holds `stale`. Two starts that both found the same stale lock must not
+ * both take it over (the second would remove the lock the first had just placed): the removal happens under
+ * a takeover file that one process at a time creates, and only while the lock is still the stale one.
+ */
+async function removeStale(file: string, stale: string): Promise<void> {
+  const takeover = `${file}.takeover`;
+  try {
+    await writeFile(takeover, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // Another start is taking over: it takes milliseconds. One left by a process that died in it is old.
+    const age = await stat(takeover).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (age > takeoverStaleMs) await rm(takeover, { force: true });
+    else await sleep(5 + Math.random() * 10);
+    return;
+  }
+  try {
+    const now = await readFile(file, 'utf8').catch(() => undefined);
+    if (now === stale) await rm(file, { force: true });
+  } finally {
+    await rm(takeover, { force: true });
+  }
+}
+
+const takeoverStaleMs = 10_000;
+
 /** The holder named in the lock file; null when there is none or it cannot be read as one (a stale leftover). */
 export async function readHolder(file: string): Promise<LockHolder | null> {
   const text = await readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined) return null;
+  return parseHolder(text);
+}
+
+function parseHolder(text: string): LockHolder | null {
   try {
     const holder = JSON.parse(text) as Partial<LockHolder>;
     if (!Number.isInteger(holder.pid) || typeof holder.dataDir !== 'string' || typeof holder.since !== 'string') return null;
