@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
+import { insertTasks } from './support/tasks.js';
 import { memoryCompactionSupported } from '../src/worker/compact-memory.js';
 import { isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
@@ -11,7 +12,7 @@ const schemaName = useTestSchema();
 useProcessLeakGuard();
 
 interface StatusJson {
-  supervisors: { pid: number; workers: { id: number; pid: number; state: string; tasksDone: number }[] }[];
+  supervisors: { pid: number; workers: { id: number; pid: number; state: string; tasksDone: number; current: { taskId: string }[] }[] }[];
   queue: Record<string, number>;
 }
 
@@ -218,6 +219,8 @@ describe('durability and lifecycle', () => {
     const workers = sup.workerPids();
     const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 30}', '--max-attempts', '2'], { schema });
     await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
+    // Published as running (within 0.2 s of its start): its attempt is lost with the primary, and counted.
+    await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([sent.stdout.trim()]);
     sup.kill('SIGKILL');
     await sup.exited;
     await expect.poll(() => workers.filter(isAlive), { timeout: 10_000 }).toEqual([]);
@@ -234,6 +237,37 @@ describe('durability and lifecycle', () => {
     await waitForFinalStates(schema, 2);
     const [row] = await query<{ state: string; attempts: number }>(`select state, attempts from "${schema}".tasks where id = $1`, [sent.stdout.trim()]);
     expect(row).toEqual({ state: 'succeeded', attempts: 2 });
+    await next.stop();
+  });
+
+  it('SIGKILL of the primary: the task a worker ran loses its attempt, the tasks claimed ahead go back uncounted', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    const [ran] = await insertTasks(schema, 'fixture.dbSleep', [{ seconds: 30 }], { maxAttempts: 1 });
+    await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
+    const ahead = await insertTasks(schema, 'fixture.dbSleep', [{ seconds: 0 }, { seconds: 0 }], { maxAttempts: 1 });
+    // Claimed by this supervisor (state running in the database), waiting in its buffer behind the sleeper.
+    const claimed = async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where state = 'running' and id = any($1::bigint[])`, [ahead]))[0]!.n;
+    await expect.poll(claimed).toBe(2);
+    // What the supervisor last published: the one task its worker runs.
+    const published = async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId));
+    await expect.poll(published).toEqual([ran]);
+    const [worker] = sup.workerPids();
+    sup.kill('SIGKILL');
+    await sup.exited;
+
+    const next = startWithFixtures(schema, ['--workers', '1']);
+    await next.ready();
+    await waitForFinalStates(schema, 3);
+    const rows = await query<{ id: string; state: string; attempts: number; code: string | null; history: { outcome: string; workerPid: number | null }[] }>(
+      `select id::text, state, attempts, error ->> 'code' as code, history from "${schema}".tasks order by id`,
+    );
+    expect(rows).toEqual([
+      { id: ran, state: 'failed', attempts: 1, code: 'SUPERVISOR_LOST', history: [expect.objectContaining({ outcome: 'lost', workerPid: worker })] },
+      { id: ahead[0], state: 'succeeded', attempts: 1, code: null, history: [] },
+      { id: ahead[1], state: 'succeeded', attempts: 1, code: null, history: [] },
+    ]);
     await next.stop();
   });
 });

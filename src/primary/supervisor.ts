@@ -53,6 +53,11 @@ const maxAutoPrefetch = 1_000;
  * and no claim is in flight when it is looked for.
  */
 const lostClaimAgeMs = 10_000;
+/**
+ * Tasks starting make the snapshot be published at most this often (besides the heartbeat): a supervisor that
+ * dies leaves recovery a list of its started tasks at most this old (a task started later goes back uncounted).
+ */
+const startPublishIntervalMs = 200;
 
 export interface SupervisorEvents {
   /** A stop (graceful or forced) finished. */
@@ -105,6 +110,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #lastReload: LastReload | null = null;
   #timers: NodeJS.Timeout[] = [];
   #snapshotTimer: NodeJS.Timeout | undefined;
+  #publishedAt = -Infinity;
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
   #startupError: ((error: PreforkError) => void) | undefined;
@@ -143,7 +149,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       maxTasksPerWorker: options.maxTasksPerWorker,
       // A fixed prefetch also bounds what waits on a worker: `--prefetch 0` hands out one task per free slot.
       maxQueue: Math.min(maxPipeline, options.prefetch ?? maxPipeline),
-      onTaskStart: (handle, f) => this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name)),
+      onTaskStart: (handle, f) => {
+        this.#timeLimits.watch(handle, f, this.#taskInfo.get(f.task.name));
+        // The published snapshot tells recovery which tasks a dead supervisor had started (their attempt is
+        // lost, counted) and which it only held (given back uncounted): kept within a fraction of a second.
+        this.#publishSoon(startPublishIntervalMs);
+      },
       log: this.#log,
       workerConfig: () => ({
         tasksUrl: options.tasksPath ? pathToFileURL(options.tasksPath).href : null,
@@ -695,6 +706,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   async #publish(state: SupervisorState = this.#phase === 'stopping' ? 'stopping' : 'running'): Promise<void> {
     try {
+      this.#publishedAt = performance.now();
       const snapshot = this.snapshot();
       for (const h of this.#pool.handles) h.published();
       const previous = await heartbeat(this.#db, this.#options.schema, this.id, {
@@ -711,12 +723,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
   }
 
-  #publishSoon(): void {
+  /** Publishes the snapshot in 50 ms, or `minIntervalMs` after the last publish if that is later. */
+  #publishSoon(minIntervalMs = 0): void {
     if (this.#snapshotTimer || (this.#phase !== 'running' && this.#phase !== 'stopping')) return;
+    const wait = Math.max(50, this.#publishedAt + minIntervalMs - performance.now());
     this.#snapshotTimer = setTimeout(() => {
       this.#snapshotTimer = undefined;
       void this.#publish();
-    }, 50);
+    }, wait);
   }
 
   async #recover(): Promise<void> {

@@ -13,8 +13,11 @@ export interface RecoverRequest {
 
 /**
  * Tasks left `running` by a supervisor that is gone (stopped, lease expired, or known dead) go back to the
- * queue at once, the lost attempt counted; a task out of attempts is failed with SUPERVISOR_LOST.
- * Returns how many were recovered.
+ * queue at once. A task its last published snapshot shows started on a worker lost an attempt: it is counted
+ * (with that worker's pid in the history), and a task out of attempts is failed with SUPERVISOR_LOST. A task
+ * it had claimed ahead and not started (in its buffer, or queued behind another on a worker) goes back
+ * uncounted, as a graceful stop gives it back. A supervisor without a snapshot: every task counts.
+ * Returns how many were recovered (`requeued` includes those given back uncounted).
  */
 export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRequest): Promise<{ requeued: number; failed: number }> {
   const q = quoteIdent(schema);
@@ -35,16 +38,37 @@ export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRe
         where state in ('running', 'stopping') and heartbeat_at > now() - $2 * interval '1 millisecond'
           and id <> all($3::uuid[])
      ),
-     orphans as (
-       update ${q}.tasks t
-          set state = case when t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then 'queued' else 'failed' end,
-              finished_at = case when t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then null else now() end,
-              run_at = now(), supervisor_id = null, error = $6::jsonb, errors = t.errors || jsonb_build_array($6::jsonb),
-              history = t.history || jsonb_build_array(jsonb_build_object(
-                'attempt', t.attempts, 'outcome', 'lost', 'workerPid', t.worker_pid, 'supervisorId', t.supervisor_id,
-                'startedAt', t.started_at, 'finishedAt', now(), 'error', $6::jsonb))
+     candidates as (
+       select t.id,
+              -- Started, as far as the snapshot tells: every task when there is none to tell.
+              (s.snapshot is null or jsonb_typeof(s.snapshot -> 'workers') is distinct from 'array' or ran.pid is not null) as started,
+              ran.pid as worker_pid
+         from ${q}.tasks t
+         left join ${q}.supervisors s on s.id = t.supervisor_id
+         left join lateral (
+           select (w ->> 'pid')::int as pid
+             from jsonb_array_elements(case when jsonb_typeof(s.snapshot -> 'workers') = 'array' then s.snapshot -> 'workers' else '[]'::jsonb end) w,
+                  jsonb_array_elements(case when jsonb_typeof(w -> 'current') = 'array' then w -> 'current' else '[]'::jsonb end) c
+            where c ->> 'taskId' = t.id::text
+            limit 1
+         ) ran on true
         where t.state = 'running' and t.supervisor_id is distinct from $1
           and (t.supervisor_id is null or t.supervisor_id not in (select id from live))
+     ),
+     orphans as (
+       update ${q}.tasks t
+          set state = case when not c.started or t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then 'queued' else 'failed' end,
+              finished_at = case when not c.started or t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then null else now() end,
+              attempts = case when c.started then t.attempts else greatest(t.attempts - 1, 0) end,
+              run_at = now(), supervisor_id = null,
+              started_at = case when c.started then t.started_at end,
+              error = case when c.started then $6::jsonb else t.error end,
+              errors = case when c.started then t.errors || jsonb_build_array($6::jsonb) else t.errors end,
+              history = case when c.started then t.history || jsonb_build_array(jsonb_build_object(
+                'attempt', t.attempts, 'outcome', 'lost', 'workerPid', coalesce(t.worker_pid, c.worker_pid), 'supervisorId', t.supervisor_id,
+                'startedAt', t.started_at, 'finishedAt', now(), 'error', $6::jsonb)) else t.history end
+         from candidates c
+        where t.id = c.id and t.state = 'running'
        returning t.id, t.state
      ),
      woken as (select pg_notify($7, '') from (select 1 from orphans where state = 'queued' limit 1) s),
