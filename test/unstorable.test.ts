@@ -5,7 +5,7 @@
  * an outcome the database still refuses holds back no other outcome. With them, the client API's other argument
  * checks (options, ids), which used to reach the database as SQL errors.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -88,6 +88,33 @@ describe('values PostgreSQL cannot store', () => {
     // A backslash followed by "u0000" is six ordinary characters, and a whole surrogate pair one character: stored.
     const id = await prefork.send('prefork.echo', { text: '\\u0000 \\ud800', emoji: '\u{1F600}' });
     expect(await query(`select payload from "${schema}".tasks where id = $1`, [id])).toEqual([{ payload: { text: '\\u0000 \\ud800', emoji: '\u{1F600}' } }]);
+  });
+
+  it('a payload the command line would change is refused, null is kept, and a value the database refuses is bad input: one line, exit 2', async () => {
+    const schema = schemaName();
+    await migrated(schema);
+    // 1e999 parses as Infinity, which JSON would store as null.
+    const huge = await runCli(['send', 'prefork.echo', '{"a": 1e999}'], { schema });
+    expect(huge).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: the payload is not valid JSON (a number at "a" is too large to represent (beyond ±1.8e308))\n' });
+    const file = await runCli(['send', '--file', '-'], { schema, input: '{"task": "prefork.echo", "payload": [1e400]}\n' });
+    expect(file.code).toBe(2);
+    expect(file.stderr).toContain('prefork: line 1: invalid JSON (a number at "0" is too large to represent (beyond ±1.8e308))');
+    expect(await taskCount(schema)).toBe(0);
+
+    // null is a payload, not the absence of one.
+    const sentNull = await runCli(['send', 'prefork.echo', 'null', '--json'], { schema });
+    expect(sentNull.code, sentNull.stderr).toBe(0);
+    const nullId = (JSON.parse(sentNull.stdout) as { id: string }).id;
+    expect(await client(schema).send('prefork.echo', null)).not.toBe(nullId);
+    expect(await query(`select payload is not null as sql_value, jsonb_typeof(payload) as type from "${schema}".tasks order by id`)).toEqual([
+      { sql_value: true, type: 'null' },
+      { sql_value: true, type: 'null' },
+    ]);
+
+    // A key too long for its index: the database's refusal, as one line and exit 2, not a stack trace.
+    const keyed = await runCli(['send', 'prefork.echo', '{}', '--key', randomBytes(3000).toString('hex')], { schema });
+    expect(keyed.code).toBe(2);
+    expect(keyed.stderr).toMatch(/^prefork: error: the database cannot store it: index row size \d+ exceeds btree version 4 maximum 2704 for index "tasks_key_idx"\n$/);
   });
 
   it('a result or an error PostgreSQL cannot store is recorded, and holds back no other outcome', async () => {

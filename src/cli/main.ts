@@ -3,7 +3,7 @@ import '../db/load-pg.js'; // first, before anything imports pg
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { PreforkError } from '../errors.js';
-import { classifyDatabaseError } from '../db/error-classification.js';
+import { classifyDatabaseError, isDataError } from '../db/error-classification.js';
 import { exitCodes } from './exit-codes.js';
 import { sendCommand } from './commands/send.js';
 import { startCommand } from './commands/start.js';
@@ -71,6 +71,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     // The database went away under a command (a server restart, the embedded one's supervisor killed, a
     // terminated session): one line and exit 3, wherever in the command it happened.
+    // A value the database cannot store (a payload past jsonb's limits, say): bad input, refused as such.
+    if (isDataError(error)) {
+      process.stderr.write(`prefork: error: the database cannot store it: ${hideUrlPasswords(oneLine((error as Error)?.message ?? String(error)))}\n`);
+      return exitCodes.usage;
+    }
     const database = classifyDatabaseError(error);
     if (database.category === 'connection' || database.category === 'unavailable') {
       process.stderr.write(`prefork: error: lost the database (${database.reason}): ${hideUrlPasswords(oneLine((error as Error)?.message ?? String(error)))}\n`);

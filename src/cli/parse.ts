@@ -18,11 +18,26 @@ export function logLevel(value: string): string {
 }
 
 export function parsePayload(text: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = parseJsonText(text);
   } catch (error) {
     throw new InvalidArgumentError(`the payload is not valid JSON (${(error as Error).message})`);
   }
+  return value;
+}
+
+/**
+ * JSON.parse, refusing a number JavaScript cannot hold (1e999 parses as Infinity, which JSON.stringify
+ * would then store as null): the value would change on its way to the task.
+ */
+export function parseJsonText(text: string): unknown {
+  return JSON.parse(text, (key, value: unknown) => {
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      throw new SyntaxError(`a number${key === '' ? '' : ` at "${key}"`} is too large to represent (beyond ±1.8e308)`);
+    }
+    return value;
+  }) as unknown;
 }
 
 export function queueList(value: string): string[] {

@@ -95,7 +95,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   async send<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: SendOptions = {}): Promise<string> {
     const { db, ...addOptions } = options;
     if (!db) await this.#migrated();
-    const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload ?? {}, addOptions);
+    const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload === undefined ? {} : payload, addOptions);
     return added.id;
   }
 
@@ -118,12 +118,12 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const { queue, priority, maxAttempts, key } = addOptions;
     const direct = await runDirect(
       channel,
-      { submission, name: task, payload: payload ?? {}, queue, priority, maxAttempts, key },
+      { submission, name: task, payload: payload === undefined ? {} : payload, queue, priority, maxAttempts, key },
       { timeoutMs: left(), signal, read: (id) => getTask(this.#pool, this.schema, id) },
     );
     if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
     // Through the database: the submission id finds the task a lost answer was about, or inserts it.
-    const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payload ?? {}, addOptions)).id;
+    const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payload === undefined ? {} : payload, addOptions)).id;
     return this.result<K>(id, { timeoutMs: left(), signal });
   }
 

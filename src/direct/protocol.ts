@@ -70,7 +70,7 @@ export function parseSubmit(line: string): { request: SubmitRequest } | { ref: n
       ref: m.ref as number,
       submission: m.submission,
       name: m.name,
-      payload: m.payload ?? {},
+      payload: m.payload === undefined ? {} : m.payload,
       queue: m.queue as string | undefined,
       priority: m.priority as number | undefined,
       maxAttempts: m.maxAttempts as number | undefined,

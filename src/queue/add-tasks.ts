@@ -17,7 +17,7 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
   const now = Date.now();
   const rows = tasks.map((t, i) => {
     const o = t.options ?? {};
-    const payload = t.payload ?? {};
+    const payload = t.payload === undefined ? {} : t.payload;
     checkNewTask(t.task, payload, o, `task ${i + 1}: `);
     const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);
     return { ord: i, name: t.task, payload, queue: o.queue ?? 'default', priority: o.priority ?? 0, run_at: runAt?.toISOString() ?? null, max_attempts: o.maxAttempts ?? null };

@@ -35,7 +35,7 @@ export function jsonStorageProblem(json: string): string | null {
 export function payloadJson(payload: unknown, label = 'the payload'): string {
   let json: string | undefined;
   try {
-    json = JSON.stringify(payload ?? {});
+    json = JSON.stringify(payload === undefined ? {} : payload);
   } catch (error) {
     // A BigInt, a cycle, a toJSON that throws.
     throw new PreforkError('INVALID_PAYLOAD', `${label} is not JSON-serialisable: ${(error as Error).message}`, { exitCode: 2, cause: error });

@@ -4,6 +4,7 @@
  */
 import type { NewTask } from '../../queue/add-tasks.js';
 import { jsonStorageProblem } from '../../queue/task-input.js';
+import { parseJsonText } from '../parse.js';
 
 export interface TaskLine {
   /** 1-based line number in the file. */
@@ -50,7 +51,7 @@ export function parseTaskLines(text: string, defaults: LineDefaults = {}): { tas
 function parseLine(source: string, defaults: LineDefaults): TaskLine['task'] | string {
   let value: unknown;
   try {
-    value = JSON.parse(source);
+    value = parseJsonText(source);
   } catch (error) {
     return `invalid JSON (${(error as Error).message})`;
   }
@@ -75,7 +76,7 @@ function parseLine(source: string, defaults: LineDefaults): TaskLine['task'] | s
   const o = options as LineDefaults;
   return {
     task,
-    payload: payload ?? {},
+    payload: payload === undefined ? {} : payload,
     options: {
       priority: o.priority ?? defaults.priority,
       delayMs: o.delayMs ?? defaults.delayMs,

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import { redactSecrets } from '../../db/connection-string.js';
+import { isDataError } from '../../db/error-classification.js';
 import { PreforkError } from '../../errors.js';
 import { addTasks } from '../../queue/add-tasks.js';
 import { durationPercentiles, settledAmong, type Percentiles } from '../../queue/bulk-outcomes.js';
@@ -76,7 +77,15 @@ export async function sendFile(database: DatabaseTarget, options: SendFileOption
       );
     }
 
-    const ids = await insertAll(client, database.schema, tasks, options.batchSize, stop.signal, (e) => lostDatabase(e, 'sending', url, state !== null));
+    // A line the database refuses as it is sent (a payload past jsonb's limits): skipped with --skip-invalid,
+    // else the send stops there, as validation would have stopped it before anything was sent.
+    const unstorable = (bad: BadLine): boolean => {
+      if (!options.skipInvalid) return false;
+      summary.invalid.push(bad);
+      reportInvalid([bad], []);
+      return true;
+    };
+    const ids = await insertAll(client, database.schema, tasks, options.batchSize, stop.signal, (e) => lostDatabase(e, 'sending', url, state !== null), unstorable);
     summary.sent = ids.length;
     summary.firstId = ids[0] ?? null;
     summary.lastId = ids.at(-1) ?? null;
@@ -132,7 +141,11 @@ function reportInvalid(invalid: BadLine[], known: string[]): void {
   process.stderr.write(shown.join(''));
 }
 
-/** Batch after batch, each its own statement and transaction; stops between batches on Ctrl-C. */
+/**
+ * Batch after batch, each its own statement and transaction; stops between batches on Ctrl-C. A batch the
+ * database refuses for a value it cannot store is sent again line by line, to name the line (`unstorable`
+ * says whether to go on without it).
+ */
 async function insertAll(
   db: pg.Client,
   schema: string,
@@ -140,21 +153,42 @@ async function insertAll(
   batchSize: number,
   signal: AbortSignal,
   lost: (error: unknown) => string,
+  unstorable: (bad: BadLine) => boolean,
 ): Promise<string[]> {
   const ids: string[] = [];
+  let lastLine: number | undefined;
   const progress = new Progress(process.stderr, 'sent', tasks.length);
+  const sentSoFar = () => (ids.length > 0 ? `; sent before it: ${plural(ids.length, 'task')} (lines up to ${lastLine})` : '; nothing was sent');
+  const send = async (batch: TaskLine[]) => {
+    ids.push(...(await addTasks(db, schema, batch.map((l) => l.task))));
+    lastLine = batch.at(-1)!.line;
+  };
+  const fail = (error: unknown): never => {
+    progress.finish(ids.length);
+    throw new PreforkError('DATABASE_LOST', `${lost(error)}${sentSoFar()}`, { cause: error, exitCode: exitCodes.unavailable });
+  };
   for (let start = 0; start < tasks.length && !signal.aborted; start += batchSize) {
     const batch = tasks.slice(start, start + batchSize);
     try {
-      ids.push(...(await addTasks(db, schema, batch.map((l) => l.task))));
+      await send(batch);
     } catch (error) {
-      progress.finish(ids.length);
-      const done = ids.length > 0 ? `; the first ${plural(ids.length, 'task')} (up to line ${tasks[ids.length - 1]!.line}) were sent` : '; nothing was sent';
-      throw new PreforkError('DATABASE_LOST', `${lost(error)}${done}`, { cause: error, exitCode: exitCodes.unavailable });
+      if (!isDataError(error)) fail(error);
+      for (const l of batch) {
+        try {
+          await send([l]);
+        } catch (lineError) {
+          if (!isDataError(lineError)) fail(lineError);
+          const reason = `the database cannot store it: ${(lineError as Error).message}`;
+          if (!unstorable({ line: l.line, reason })) {
+            progress.finish(ids.length);
+            throw new PreforkError('UNSTORABLE_LINE', `line ${l.line}: ${reason}${sentSoFar()} (--skip-invalid sends the others)`, { cause: lineError, exitCode: exitCodes.usage });
+          }
+        }
+      }
     }
     progress.update(ids.length);
   }
-  progress.finish(ids.length, signal.aborted ? `(interrupted: lines up to ${tasks[ids.length - 1]?.line ?? '-'} sent)` : '');
+  progress.finish(ids.length, signal.aborted ? `(interrupted: lines up to ${lastLine ?? '-'} sent)` : '');
   return ids;
 }
 
