@@ -121,6 +121,34 @@ describe('configuration', () => {
       'prefork: error: --database-url mysql://root@127.0.0.1/test: "mysql://" is not a PostgreSQL URL (postgres://user@host:5432/db)\n',
     );
     expect(await bad(['send', '', '{}'])).toBe('prefork: error: the task name must be a string of 1 to 200 characters (got 0 characters)\n');
+    // What pg would take for a host named "base": a libpq keyword string, a URL missing "://"; the password hidden.
+    expect(await bad(['status', '--database-url', 'host=127.0.0.1 user=postgres password=s3cret'])).toBe(
+      'prefork: error: --database-url host=127.0.0.1 user=postgres password=***: it is not a PostgreSQL URL (postgres://user@host:5432/db)\n',
+    );
+    expect(await bad(['status'], { DATABASE_URL: 'postgres//postgres@127.0.0.1/test' })).toBe(
+      'prefork: error: DATABASE_URL postgres//postgres@127.0.0.1/test: it is not a PostgreSQL URL (postgres://user@host:5432/db)\n',
+    );
+    // Given empty: a slip (an unset shell variable), not a request for the default.
+    expect(await bad(['status', '--database-url', ''])).toBe('prefork: error: --database-url must not be empty\n');
+    expect(await bad(['status', '--schema', ''])).toBe('prefork: error: --schema must not be empty\n');
+    // Schemas shared with the application or the server: prefork's plain table names would meet theirs.
+    for (const schema of ['public', 'pg_catalog', 'information_schema']) {
+      expect(await bad(['status', '--schema', schema])).toBe(`prefork: error: schema "${schema}" is not for prefork: give its queue a schema of its own (default prefork)\n`);
+    }
+  });
+
+  it('answers command line slips in one line with exit 2', async () => {
+    const usage = async (args: string[]) => {
+      const r = await runCli(args, { cwd: dir });
+      expect(r.code, r.stderr).toBe(2);
+      return r.stderr;
+    };
+    expect(await usage(['sned', 'x'])).toBe("prefork: error: unknown command 'sned' (Did you mean send?)\n");
+    expect(await usage(['send', 'x', '--wiat'])).toBe("prefork: error: unknown option '--wiat' (Did you mean --wait?)\n");
+    expect(await usage(['send', 'prefork.echo', '{}', '--timeout', '100'])).toBe('prefork: error: --timeout is for --wait\n');
+    // No command at all: the help, as a usage error; asked for, it is no error.
+    expect(await usage([])).toContain('Usage: prefork [options] [command]');
+    expect((await runCli(['help', 'send'], { cwd: dir })).code).toBe(0);
   });
 
   it('lets a database URL win over a data dir from the environment or the file, but not over --data-dir', async () => {

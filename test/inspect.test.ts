@@ -1,7 +1,7 @@
 /** `prefork inspect`: a task's attempts and where it runs, a worker's tasks and their backends in pg_stat_activity. */
 import { describe, expect, it } from 'vitest';
 import { parseTarget } from '../src/cli/commands/inspect.js';
-import { useTestSchema } from './support/database.js';
+import { createQueue, query, useTestSchema } from './support/database.js';
 import { runCli, startWithFixtures, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
@@ -126,6 +126,14 @@ describe('prefork inspect', () => {
   it('exits 2 for a malformed id, 1 for an unknown task or worker, 3 when no supervisor runs', async () => {
     const schema = schemaName();
     const run = (...args: string[]) => runCli(['inspect', ...args], { schema });
+    // A schema nothing ever ran or was sent in (a --schema typo): said, and not created.
+    expect(await run('1')).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: `prefork: error: no prefork queue in schema "${schema}" of this database: nothing was ever started or sent there (prefork start --schema ${schema} creates it)\n`,
+    });
+    expect(await query(`select count(*)::int as n from pg_namespace where nspname = $1`, [schema])).toEqual([{ n: 0 }]);
+    await createQueue(schema);
     expect(await run('task', 'abc')).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: invalid task id "abc": a task id is a positive whole number\n' });
     expect(await run('worker', 'pid:x')).toMatchObject({ code: 2, stderr: 'prefork: error: invalid worker "pid:x": give the worker id (a positive whole number, as status shows it) or pid:N\n' });
     expect(await run('supervisor')).toMatchObject({ code: 2, stderr: 'prefork: error: inspect what? "supervisor" is neither task, worker nor a task id\n' });

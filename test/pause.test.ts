@@ -70,6 +70,11 @@ describe('pause and resume', () => {
     expect(await prefork.pause('pause.other')).toBe('already_paused');
     expect(await prefork.resume('pause.other')).toBe('resumed');
     expect((await runCli(['pause', ''], { schema })).code).toBe(2);
+    // A name no supervisor offers (a typo) is paused, as one may be ahead of its deploy, with a warning.
+    const typo = await runCli(['pause', 'pause.stmap'], { schema });
+    expect(typo).toMatchObject({ code: 0, stdout: 'pause.stmap: paused, 0 tasks queued\n' });
+    expect(typo.stderr).toMatch(/^prefork: warning: no supervisor has offered a task named "pause\.stmap" on this database \(they know [^)]*\bpause\.stamp\b[^)]*\)\n$/);
+    expect((await runCli(['resume', 'pause.stmap'], { schema })).stderr).toBe('');
     await Promise.all(sups.map((s) => s.stop()));
   });
 });

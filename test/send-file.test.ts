@@ -175,7 +175,7 @@ describe('send --file lines', () => {
     ['{"task": "a", "options": {"priority": 1001}}', '1: "options.priority" must be a whole number from 0 to 1000'],
     ['{"task": "a", "options": {"priority": 1.5}}', '1: "options.priority" must be a whole number from 0 to 1000'],
     ['{"task": "a", "options": {"delayMs": -1}}', '1: "options.delayMs" must be a whole number from 0 to 2147483647'],
-    ['{"task": "a", "options": {"maxAttempts": 0}}', '1: "options.maxAttempts" must be a whole number from 1 to 1000'],
+    ['{"task": "a", "options": {"maxAttempts": 0}}', '1: "options.maxAttempts" must be a whole number from 1 to 1000000'],
     ['{"task": "a", "options": {"queue": ""}}', '1: "options.queue" must be a non-empty string'],
     ['{"task": "a", "options": {"key": "k"}}', '1: "options.key" is not supported by send --file (send tasks with a unique key one by one)'],
     ['{"task": "a", "options": {"retries": 3}}', '1: "options.retries" is not an option (expected priority, delayMs, queue, maxAttempts)'],

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
 import { insertTasks } from './support/tasks.js';
+import { CliSession } from './support/terminal.js';
 import { memoryCompactionSupported } from '../src/worker/compact-memory.js';
 import { isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
@@ -240,6 +241,27 @@ describe('durability and lifecycle', () => {
     await next.stop();
   });
 
+  it('Ctrl-C while send --wait waits says which task goes on, exit 130; the task finishes', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    const session = CliSession.piped(['send', 'fixture.dbSleep', '{"seconds": 1}', '--wait', '--max-attempts', '5000'], { PREFORK_SCHEMA: schema });
+    const [row] = await (async () => {
+      for (;;) {
+        const rows = await query<{ id: string; max_attempts: number }>(`select id::text, max_attempts from "${schema}".tasks where state = 'running'`);
+        if (rows.length > 0) return rows;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    session.interrupt();
+    expect(await session.exited).toBe(130);
+    expect(session.stderr()).toBe(`prefork: interrupted; task ${row!.id} goes on (prefork inspect task ${row!.id})\n`);
+    expect(row!.max_attempts).toBe(5000);
+    await waitForFinalStates(schema, 1);
+    expect(await query(`select state from "${schema}".tasks`)).toEqual([{ state: 'succeeded' }]);
+    await sup.stop();
+  });
+
   it('SIGKILL of the primary: the task a worker ran loses its attempt, the tasks claimed ahead go back uncounted', async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '1']);
@@ -250,9 +272,12 @@ describe('durability and lifecycle', () => {
     // Claimed by this supervisor (state running in the database), waiting in its buffer behind the sleeper.
     const claimed = async () => (await query<{ n: number }>(`select count(*)::int as n from "${schema}".tasks where state = 'running' and id = any($1::bigint[])`, [ahead]))[0]!.n;
     await expect.poll(claimed).toBe(2);
-    // What the supervisor last published: the one task its worker runs.
+    // What the supervisor last published, after it claimed the two: the one task its worker runs.
     const published = async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId));
     await expect.poll(published).toEqual([ran]);
+    const publishedSinceClaim = async () =>
+      (await query<{ after: boolean }>(`select heartbeat_at > (select max(started_at) from "${schema}".tasks where id = any($1::bigint[])) as after from "${schema}".supervisors`, [ahead]))[0]!.after;
+    await expect.poll(publishedSinceClaim, { timeout: 5_000 }).toBe(true);
     const [worker] = sup.workerPids();
     sup.kill('SIGKILL');
     await sup.exited;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { nameOrigin, originOf } from '../config/origins.js';
 import { connectionUrlProblem, redactConnectionString, redactSecrets } from '../db/connection-string.js';
-import { assertSchemaName } from '../db/identifiers.js';
+import { assertSchemaName, quoteIdent } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { isProcessAlive, pathsFor, readStateFile, type EmbeddedState } from '../embedded/state-file.js';
 import { LOCK_FILE_NAME } from '../embedded/supervisor-lock.js';
@@ -43,6 +43,9 @@ export interface DatabaseTarget {
 }
 
 export function resolveDatabase(flags: DatabaseFlags, env: NodeJS.ProcessEnv = process.env): DatabaseTarget {
+  // Given and empty (`--schema ""`, an unset shell variable): a slip, not a request for the default.
+  if (flags.schema === '') throw new PreforkError('INVALID_OPTION', '--schema must not be empty', { exitCode: exitCodes.usage });
+  if (flags.databaseUrl === '') throw new PreforkError('BAD_DATABASE_URL', '--database-url must not be empty', { exitCode: exitCodes.usage });
   const schema = assertSchemaName(flags.schema || env.PREFORK_SCHEMA || 'prefork');
   if (flags.dataDir !== undefined && flags.dataDir.trim() === '') {
     throw new PreforkError('BAD_DATA_DIR', '--data-dir must not be empty', { exitCode: exitCodes.usage });
@@ -117,13 +120,27 @@ export function noSupervisorHere(paths: EmbeddedPaths): string {
   );
 }
 
-/** Opens one client and makes sure the queue schema is there. Connection failures exit 3, without the password. */
-export async function openDatabase(target: DatabaseTarget, applicationName: string): Promise<pg.Client> {
+/**
+ * Opens one client and makes sure the queue schema is there (created on first use). With `existing`, for the
+ * commands that only read or steer what runs, a schema that holds no queue is an error (exit 3) and is not
+ * created: `status --schema prefrok` says so instead of making an empty queue. Connection failures exit 3,
+ * without the password.
+ */
+export async function openDatabase(target: DatabaseTarget, applicationName: string, options: { existing?: boolean } = {}): Promise<pg.Client> {
   const url = target.url ?? (await locateDatabase(target)).url;
   const client = new pg.Client({ connectionString: url, application_name: applicationName, connectionTimeoutMillis: 10_000 });
   client.on('error', () => {});
   try {
     await client.connect();
+    if (options.existing) {
+      const { rows } = await client.query<{ present: boolean }>('select to_regclass($1) is not null as present', [`${quoteIdent(target.schema)}.migrations`]);
+      if (!rows[0]?.present) {
+        const flag = target.schema === 'prefork' ? '' : ` --schema ${target.schema}`;
+        throw new PreforkError('NO_QUEUE', `no prefork queue in schema "${target.schema}" of this database: nothing was ever started or sent there (prefork start${flag} creates it)`, {
+          exitCode: exitCodes.unavailable,
+        });
+      }
+    }
     await migrate(client, target.schema);
   } catch (error) {
     await client.end().catch(() => {});

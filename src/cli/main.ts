@@ -23,7 +23,6 @@ export function buildProgram(): Command {
   const program = new Command('prefork')
     .description('A worker supervisor: a primary forks worker processes, tasks are queued in PostgreSQL, each task runs on its own database connection.')
     .version(version, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
       'after',
       `
@@ -44,7 +43,8 @@ Quick start (no database to set up: without DATABASE_URL, start runs an embedded
   // Commander's own errors (unknown option, bad value) become exit 2; --help and --version exit 0.
   const configure = (c: Command) => {
     c.exitOverride();
-    c.configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.startsWith('error:') ? `prefork: ${s}` : s) });
+    // One line, as every error: commander's "(Did you mean send?)" joins the message.
+    c.configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.startsWith('error:') ? `prefork: ${s.trim().replace(/\s*\n\s*/g, ' ')}\n` : s) });
     c.commands.forEach(configure);
   };
   configure(program);
@@ -58,7 +58,10 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : exitCodes.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return exitCodes.ok;
+      // `prefork --help`, `prefork help send`: asked for. `prefork` alone (help shown because no command was
+      // given) is a usage error, as commander's own exit code says.
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return exitCodes.ok;
+      if (error.code === 'commander.help') return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
       if (error.code === 'commander.invalidArgument' && !error.message.startsWith('error:')) {
         // An InvalidArgumentError thrown from an action (not while parsing) has not been printed yet.
         process.stderr.write(`prefork: error: ${error.message}\n`);

@@ -159,10 +159,11 @@ export class DirectChannel {
 export async function runDirect(
   channel: DirectChannel,
   request: Omit<DirectSubmit, 'wait'>,
-  wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskRow | null> },
+  wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskRow | null>; onAccepted?: (id: string) => void },
 ): Promise<{ id: string | undefined; view: TaskView | null }> {
   try {
     const accepted = await channel.submit({ ...request, wait: true });
+    wait.onAccepted?.(accepted.id);
     const outcome = accepted.outcome;
     const view = outcome ? await raceOutcome(outcome, { timeoutMs: wait.timeoutMs, signal: wait.signal, read: () => wait.read(accepted.id) }) : null;
     return { id: accepted.id, view };

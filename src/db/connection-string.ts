@@ -20,7 +20,11 @@ export function redactConnectionString(connectionString: string): string {
  */
 export function connectionUrlProblem(connectionString: string): string | null {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(connectionString)?.[1]?.toLowerCase();
-  if (scheme === undefined) return null;
+  // pg reads a URL, or a socket directory and a database name ("/var/run/postgresql mydb"); anything else (a
+  // libpq "host=… dbname=…" string, "host:5432", a URL missing "://") it would take as a host named "base".
+  if (scheme === undefined) {
+    return connectionString.startsWith('/') ? null : 'it is not a PostgreSQL URL (postgres://user@host:5432/db)';
+  }
   if (scheme !== 'postgres' && scheme !== 'postgresql') return `"${scheme}://" is not a PostgreSQL URL (postgres://user@host:5432/db)`;
   try {
     new URL(connectionString);

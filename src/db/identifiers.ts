@@ -11,6 +11,11 @@ export function assertSchemaName(schema: string): string {
       { exitCode: 2 },
     );
   }
+  // prefork's tables have plain names (tasks, migrations, supervisors): in a schema shared with the application
+  // they would meet its own. pg_* and information_schema are the server's.
+  if (schema === 'public' || schema === 'information_schema' || schema.startsWith('pg_')) {
+    throw new PreforkError('INVALID_OPTION', `schema "${schema}" is not for prefork: give its queue a schema of its own (default prefork)`, { exitCode: 2 });
+  }
   return schema;
 }
 

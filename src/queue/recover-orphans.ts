@@ -15,8 +15,9 @@ export interface RecoverRequest {
  * Tasks left `running` by a supervisor that is gone (stopped, lease expired, or known dead) go back to the
  * queue at once. A task its last published snapshot shows started on a worker lost an attempt: it is counted
  * (with that worker's pid in the history), and a task out of attempts is failed with SUPERVISOR_LOST. A task
- * it had claimed ahead and not started (in its buffer, or queued behind another on a worker) goes back
- * uncounted, as a graceful stop gives it back. A supervisor without a snapshot: every task counts.
+ * it had claimed before that snapshot and not started (in its buffer, or queued behind another on a worker)
+ * goes back uncounted, as a graceful stop gives it back. Not knowing, a task claimed after the snapshot, or
+ * held by a supervisor that published none, counts.
  * Returns how many were recovered (`requeued` includes those given back uncounted).
  */
 export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRequest): Promise<{ requeued: number; failed: number }> {
@@ -40,8 +41,10 @@ export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRe
      ),
      candidates as (
        select t.id,
-              -- Started, as far as the snapshot tells: every task when there is none to tell.
-              (s.snapshot is null or jsonb_typeof(s.snapshot -> 'workers') is distinct from 'array' or ran.pid is not null) as started,
+              -- Started as far as the last snapshot tells; and, not knowing, every task claimed after it was
+              -- published, or of a supervisor that published none.
+              (s.snapshot is null or jsonb_typeof(s.snapshot -> 'workers') is distinct from 'array' or ran.pid is not null
+               or t.started_at is null or t.started_at >= s.heartbeat_at) as started,
               ran.pid as worker_pid
          from ${q}.tasks t
          left join ${q}.supervisors s on s.id = t.supervisor_id

@@ -1,6 +1,7 @@
 /** Each test gets its own schema, dropped when it passes and kept (with its name printed) when it fails. */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
 import { afterAll, afterEach, beforeEach, type TestContext } from 'vitest';
 
 export function databaseUrl(): string {
@@ -24,6 +25,11 @@ export async function admin(): Promise<pg.Client> {
 export async function query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
   const { rows } = await (await admin()).query<R>(text, values);
   return rows;
+}
+
+/** Creates the queue's schema (as `prefork start` or a first `send` does), for tests that begin with an empty queue. */
+export async function createQueue(schema: string): Promise<void> {
+  await migrate(await admin(), schema);
 }
 
 /** Registers hooks that give every test in the file a fresh schema name; returns a getter. */

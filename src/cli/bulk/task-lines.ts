@@ -29,7 +29,7 @@ const fields = new Set(['task', 'payload', 'options']);
 const optionChecks: Record<string, (v: unknown) => string | null> = {
   priority: wholeNumber(0, 1000),
   delayMs: wholeNumber(0, 2_147_483_647),
-  maxAttempts: wholeNumber(1, 1000),
+  maxAttempts: wholeNumber(1, 1_000_000),
   queue: (v) => (typeof v === 'string' && v.length > 0 ? null : 'must be a non-empty string'),
 };
 

@@ -44,7 +44,7 @@ Examples:
       import('../inspect/inspect-task.js'),
       import('../inspect/inspect-worker.js'),
     ]);
-    const client = await openDatabase(database, 'prefork inspect');
+    const client = await openDatabase(database, 'prefork inspect', { existing: true });
     try {
       if (target.kind === 'task') {
         const task = await inspectTask(client, database.schema, target.id, supervisorDefaults.leaseMs);

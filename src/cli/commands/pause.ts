@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../../queue/paused-tasks.js';
 import { assertTaskName } from '../../queue/task-input.js';
+import { checkTaskName } from '../../queue/known-tasks.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { plural } from '../format.js';
 import { nonEmpty } from '../parse.js';
@@ -77,6 +78,12 @@ async function onNames<R>(
   const database = resolveDatabase(flags);
   const client = await openDatabase(database, applicationName);
   try {
+    // A typo pauses nothing that runs: say so (paused anyway, as a name may be paused ahead of its deploy).
+    const { known } = await checkTaskName(client, database.schema, '');
+    const unknown = applicationName === 'prefork pause' && known.length > 0 ? checked.filter((n) => !known.includes(n)) : [];
+    for (const name of unknown) {
+      process.stderr.write(`prefork: warning: no supervisor has offered a task named "${name}" on this database (they know ${known.filter((k) => !k.startsWith('prefork.')).join(', ') || 'only the built-ins'})\n`);
+    }
     return await act(client, database.schema, checked);
   } finally {
     await client.end().catch(() => {});

@@ -32,7 +32,7 @@ supervisor running or database unreachable, 124 --timeout passed.`,
   );
   return command.action(async (flags: DatabaseFlags & { supervisor?: string; timeout?: number; wait: boolean }) => {
     const database = resolveDatabase(flags);
-    const client = await openDatabase(database, 'prefork reload');
+    const client = await openDatabase(database, 'prefork reload', { existing: true });
     try {
       const targets = await sendControl(client, database.schema, flags.supervisor, { command: 'reload' });
       process.stderr.write(`prefork: asked ${targets.length} supervisor${targets.length === 1 ? '' : 's'} to reload\n`);

@@ -12,7 +12,7 @@ export function scaleCommand(): Command {
   addDatabaseOptions(command);
   return command.action(async (workers: number, flags: DatabaseFlags & { supervisor?: string }) => {
     const database = resolveDatabase(flags);
-    const client = await openDatabase(database, 'prefork scale');
+    const client = await openDatabase(database, 'prefork scale', { existing: true });
     try {
       const targets = await sendControl(client, database.schema, flags.supervisor, { command: 'scale', workers });
       process.stderr.write(`prefork: asked ${targets.length} supervisor${targets.length === 1 ? '' : 's'} to run ${workers} worker${workers === 1 ? '' : 's'}\n`);

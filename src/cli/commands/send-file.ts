@@ -65,6 +65,10 @@ export async function sendFile(database: DatabaseTarget, options: SendFileOption
   process.on('SIGINT', onSignal);
   try {
     const { tasks, unknown, known } = await knownTasksOnly(client, database.schema, parsed);
+    if (known.length === 0) {
+      const flag = database.schema === 'prefork' ? '' : ` --schema ${database.schema}`;
+      process.stderr.write(`prefork: warning: no supervisor has ever run on schema "${database.schema}" of this database; the tasks wait queued until one does (prefork start${flag})\n`);
+    }
     const invalid = [...bad, ...unknown].sort((a, b) => a.line - b.line);
     reportInvalid(invalid, unknown.length > 0 ? known : []);
     const summary: SendFileSummary = { sent: 0, firstId: null, lastId: null, invalid, outcome: null };

@@ -41,7 +41,7 @@ export function sendCommand(): Command {
     .option('--wait', 'wait until the task finishes and print its result')
     .option('--timeout <ms>', 'with --wait: give up after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
     .option('--json', 'print JSON: the id, or with --wait the whole task (id, task, status, result, error, attempts, workerPid, …)')
-    .option('--max-attempts <n>', 'attempts before the task fails for good', integer('--max-attempts', 1, 1000))
+    .option('--max-attempts <n>', 'attempts before the task fails for good', integer('--max-attempts', 1, 1_000_000))
     .option('--priority <n>', 'higher runs first (0 to 1000)', integer('--priority', 0, 1000))
     .option('--delay <ms>', 'do not run before this many milliseconds from now', integer('--delay', 0, 2_147_483_647))
     .option('--queue <name>', 'named queue', 'default')
@@ -70,6 +70,7 @@ Examples:
       throw new PreforkError('FILE_OPTION', `${flags.skipInvalid ? '--skip-invalid' : '--batch-size'} is for --file`, { exitCode: exitCodes.usage });
     }
     if (name === undefined) throw new PreforkError('MISSING_TASK', "missing required argument 'task'", { exitCode: exitCodes.usage });
+    if (flags.timeout !== undefined && !flags.wait) throw new PreforkError('TIMEOUT_WITHOUT_WAIT', '--timeout is for --wait', { exitCode: exitCodes.usage });
     const payload = parsePayload(payloadText === '-' ? await readStdin() : payloadText);
     // Refused here, before anything is sent, when the database could not store them.
     checkNewTask(name, payload);
@@ -80,6 +81,11 @@ Examples:
       const check = await checkTaskName(client, database.schema, name);
       if (!check.ok) {
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
+      }
+      if (check.known.length === 0) {
+        // No supervisor ever ran on this schema: a --schema typo, or tasks sent ahead of the first start.
+        const flag = database.schema === 'prefork' ? '' : ` --schema ${database.schema}`;
+        process.stderr.write(`prefork: warning: no supervisor has ever run on schema "${database.schema}" of this database; the task waits queued until one does (prefork start${flag})\n`);
       }
       // Known (a supervisor offered it once) but offered by none running now: a reload dropped it, say. Sent anyway.
       const running = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => s.state === 'running');
@@ -93,6 +99,17 @@ Examples:
         process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
         return;
       }
+      // Ctrl-C while waiting: the task goes on; say which one, so it can be found.
+      let sentId: string | undefined;
+      const onInterrupt = () => {
+        process.stderr.write(
+          sentId === undefined
+            ? `prefork: interrupted before the task was confirmed; if it was queued it goes on (prefork tasks --task ${name})\n`
+            : `prefork: interrupted; task ${sentId} goes on (prefork inspect task ${sentId})\n`,
+        );
+        process.exit(exitCodes.forced);
+      };
+      process.once('SIGINT', onInterrupt);
       const deadline = flags.timeout === undefined ? undefined : Date.now() + flags.timeout;
       const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
       // A supervisor on this machine takes the task over its socket and sends the outcome back.
@@ -102,7 +119,11 @@ Examples:
       const submission = randomUUID();
       if (direct) {
         try {
-          ({ id, view } = await runDirect(direct, { submission, name, payload, ...options }, { timeoutMs: left(), read: (taskId) => getTask(client, database.schema, taskId) }));
+          ({ id, view } = await runDirect(direct, { submission, name, payload, ...options }, {
+            timeoutMs: left(),
+            read: (taskId) => getTask(client, database.schema, taskId),
+            onAccepted: (taskId) => (sentId = taskId),
+          }));
         } catch (error) {
           const code = (error as PreforkError).code ?? 'SUBMIT_FAILED';
           throw new PreforkError(code, (error as Error).message, { cause: error, exitCode: code === 'BAD_REQUEST' ? exitCodes.usage : exitCodes.unavailable });
@@ -120,6 +141,7 @@ Examples:
             ? await addSubmitted(client, database.schema, submission, name, payload, options)
             : await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
           id = inserted.id;
+          sentId = id;
           // A task this command added (not one its key matched) cannot have finished before the LISTEN.
           added = !direct && !inserted.deduplicated;
         }

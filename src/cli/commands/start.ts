@@ -74,7 +74,7 @@ export function addStartOptions(command: Command): Command {
     .option('-t, --tasks <path>', 'ES module whose default export maps task names to handlers')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', logLevel, supervisorDefaults.logLevel)
     .option('--shutdown-timeout <ms>', 'on stop, how long running tasks may take before they are aborted', integer('--shutdown-timeout', 0, 86_400_000), supervisorDefaults.shutdownTimeoutMs)
-    .option('--max-attempts <n>', 'attempts per task when neither the task nor the send says', integer('--max-attempts', 1, 1000), supervisorDefaults.defaultMaxAttempts)
+    .option('--max-attempts <n>', 'attempts per task when neither the task nor the send says', integer('--max-attempts', 1, 1_000_000), supervisorDefaults.defaultMaxAttempts)
     .option('--soft-timeout <ms>', "default soft time limit: the task's signal aborts", integer('--soft-timeout', 1, 2_147_483_647))
     .option('--hard-timeout <ms>', 'default hard time limit: query cancelled, backend terminated, worker killed and replaced', integer('--hard-timeout', 1, 2_147_483_647))
     .option('--max-tasks-per-worker <n>', 'replace a worker after it ran this many tasks', integer('--max-tasks-per-worker', 1, 1_000_000_000))

@@ -42,7 +42,7 @@ Examples:
       await watchStatus(database, { intervalMs: flags.interval ?? 1_000, json: flags.json === true });
       return;
     }
-    const client = await openDatabase(database, 'prefork status');
+    const client = await openDatabase(database, 'prefork status', { existing: true });
     try {
       const report = await statusReport(client, database.schema, supervisorDefaults.leaseMs);
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : renderStatus(report));

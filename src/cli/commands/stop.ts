@@ -26,7 +26,7 @@ export function stopCommand(): Command {
   return command.action(async (flags: StopFlags) => {
     const database = resolveDatabase(flags);
     const { url, state } = await locateDatabase(database);
-    const client = await openDatabase({ ...database, url }, 'prefork stop');
+    const client = await openDatabase({ ...database, url }, 'prefork stop', { existing: true });
     try {
       const leaseMs = supervisorDefaults.leaseMs;
       const targets = await sendControl(client, database.schema, flags.supervisor, { command: 'stop' });

@@ -47,7 +47,7 @@ Examples:
   );
   return command.action(async (flags: ListFlags) => {
     const database = resolveDatabase(flags);
-    const client = await openDatabase(database, 'prefork tasks');
+    const client = await openDatabase(database, 'prefork tasks', { existing: true });
     try {
       const filter = { states: flags.state, name: flags.task, queue: flags.queue, before: flags.before, limit: flags.limit };
       const { rows, more } = await listTasks(client, database.schema, filter);
@@ -139,7 +139,7 @@ Examples:
   return command.action(async (ids: string[], flags: CancelFlags) => {
     const checked = [...new Set(taskIds(ids))];
     const database = resolveDatabase(flags);
-    const client = await openDatabase(database, 'prefork cancel');
+    const client = await openDatabase(database, 'prefork cancel', { existing: true });
     const results: { id: string; outcome: CancelOutcome }[] = [];
     try {
       for (const id of checked) results.push({ id, outcome: await cancelTask(client, database.schema, id) });
@@ -204,7 +204,7 @@ Examples:
     }
     const checked = taskIds(ids);
     const database = resolveDatabase(flags);
-    const client = await openDatabase(database, 'prefork retry');
+    const client = await openDatabase(database, 'prefork retry', { existing: true });
     let results: { id: string; outcome: RetryOutcome }[];
     try {
       results = byFilter
