@@ -3,7 +3,7 @@
  * the other commands find it there. Each test runs the CLI in a fresh working directory, without DATABASE_URL.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -103,6 +103,8 @@ describe('prefork start without a database', () => {
     expect(await sup.exited).toEqual({ code: 0, signal: null });
     expect([state.postgresPid, ...sup.workerPids()].filter(isProcessAlive)).toEqual([]);
     expect(sup.events('embedded_postgres_stopped')).toHaveLength(1);
+    // A clean stop logs nothing at warn or worse (a publish after the pool ended said heartbeat_failed).
+    expect(sup.logs.filter((l) => ['warn', 'error', 'fatal'].includes(l.level))).toEqual([]);
     expect(existsSync(path.join(cwd, '.prefork', 'state.json'))).toBe(false);
     expect(existsSync(path.join(cwd, '.prefork', 'supervisor.lock'))).toBe(false);
     expect(await cli(cwd, ['status'])).toEqual({ code: 3, stdout: '', stderr: noSupervisorHere('.prefork/state.json') });
@@ -193,6 +195,20 @@ describe('prefork start without a database', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('start with a data dir that cannot be one', () => {
+  it('a file where the data dir or one of its parents should be: one line, exit 2, nothing started', async () => {
+    const cwd = await workDir();
+    await writeFile(path.join(cwd, 'afile'), 'mine');
+    expect(await cli(cwd, ['start', '--data-dir', 'afile'])).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: --data-dir afile: it is a file, not a directory\n' });
+    expect(await cli(cwd, ['start', '--data-dir', 'afile/sub/pg'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'prefork: error: --data-dir afile/sub/pg: afile is a file, not a directory\n',
+    });
+    expect(await readFile(path.join(cwd, 'afile'), 'utf8')).toBe('mine');
   });
 });
 

@@ -2,7 +2,7 @@
  * `prefork start` without a database URL: the embedded PostgreSQL, its lock and its state file. Started
  * before the supervisor, stopped after it (so running tasks keep their database while they finish).
  */
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -57,6 +57,7 @@ function launcherLog(log: Logger): EmbeddedPostgresLogger {
 }
 
 export async function startEmbeddedServer(paths: EmbeddedPaths, log: Logger, options: EmbeddedServerOptions = {}): Promise<RunningEmbeddedServer> {
+  assertDirectoryPath(paths);
   const lock = await acquireLock(paths);
   let server: EmbeddedPostgres | undefined;
   let state: EmbeddedState | undefined;
@@ -123,6 +124,23 @@ export async function startEmbeddedServer(paths: EmbeddedPaths, log: Logger, opt
     if (error instanceof PreforkError) throw error;
     log.fatal({ event: 'embedded_postgres_start_failed', err: error }, (error as Error).message);
     throw new PreforkError('EMBEDDED_START_FAILED', firstLine(error), { cause: error, exitCode: exitCodes.unavailable });
+  }
+}
+
+/** The data dir, or the first of its parents that exists, must be a directory: a file there is a usage slip. */
+function assertDirectoryPath(paths: EmbeddedPaths): void {
+  for (let dir = paths.dataDir; ; dir = path.dirname(dir)) {
+    let isDirectory: boolean | undefined;
+    try {
+      isDirectory = statSync(dir).isDirectory();
+    } catch {
+      // does not exist (yet): look at its parent
+    }
+    if (isDirectory === false) {
+      const what = dir === paths.dataDir ? 'it is a file, not a directory' : `${displayPath(dir)} is a file, not a directory`;
+      throw new PreforkError('BAD_DATA_DIR', `--data-dir ${displayPath(paths.dataDir)}: ${what}`, { exitCode: exitCodes.usage });
+    }
+    if (isDirectory === true || path.dirname(dir) === dir) return;
   }
 }
 

@@ -111,6 +111,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #timers: NodeJS.Timeout[] = [];
   #snapshotTimer: NodeJS.Timeout | undefined;
   #publishedAt = -Infinity;
+  #tearingDown = false;
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
   #startupError: ((error: PreforkError) => void) | undefined;
@@ -725,7 +726,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   /** Publishes the snapshot in 50 ms, or `minIntervalMs` after the last publish if that is later. */
   #publishSoon(minIntervalMs = 0): void {
-    if (this.#snapshotTimer || (this.#phase !== 'running' && this.#phase !== 'stopping')) return;
+    if (this.#snapshotTimer || this.#tearingDown || (this.#phase !== 'running' && this.#phase !== 'stopping')) return;
     const wait = Math.max(50, this.#publishedAt + minIntervalMs - performance.now());
     this.#snapshotTimer = setTimeout(() => {
       this.#snapshotTimer = undefined;
@@ -860,6 +861,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   async #teardown(finalState: SupervisorState): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    // Workers exiting below would publish again, after the pool ended: only the final publish goes out.
+    this.#tearingDown = true;
     clearTimeout(this.#snapshotTimer);
     this.#snapshotTimer = undefined;
     this.#dispatcher.pause();
