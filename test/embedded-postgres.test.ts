@@ -184,6 +184,17 @@ describe('embedded server lifecycle', () => {
     expect(await query(server.connectionString, 'select 1 as one')).toEqual([{ one: 1 }]);
     await server.stop();
     await expect(readdir(server.socketDir)).rejects.toThrow(/ENOENT/);
+
+    // Killed with nothing to clean up after it (its supervisor SIGKILLed): the next start takes the same dir.
+    const killed = await start({ dataDir });
+    running.splice(running.indexOf(killed), 1);
+    process.kill(killed.pid, 'SIGKILL');
+    await expect.poll(() => isProcessAlive(killed.pid)).toBe(false);
+    const next = await start({ dataDir });
+    expect(next.socketDir).toBe(killed.socketDir);
+    expect(await query(next.connectionString, 'select 1 as one')).toEqual([{ one: 1 }]);
+    await next.stop();
+    await expect(readdir(next.socketDir)).rejects.toThrow(/ENOENT/);
   });
 
   it('dies with its parent process', async () => {
