@@ -112,6 +112,12 @@ export async function locateDatabase(target: DatabaseTarget): Promise<LocatedDat
   return { url: state.connectionString, state };
 }
 
+/** For a send to a schema no supervisor ever ran on: a --schema typo, or tasks sent ahead of the first start. */
+export function unservedSchemaWarning(schema: string, what: 'the task waits' | 'the tasks wait'): string {
+  const flag = schema === 'prefork' ? '' : ` --schema ${schema}`;
+  return `prefork: warning: no supervisor has ever run on schema "${schema}" of this database; ${what} queued until one does (prefork start${flag})\n`;
+}
+
 export function noSupervisorHere(paths: EmbeddedPaths): string {
   const start = `npx prefork start${paths.fromFlag ? ` --data-dir ${displayPath(paths.dataDir)}` : ''}`;
   return (

@@ -6,7 +6,7 @@ import { rmSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresLogger } from '../embedded/postgres.js';
+import { ServerStoppingError, startEmbeddedPostgres, type EmbeddedPostgres, type EmbeddedPostgresLogger } from '../embedded/postgres.js';
 import { readStateFile, removeStateFile, writeStateFile, type EmbeddedState } from '../embedded/state-file.js';
 import { acquireSupervisorLock, LockHeldError, type SupervisorLock } from '../embedded/supervisor-lock.js';
 import { coerceError, PreforkError } from '../errors.js';
@@ -88,7 +88,7 @@ export async function startEmbeddedServer(paths: EmbeddedPaths, log: Logger, opt
         return;
       } catch (error) {
         last = error;
-        if ((error as Error)?.message?.includes('stopping')) return;
+        if (error instanceof ServerStoppingError) return;
         log.warn({ event: 'embedded_postgres_restart_failed', attempt: i + 1, err: coerceError(error) }, 'the embedded PostgreSQL did not start again');
       }
     }

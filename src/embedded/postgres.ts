@@ -47,6 +47,14 @@ export interface EmbeddedPostgres extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/** restart() after stop() began: nothing to restart, and nobody waits for it. */
+export class ServerStoppingError extends Error {
+  constructor() {
+    super('the embedded PostgreSQL is stopping');
+    this.name = 'ServerStoppingError';
+  }
+}
+
 const DEFAULT_PORT = 5432;
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -180,7 +188,7 @@ function handle(state: {
   };
 
   async function restartServer(): Promise<void> {
-    if (stopping) throw new Error('the embedded PostgreSQL is stopping');
+    if (stopping) throw new ServerStoppingError();
     if (exit === undefined) throw new Error('the embedded PostgreSQL is running');
     server.disarm();
     // Backends of the dead postmaster still running (busy in a query, they notice late) are ended first.

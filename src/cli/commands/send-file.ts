@@ -14,7 +14,7 @@ import { checkTaskName } from '../../queue/known-tasks.js';
 import type { TaskState } from '../../queue/task-row.js';
 import { Progress } from '../bulk/progress.js';
 import { parseTaskLines, type BadLine, type LineDefaults, type TaskLine } from '../bulk/task-lines.js';
-import { locateDatabase, openDatabase, type DatabaseTarget } from '../database.js';
+import { locateDatabase, openDatabase, unservedSchemaWarning, type DatabaseTarget } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import { count, plural } from '../format.js';
 import { sleep } from '../sleep.js';
@@ -65,10 +65,7 @@ export async function sendFile(database: DatabaseTarget, options: SendFileOption
   process.on('SIGINT', onSignal);
   try {
     const { tasks, unknown, known } = await knownTasksOnly(client, database.schema, parsed);
-    if (known.length === 0) {
-      const flag = database.schema === 'prefork' ? '' : ` --schema ${database.schema}`;
-      process.stderr.write(`prefork: warning: no supervisor has ever run on schema "${database.schema}" of this database; the tasks wait queued until one does (prefork start${flag})\n`);
-    }
+    if (known.length === 0) process.stderr.write(unservedSchemaWarning(database.schema, 'the tasks wait'));
     const invalid = [...bad, ...unknown].sort((a, b) => a.line - b.line);
     reportInvalid(invalid, unknown.length > 0 ? known : []);
     const summary: SendFileSummary = { sent: 0, firstId: null, lastId: null, invalid, outcome: null };

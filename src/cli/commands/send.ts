@@ -13,7 +13,7 @@ import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../../queue/task-view.js';
 import { redactSecrets } from '../../db/connection-string.js';
-import { locateDatabase, openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { locateDatabase, openDatabase, resolveDatabase, unservedSchemaWarning, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import { integer, parsePayload } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
@@ -82,11 +82,7 @@ Examples:
       if (!check.ok) {
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
       }
-      if (check.known.length === 0) {
-        // No supervisor ever ran on this schema: a --schema typo, or tasks sent ahead of the first start.
-        const flag = database.schema === 'prefork' ? '' : ` --schema ${database.schema}`;
-        process.stderr.write(`prefork: warning: no supervisor has ever run on schema "${database.schema}" of this database; the task waits queued until one does (prefork start${flag})\n`);
-      }
+      if (check.known.length === 0) process.stderr.write(unservedSchemaWarning(database.schema, 'the task waits'));
       // Known (a supervisor offered it once) but offered by none running now: a reload dropped it, say. Sent anyway.
       const running = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => s.state === 'running');
       if (running.length > 0 && !running.some((s) => s.tasks.includes(name))) {
