@@ -96,9 +96,17 @@ describe('values PostgreSQL cannot store', () => {
     // 1e999 parses as Infinity, which JSON would store as null.
     const huge = await runCli(['send', 'prefork.echo', '{"a": 1e999}'], { schema });
     expect(huge).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: the payload is not valid JSON (a number at "a" is too large to represent (beyond ±1.8e308))\n' });
-    const file = await runCli(['send', '--file', '-'], { schema, input: '{"task": "prefork.echo", "payload": [1e400]}\n' });
+    // An id of 18 digits would lose its last ones (JavaScript holds integers exactly up to 2^53).
+    const id = await runCli(['send', 'prefork.echo', '{"orderId": 123456789012345678, "ok": "123456789012345678"}'], { schema });
+    expect(id).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'prefork: error: the payload is not valid JSON (the integer 123456789012345678 is beyond what JavaScript holds exactly (2^53); send it as a string)\n',
+    });
+    const file = await runCli(['send', '--file', '-'], { schema, input: '{"task": "prefork.echo", "payload": [1e400]}\n{"task": "prefork.echo", "payload": [-90071992547409930]}\n' });
     expect(file.code).toBe(2);
     expect(file.stderr).toContain('prefork: line 1: invalid JSON (a number at "0" is too large to represent (beyond ±1.8e308))');
+    expect(file.stderr).toContain('prefork: line 2: invalid JSON (the integer -90071992547409930 is beyond what JavaScript holds exactly (2^53); send it as a string)');
     expect(await taskCount(schema)).toBe(0);
 
     // null is a payload, not the absence of one.
