@@ -1,6 +1,8 @@
 /** The queue for applications: the client API, transactional enqueue, scheduling, keys, cancel, many supervisors. */
 import { Kysely, PostgresDialect } from 'kysely';
+import net from 'node:net';
 import pg from 'pg';
+import { Client } from '../src/index.js';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl, query, useTestSchema } from './support/database.js';
 import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
@@ -111,6 +113,91 @@ async function twoSupervisors(schema: string) {
   await Promise.all([a.ready(), b.ready()]);
   return { a, b, prefork: client(schema), executions: executionLog() };
 }
+
+describe('Client misuse', () => {
+  it("close() ends the waits in progress before it gives back the application's pool connection; calls after it are refused", async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    // Two connections: the client's LISTEN and one for its queries.
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
+    closeLater({ close: () => pool.end() });
+    const prefork = new Client({ pool, schema, direct: false });
+    const slow = await prefork.send('prefork.sleep', { ms: 4_000 });
+    const waiting = prefork.result(slow);
+    const running = prefork.run('prefork.sleep', { ms: 4_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const outcomes = Promise.allSettled([waiting, running]);
+    const closedAt = Date.now();
+    await prefork.close();
+    expect(await outcomes).toEqual([
+      { status: 'rejected', reason: expect.objectContaining({ code: 'CLIENT_CLOSED' }) },
+      { status: 'rejected', reason: expect.objectContaining({ code: 'CLIENT_CLOSED' }) },
+    ]);
+    expect(Date.now() - closedAt).toBeLessThan(2_000);
+    // Both connections are the application's again: transactions of its own are not disturbed (the client's
+    // wait went on polling on the connection it had given back, inside them).
+    const mine = await Promise.all([pool.connect(), pool.connect()]);
+    try {
+      for (const c of mine) await c.query('begin; select 1');
+      await new Promise((r) => setTimeout(r, 1_500));
+      for (const c of mine) await c.query('commit');
+    } finally {
+      for (const c of mine) c.release();
+    }
+    for (const call of [() => prefork.send('prefork.echo'), () => prefork.get(slow), () => prefork.result(slow), () => prefork.list()]) {
+      await expect(call()).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+    }
+    await sup.stop();
+  });
+
+  it('refuses what it would ignore or misread, and sends nothing for a signal aborted already', async () => {
+    const schema = schemaName();
+    const prefork = client(schema);
+    const refused = async (call: () => Promise<unknown>, message: RegExp) => expect(call()).rejects.toMatchObject({ code: 'INVALID_OPTION', message: expect.stringMatching(message) });
+    // A typo in an option is not a default.
+    await refused(() => prefork.send('prefork.echo', {}, { delay: 60_000 } as never), /^unknown option "delay" \(options: db, queue, priority, runAt, delayMs, maxAttempts, key\)$/);
+    await refused(() => prefork.list({ state: ['failed'] } as never), /^unknown option "state"/);
+    await refused(() => prefork.sendMany([{ task: 'prefork.echo', options: { key: 'k' } }] as never), /^task 1: key is not supported by sendMany/);
+    await refused(() => prefork.sendMany([{ task: 'prefork.echo' }, null] as never), /^task 2: must be an object/);
+    await refused(() => prefork.send('prefork.echo', {}, 5 as never), /^options must be an object \(got 5\)$/);
+    await refused(() => prefork.send('prefork.echo', {}, { db: {} } as never), /^db must be a pg client or pool/);
+    await refused(() => prefork.send('prefork.echo', {}, { runAt: new Date('-010000-01-01') }), /^runAt must be a valid Date from 4713 BC on/);
+    await refused(() => prefork.send('prefork.echo', {}, { key: 'k'.repeat(1_001) }), /^key must be at most 1000 bytes/);
+    expect(() => new Client({ connectionString: 'host=127.0.0.1 dbname=test' })).toThrow(/^connectionString host=127\.0\.0\.1 dbname=test: it is not a PostgreSQL URL/);
+    expect(() => new Client(null as never)).toThrow(/needs an options object/);
+    expect(() => new Client({ pool: {} as never })).toThrow(/^pool must be a pg\.Pool$/);
+    // null options are no options.
+    expect(await prefork.send('prefork.echo', { n: 1 }, null as never)).toMatch(/^\d+$/);
+    expect((await prefork.list(null as never)).tasks).toHaveLength(1);
+    // Aborted before the call: nothing is sent.
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(prefork.run('prefork.echo', { n: 2 }, { signal: aborted.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(await query(`select count(*)::int as n from "${schema}".tasks`)).toEqual([{ n: 1 }]);
+  });
+
+  it('timeoutMs and the signal bound connecting too: a server that accepts and never answers', async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    const prefork = new Client({ connectionString: `postgres://postgres@127.0.0.1:${port}/test`, schema: schemaName() });
+    try {
+      const started = Date.now();
+      await expect(prefork.run('prefork.echo', {}, { timeoutMs: 500 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+      await expect(prefork.result('1', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 300);
+      await expect(prefork.run('prefork.echo', {}, { signal: ac.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await prefork.close();
+      silent.close();
+    }
+  }, 30_000);
+});
 
 describe('many supervisors on one database', () => {
   it('two supervisors share 5,000 tasks sent through the client: each runs exactly once, both do work', async () => {

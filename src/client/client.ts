@@ -12,7 +12,9 @@ import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
-import { assertListFilter, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { addOptionKeys, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { connectionUrlProblem, redactConnectionString } from '../db/connection-string.js';
+import { isDataError } from '../db/error-classification.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
@@ -25,6 +27,9 @@ import { toTaskView, type TaskView } from '../queue/task-view.js';
 import type { TaskDefinition, TaskHandler } from '../task.js';
 import { DirectChannel, runDirect } from './direct-channel.js';
 import { toQueryable, type Executor } from './queryable-adapter.js';
+
+/** Per connection attempt of the client's own pool. */
+const connectTimeoutMs = 10_000;
 
 /** How long a client that found no supervisor socket on this host goes through the database before looking again. */
 const rediscoverMs = 5_000;
@@ -73,30 +78,47 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   #ready: Promise<void> | undefined;
   #waiter: Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> | undefined;
   #closed = false;
+  /** Aborted by close(): every wait in progress ends with CLIENT_CLOSED before the connections are given back. */
+  readonly #closing = new AbortController();
+  /** Calls in progress, which close() lets end before it releases what they use. */
+  readonly #inFlight = new Set<Promise<unknown>>();
   readonly #directEnabled: boolean;
   #direct: { channel: Promise<DirectChannel | null>; at: number } | undefined;
 
   constructor(options: ClientOptions) {
+    if (typeof options !== 'object' || options === null) throw invalidOption('new Client() needs an options object: { connectionString } or { pool }');
+    assertOptionKeys(options, ['connectionString', 'pool', 'schema', 'direct']);
     this.schema = assertSchemaName(options.schema ?? 'prefork');
     this.#directEnabled = options.direct !== false;
-    if (options.pool) {
+    if (options.pool !== undefined) {
+      const pool = options.pool as Partial<pg.Pool> | null;
+      if (typeof pool?.connect !== 'function' || typeof pool.query !== 'function') throw invalidOption('pool must be a pg.Pool');
       this.#pool = options.pool;
       this.#ownsPool = false;
-    } else if (options.connectionString) {
-      this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 4, application_name: 'prefork client' });
+    } else if (options.connectionString !== undefined) {
+      const url: unknown = options.connectionString;
+      if (typeof url !== 'string' || url === '') throw invalidOption('connectionString must be a non-empty string');
+      const problem = connectionUrlProblem(url);
+      if (problem) throw invalidOption(`connectionString ${redactConnectionString(url)}: ${problem}`);
+      // A server that accepts and never answers must not hold a call (or close()) for ever.
+      this.#pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'prefork client', connectionTimeoutMillis: connectTimeoutMs });
       this.#pool.on('error', () => {});
       this.#ownsPool = true;
     } else {
-      throw new PreforkError('INVALID_OPTION', 'new Client() needs a connectionString or a pool', { exitCode: 2 });
+      throw invalidOption('new Client() needs a connectionString or a pool');
     }
   }
 
   /** Queues a task; returns its id (with `key`, the id of a queued or running task with that key, if any). */
   async send<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: SendOptions = {}): Promise<string> {
-    const { db, ...addOptions } = options;
-    if (!db) await this.#migrated();
-    const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload === undefined ? {} : payload, addOptions);
-    return added.id;
+    assertOptionKeys(options, ['db', ...addOptionKeys]);
+    const { db, ...addOptions } = options ?? {};
+    assertExecutor(db);
+    return this.#call(async () => {
+      if (!db) await this.#migrated();
+      const added = await storable(addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload === undefined ? {} : payload, addOptions));
+      return added.id;
+    });
   }
 
   /**
@@ -106,38 +128,56 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    * Everything else (no such supervisor, a task queued behind others or retried) goes through the database.
    */
   async run<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: RunOptions = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
-    const { timeoutMs, signal, ...addOptions } = options;
+    assertOptionKeys(options, ['timeoutMs', 'signal', ...addOptionKeys]);
+    const { timeoutMs, signal, ...addOptions } = options ?? {};
     assertTimeout(timeoutMs);
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
     checkNewTask(task, payload, addOptions); // bad input is refused here, whichever way the task then goes
-    await this.#migrated();
-    const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
-    if (!channel) return this.result<K>(await this.send(task, payload, addOptions), { timeoutMs: left(), signal });
-    const submission = randomUUID();
-    const { queue, priority, maxAttempts, key } = addOptions;
-    const direct = await runDirect(
-      channel,
-      { submission, name: task, payload: payload === undefined ? {} : payload, queue, priority, maxAttempts, key },
-      { timeoutMs: left(), signal, read: (id) => getTask(this.#pool, this.schema, id) },
-    );
-    if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
-    // Through the database: the submission id finds the task a lost answer was about, or inserts it.
-    const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payload === undefined ? {} : payload, addOptions)).id;
-    return this.result<K>(id, { timeoutMs: left(), signal });
+    // Aborted already: nothing is sent.
+    if (signal?.aborted) throw new PreforkError('ABORTED', 'the signal aborted before the task was sent', { cause: signal.reason });
+    return this.#call(async () => {
+      // Connecting counts against timeoutMs and the signal too (a server that accepts and never answers).
+      await this.#within(this.#migrated(), deadline, signal, `the database did not answer within ${timeoutMs} ms`);
+      const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
+      const waitSignal = this.#waitSignal(signal);
+      if (!channel) {
+        const id = await this.#within(this.send(task, payload, addOptions), deadline, signal, `the task was not confirmed within ${timeoutMs} ms`);
+        return this.#result<K>(id, { timeoutMs: left(), signal: waitSignal, userSignal: signal, timeoutGiven: timeoutMs });
+      }
+      const submission = randomUUID();
+      const { queue, priority, maxAttempts, key } = addOptions;
+      const direct = await runDirect(
+        channel,
+        { submission, name: task, payload: payload === undefined ? {} : payload, queue, priority, maxAttempts, key },
+        { timeoutMs: left(), signal: waitSignal, read: (id) => getTask(this.#pool, this.schema, id) },
+      );
+      this.#throwIfClosed();
+      if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
+      // Through the database: the submission id finds the task a lost answer was about, or inserts it.
+      const id = direct.id ?? (await storable(addSubmitted(this.#pool, this.schema, submission, task, payload === undefined ? {} : payload, addOptions))).id;
+      return this.#result<K>(id, { timeoutMs: left(), signal: waitSignal, userSignal: signal, timeoutGiven: timeoutMs });
+    });
   }
 
   /** Queues many tasks in one statement; returns their ids in order. */
   async sendMany(tasks: readonly NewTask[], options: { db?: Executor } = {}): Promise<string[]> {
-    if (!options.db) await this.#migrated();
-    return addTasks(options.db ? toQueryable(options.db) : this.#pool, this.schema, tasks);
+    assertOptionKeys(options, ['db']);
+    const db = options?.db;
+    assertExecutor(db);
+    return this.#call(async () => {
+      if (!db) await this.#migrated();
+      return storable(addTasks(db ? toQueryable(db) : this.#pool, this.schema, tasks));
+    });
   }
 
   async get<K extends keyof Tasks & string>(id: string, _task?: K): Promise<TypedTaskView<ResultOf<Tasks[K]>> | null> {
     assertTaskId(id);
-    await this.#migrated();
-    const row = await getTask(this.#pool, this.schema, id);
-    return row ? (toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>) : null;
+    return this.#call(async () => {
+      await this.#migrated();
+      const row = await getTask(this.#pool, this.schema, id);
+      return row ? (toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>) : null;
+    });
   }
 
   /**
@@ -146,14 +186,28 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   async result<K extends keyof Tasks & string>(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
     assertTaskId(id);
-    assertTimeout(options.timeoutMs);
-    await this.#migrated();
-    const { waiter } = await this.#listening();
-    const { row, final } = await waiter.wait(id, { timeoutMs: options.timeoutMs, signal: options.signal });
+    assertOptionKeys(options, ['timeoutMs', 'signal']);
+    const { timeoutMs, signal } = options ?? {};
+    assertTimeout(timeoutMs);
+    if (signal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: signal.reason });
+    return this.#call(() => this.#result<K>(id, { timeoutMs, signal: this.#waitSignal(signal), userSignal: signal, timeoutGiven: timeoutMs }));
+  }
+
+  async #result<K extends keyof Tasks & string>(
+    id: string,
+    o: { timeoutMs: number | undefined; signal: AbortSignal; userSignal: AbortSignal | undefined; timeoutGiven: number | undefined },
+  ): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
+    const deadline = o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs;
+    const timedOut = `the database did not answer within ${o.timeoutGiven} ms`;
+    await this.#within(this.#migrated(), deadline, o.signal, timedOut);
+    const { waiter } = await this.#within(this.#listening(), deadline, o.signal, timedOut);
+    const left = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+    const { row, final } = await waiter.wait(id, { timeoutMs: left, signal: o.signal });
+    this.#throwIfClosed();
     if (!row) throw new PreforkError('NOT_FOUND', `no task with id ${id}`);
     if (!final) {
-      if (options.signal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: options.signal.reason });
-      throw new PreforkError('TIMEOUT', `task ${id} is still ${row.state} after ${options.timeoutMs} ms`);
+      if (o.userSignal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: o.userSignal.reason });
+      throw new PreforkError('TIMEOUT', `task ${id} is still ${row.state} after ${o.timeoutGiven} ms`);
     }
     return toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>;
   }
@@ -161,8 +215,10 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   /** Cancels a task: a queued one never runs; a running one has its signal aborted (then its hard limit applies). */
   async cancel(id: string): Promise<CancelOutcome> {
     assertTaskId(id);
-    await this.#migrated();
-    return cancelTask(this.#pool, this.schema, id);
+    return this.#call(async () => {
+      await this.#migrated();
+      return cancelTask(this.#pool, this.schema, id);
+    });
   }
 
   /**
@@ -172,11 +228,14 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   async retry(id: string, options: { attempts?: number } = {}): Promise<RetryOutcome> {
     assertTaskId(id);
-    const attempts = options.attempts ?? 1;
+    assertOptionKeys(options, ['attempts']);
+    const attempts = options?.attempts ?? 1;
     assertRetryAttempts(attempts);
-    await this.#migrated();
-    const [outcome] = await retryTasks(this.#pool, this.schema, [id], attempts);
-    return outcome?.outcome ?? 'not_found';
+    return this.#call(async () => {
+      await this.#migrated();
+      const [outcome] = await retryTasks(this.#pool, this.schema, [id], attempts);
+      return outcome?.outcome ?? 'not_found';
+    });
   }
 
   /**
@@ -185,31 +244,45 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   async pause(name: string, options: { reason?: string } = {}): Promise<PauseOutcome> {
     assertTaskName(name);
-    assertPauseReason(options.reason);
-    await this.#migrated();
-    const [result] = await pauseTasks(this.#pool, this.schema, [name], options.reason ?? null);
-    return result!.outcome;
+    assertOptionKeys(options, ['reason']);
+    const reason = options?.reason;
+    assertPauseReason(reason);
+    return this.#call(async () => {
+      await this.#migrated();
+      const [result] = await pauseTasks(this.#pool, this.schema, [name], reason ?? null);
+      return result!.outcome;
+    });
   }
 
   /** Lets every supervisor start tasks of a paused name again. 'resumed' | 'not_paused'. */
   async resume(name: string): Promise<ResumeOutcome> {
     assertTaskName(name);
-    await this.#migrated();
-    const [result] = await resumeTasks(this.#pool, this.schema, [name]);
-    return result!.outcome;
+    return this.#call(async () => {
+      await this.#migrated();
+      const [result] = await resumeTasks(this.#pool, this.schema, [name]);
+      return result!.outcome;
+    });
   }
 
   /** The newest tasks first, by state, task name and queue; `before` (an id) pages on. At most `limit` (default 50). */
   async list(filter: TaskListFilter = {}): Promise<{ tasks: TaskView[]; more: boolean }> {
     assertListFilter(filter);
-    await this.#migrated();
-    const { rows, more } = await listTasks(this.#pool, this.schema, filter);
-    return { tasks: rows.map(toTaskView), more };
+    return this.#call(async () => {
+      await this.#migrated();
+      const { rows, more } = await listTasks(this.#pool, this.schema, filter ?? {});
+      return { tasks: rows.map(toTaskView), more };
+    });
   }
 
+  /**
+   * Ends every wait in progress (they reject with CLIENT_CLOSED), lets the calls in progress end, then gives
+   * back its connections (and ends its pool, not one passed as `pool`). Calls after it reject with CLIENT_CLOSED.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort(closedError());
+    await Promise.allSettled([...this.#inFlight]);
     (await this.#direct?.channel.catch(() => null))?.close();
     const listening = await this.#waiter?.catch(() => undefined);
     if (listening) {
@@ -221,6 +294,67 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /** Runs one public call: refused once closed; tracked so that close() waits for it. */
+  #call<T>(fn: () => Promise<T>): Promise<T> {
+    this.#throwIfClosed();
+    const promise = fn();
+    this.#inFlight.add(promise);
+    void promise.then(
+      () => this.#inFlight.delete(promise),
+      () => this.#inFlight.delete(promise),
+    );
+    return promise;
+  }
+
+  #throwIfClosed(): void {
+    if (this.#closed) throw closedError();
+  }
+
+  /** The signal a wait listens to: the caller's, and close(). */
+  #waitSignal(signal: AbortSignal | undefined): AbortSignal {
+    if (!signal) return this.#closing.signal;
+    const both = new AbortController();
+    const abort = (reason: unknown) => both.abort(reason);
+    for (const s of [signal, this.#closing.signal]) {
+      if (s.aborted) abort(s.reason);
+      else s.addEventListener('abort', () => abort(s.reason), { once: true });
+    }
+    return both.signal;
+  }
+
+  /**
+   * `step` unless the deadline passes (TIMEOUT), the caller's signal aborts (ABORTED) or the client closes
+   * (CLIENT_CLOSED) first; the step itself goes on in the background (its connect is bounded on its own).
+   */
+  #within<T>(step: Promise<T>, deadline: number | undefined, signal: AbortSignal | undefined, timedOut: string): Promise<T> {
+    const signals = [this.#closing.signal, ...(signal ? [signal] : [])];
+    if (deadline === undefined && signals.every((s) => !s.aborted) && signal === undefined) {
+      return Promise.race([step, aborted(this.#closing.signal, () => closedError())]);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const cleanups: (() => void)[] = [];
+      const settle = (fn: () => void) => {
+        for (const c of cleanups) c();
+        fn();
+      };
+      if (deadline !== undefined) {
+        const timer = setTimeout(() => settle(() => reject(new PreforkError('TIMEOUT', timedOut))), Math.max(0, deadline - Date.now()));
+        cleanups.push(() => clearTimeout(timer));
+      }
+      for (const s of signals) {
+        const onAbort = () =>
+          settle(() => reject(s === this.#closing.signal ? closedError() : new PreforkError('ABORTED', 'the signal aborted', { cause: s.reason })));
+        if (s.aborted) return onAbort();
+        s.addEventListener('abort', onAbort, { once: true });
+        cleanups.push(() => s.removeEventListener('abort', onAbort));
+      }
+      step.then(
+        (value) => settle(() => resolve(value)),
+        (error: unknown) => settle(() => reject(error)),
+      );
+    });
   }
 
   #migrated(): Promise<void> {
@@ -270,3 +404,38 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   }
 }
 
+
+function invalidOption(message: string): PreforkError {
+  return new PreforkError('INVALID_OPTION', message, { exitCode: 2 });
+}
+
+function closedError(): PreforkError {
+  return new PreforkError('CLIENT_CLOSED', 'the client is closed');
+}
+
+/** Rejects when `signal` aborts (never settles otherwise). */
+function aborted(signal: AbortSignal, error: () => Error): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(error());
+    else signal.addEventListener('abort', () => reject(error()), { once: true });
+  });
+}
+
+/** `db` for send()/sendMany(): none, a pg client or pool, or Kysely. */
+function assertExecutor(db: unknown): void {
+  if (db === undefined || db === null) return;
+  const d = db as { query?: unknown; executeQuery?: unknown };
+  if (typeof d.query !== 'function' && typeof d.executeQuery !== 'function') {
+    throw invalidOption('db must be a pg client or pool, or a Kysely instance or transaction');
+  }
+}
+
+/** A value the database still refuses as it stores the task (a payload past jsonb's limits) is bad input. */
+async function storable<T>(insert: Promise<T>): Promise<T> {
+  try {
+    return await insert;
+  } catch (error) {
+    if (isDataError(error)) throw new PreforkError('INVALID_PAYLOAD', `the database cannot store it: ${(error as Error).message}`, { cause: error, exitCode: 2 });
+    throw error;
+  }
+}

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { PreforkError } from '../errors.js';
-import { checkNewTask } from './task-input.js';
+import { assertOptionKeys, checkNewTask } from './task-input.js';
 import type { AddTaskOptions } from './add-task.js';
 
 export interface NewTask {
@@ -16,9 +16,17 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
   if (tasks.length === 0) return [];
   const now = Date.now();
   const rows = tasks.map((t, i) => {
+    const label = `task ${i + 1}: `;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) {
+      throw new PreforkError('INVALID_OPTION', `${label}must be an object { task, payload, options } (got ${t === null ? 'null' : typeof t})`, { exitCode: 2 });
+    }
+    assertOptionKeys(t, ['task', 'payload', 'options'], label);
     const o = t.options ?? {};
+    if (typeof o === 'object' && 'key' in o && (o as { key?: unknown }).key !== undefined) {
+      throw new PreforkError('INVALID_OPTION', `${label}key is not supported by sendMany (send tasks with a unique key one by one)`, { exitCode: 2 });
+    }
     const payload = t.payload === undefined ? {} : t.payload;
-    checkNewTask(t.task, payload, o, `task ${i + 1}: `);
+    checkNewTask(t.task, payload, o, label);
     const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);
     return { ord: i, name: t.task, payload, queue: o.queue ?? 'default', priority: o.priority ?? 0, run_at: runAt?.toISOString() ?? null, max_attempts: o.maxAttempts ?? null };
   });

@@ -81,9 +81,26 @@ function assertNoNul(value: unknown, what: string): void {
  * The options of a task being added (INVALID_OPTION, exit 2): what the columns hold. The CLI's flags are narrower
  * (priority 0–1000, maxAttempts up to 1,000); the API takes any 32-bit priority, negative for below the default.
  */
-export function assertAddOptions(options: unknown, label = ''): void {
+export const addOptionKeys = ['queue', 'priority', 'runAt', 'delayMs', 'maxAttempts', 'key'] as const;
+
+/** The earliest time PostgreSQL's timestamptz holds (4714 BC); JavaScript's latest Date is within its range. */
+const earliestTimestampMs = -210_866_803_200_000;
+
+/**
+ * An options argument: none (undefined, null), or an object with only `allowed` keys (INVALID_OPTION): a typo
+ * (`delay` for `delayMs`) is refused rather than ignored.
+ */
+export function assertOptionKeys(options: unknown, allowed: readonly string[], label = ''): void {
   if (options === undefined || options === null) return;
-  if (typeof options !== 'object') throw invalidOption(`${label}options must be an object`);
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalidOption(`${label}options must be an object (got ${show(options)})`);
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) throw invalidOption(`${label}unknown option ${JSON.stringify(key)} (options: ${allowed.join(', ')})`);
+  }
+}
+
+export function assertAddOptions(options: unknown, label = '', allowed: readonly string[] = addOptionKeys): void {
+  assertOptionKeys(options, allowed, label);
+  if (options === undefined || options === null) return;
   // null counts as not given, as it does where the options are used (`??`).
   const o = options as Record<string, unknown>;
   const given = (key: string) => o[key] !== undefined && o[key] !== null;
@@ -93,12 +110,14 @@ export function assertAddOptions(options: unknown, label = ''): void {
   if (given('delayMs') && !(typeof delayMs === 'number' && Number.isFinite(delayMs) && delayMs >= 0 && delayMs <= 2_147_483_647)) {
     throw invalidOption(`${label}delayMs must be a number of milliseconds from 0 to 2147483647 (got ${show(delayMs)})`);
   }
-  if (given('runAt') && !(runAt instanceof Date && Number.isFinite(runAt.getTime()))) {
-    throw invalidOption(`${label}runAt must be a valid Date (got ${show(runAt)})`);
+  if (given('runAt') && !(runAt instanceof Date && Number.isFinite(runAt.getTime()) && runAt.getTime() >= earliestTimestampMs)) {
+    throw invalidOption(`${label}runAt must be a valid Date from 4713 BC on (got ${runAt instanceof Date && Number.isFinite(runAt.getTime()) ? runAt.toISOString() : show(runAt)})`);
   }
-  for (const key of ['queue', 'key'] as const) {
+  // Both go into the unique index of keyed tasks, whose entries PostgreSQL limits to about 2.7 kB.
+  for (const [key, maxBytes] of [['queue', 800], ['key', 1_000]] as const) {
     const v = o[key];
     if (given(key) && !(typeof v === 'string' && v.length > 0)) throw invalidOption(`${label}${key} must be a non-empty string (got ${show(v)})`);
+    if (typeof v === 'string' && Buffer.byteLength(v) > maxBytes) throw invalidOption(`${label}${key} must be at most ${maxBytes} bytes in UTF-8 (got ${Buffer.byteLength(v)})`);
   }
 }
 
@@ -141,6 +160,7 @@ export function assertPauseReason(reason: unknown): void {
 export function assertListFilter(filter: unknown): void {
   if (filter === undefined || filter === null) return;
   if (typeof filter !== 'object') throw invalidOption('the filter must be an object');
+  assertOptionKeys(filter, ['states', 'name', 'queue', 'before', 'limit']);
   const f = filter as Record<string, unknown>;
   if (f.states !== undefined) {
     if (!Array.isArray(f.states)) throw invalidOption(`states must be an array of task states (got ${show(f.states)})`);
