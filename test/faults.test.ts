@@ -522,6 +522,21 @@ export default { 'mod.version': () => 2 };\n`);
     await sup.stop();
   });
 
+  it('--max-memory-per-worker replaces a worker a task left past the limit, once it is idle, without waiting for another task', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1', '--max-memory-per-worker', '150']);
+    await sup.ready();
+    const [worker] = sup.workerPids();
+    const sent = await runCli(['send', 'fixture.retain', '{"mb": 160}', '--wait'], { schema });
+    expect(sent.code, sent.stderr).toBe(0);
+    // No further task: the check at the task's end saw the memory of before it; the idle worker's next heartbeat does.
+    const replacing = await sup.waitForLog((l) => l.event === 'worker_replacing' && l.workerPid === worker, 10_000);
+    expect(replacing.reason).toMatch(/^uses \d+ MB \(--max-memory-per-worker 150\)$/);
+    await sup.waitForEvent('worker_ready', 2);
+    await expect.poll(() => isAlive(worker!), { timeout: 10_000 }).toBe(false);
+    await sup.stop();
+  });
+
   it('scale adds and retires workers at run time', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1']);

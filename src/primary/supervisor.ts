@@ -449,7 +449,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     return (handle) => ({
       ready: ignore,
       startup_failed: ignore,
-      heartbeat: ignore,
+      // An idle worker is at a task boundary: the memory its last task left is checked now, not after another.
+      heartbeat: () => {
+        if (handle.inFlight.size === 0) this.#maybeRecycle(handle);
+      },
       budget_query: () => {
         if (this.#budget) handle.send({ type: 'budget', enforced: this.#budgetEnforced(), databaseUrl: this.#taskDatabaseUrl });
         else this.#budgetQueries.add(handle);

@@ -115,7 +115,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         handle.state = 'stopping';
         this.emit('startupFailed', handle, m.error);
       },
-      heartbeat: (m) => handle.heartbeat(m.rss, m.loopLagMs),
+      heartbeat: (m) => {
+        handle.heartbeat(m.rss, m.loopLagMs);
+        forward(m);
+      },
       database_wait: (m) => {
         if (handle.state === 'starting') handle.state = 'waiting_for_database';
         forward(m);
