@@ -27,6 +27,16 @@ describe('scheduled tasks', () => {
     ]);
     for (const s of schedules) expect(Date.parse(s.nextAt)).toBeGreaterThan(Date.parse(s.lastFiredAt));
     expect((await runCli(['status'], { schema })).stdout).toMatch(/\nschedule sched\.tick \(\*\/2 \* \* \* \* \*, UTC\): next \S+Z, last \S+Z\n/);
+    // The slow one's ticks are skipped while its run is not done: status says so (it showed the skipped tick as
+    // the last one fired, as if runs were happening).
+    type Schedule = { name: string; lastFiredAt: string | null; lastQueuedAt: string | null; skippedInARow: number };
+    const slowNow = async () => (JSON.parse((await runCli(['status', '--json'], { schema })).stdout) as { schedules: Schedule[] }).schedules.find((x) => x.name === 'sched.slow')!;
+    await expect.poll(async () => (await slowNow()).skippedInARow, { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+    const skipping = await slowNow();
+    expect(Date.parse(skipping.lastQueuedAt!)).toBeLessThan(Date.parse(skipping.lastFiredAt!));
+    await expect
+      .poll(async () => (await runCli(['status'], { schema })).stdout, { timeout: 10_000 })
+      .toMatch(/\nschedule sched\.slow \(\* \* \* \* \* \*, Asia\/Kolkata\): next \S+Z, last \S+Z; \d+ ticks? skipped since the run queued for \S+Z: it is not done \(still queued or running\)\n/);
     await Promise.all(sups.map((s) => s.stop()));
 
     type Row = { name: string; state: string; payload: { kind?: string; scheduledAt: string }; created_at: Date; finished_at: Date | null };

@@ -59,7 +59,7 @@ const statusShape: Shape = {
     },
   ],
   queue: { queued: 'number', running: 'number', succeeded: 'number', failed: 'number', timed_out: 'number', cancelled: 'number' },
-  schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null', lastFiredAt: 'string|null' }],
+  schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null', lastFiredAt: 'string|null', lastQueuedAt: 'string|null', skippedInARow: 'number' }],
   limits: [{ name: 'string', maxRunning: 'number|null', rateLimit: 'object|null', running: 'number', queued: 'number', startedInWindow: 'number|null' }],
   paused: [{ name: 'string', pausedAt: 'string', reason: 'string|null' }],
 };

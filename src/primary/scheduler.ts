@@ -44,6 +44,10 @@ interface Armed {
   /** The tick waited for; null when the expression has none left. */
   at: Date | null;
   timer: NodeJS.Timeout | undefined;
+  /** The last tick this supervisor queued a run for, and the ticks it skipped since (the run not done yet). */
+  lastQueuedAt: Date | null;
+  skippedInARow: number;
+  lastSkippedAt: Date | null;
 }
 
 export class Scheduler {
@@ -77,7 +81,7 @@ export class Scheduler {
       if (current && sameSchedule(current.task, task)) continue;
       if (current) this.#disarm(current);
       const schedule = CronSchedule.parse(task.cron, task.timeZone);
-      const armed: Armed = { task, schedule, at: null, timer: undefined };
+      const armed: Armed = { task, schedule, at: null, timer: undefined, lastQueuedAt: current?.lastQueuedAt ?? null, skippedInARow: current?.skippedInARow ?? 0, lastSkippedAt: current?.lastSkippedAt ?? null };
       this.#armed.set(task.name, armed);
       const next = schedule.next(now);
       this.deps.log.info(
@@ -89,9 +93,17 @@ export class Scheduler {
   }
 
   /** The schedules this supervisor keeps, with their next tick (what `prefork status` shows). */
-  armed(): { name: string; cron: string; timeZone: string | null; nextAt: string | null }[] {
+  armed(): { name: string; cron: string; timeZone: string | null; nextAt: string | null; lastQueuedAt: string | null; skippedInARow: number; lastSkippedAt: string | null }[] {
     if (this.#stopped) return [];
-    return [...this.#armed.values()].map(({ task, at }) => ({ name: task.name, cron: task.cron, timeZone: task.timeZone, nextAt: at?.toISOString() ?? null }));
+    return [...this.#armed.values()].map(({ task, at, lastQueuedAt, skippedInARow, lastSkippedAt }) => ({
+      name: task.name,
+      cron: task.cron,
+      timeZone: task.timeZone,
+      nextAt: at?.toISOString() ?? null,
+      lastQueuedAt: lastQueuedAt?.toISOString() ?? null,
+      skippedInARow,
+      lastSkippedAt: lastSkippedAt?.toISOString() ?? null,
+    }));
   }
 
   /** No tick fires from now on (a statement in flight still completes). */
@@ -136,6 +148,13 @@ export class Scheduler {
       if (!fired) log.debug({ event: 'schedule_fired_elsewhere', task: task.name, tick: tick.toISOString() }, 'tick fired by another supervisor');
       else if (taskId) log.info({ event: 'schedule_fired', task: task.name, tick: tick.toISOString(), taskId }, `${task.name} queued for ${tick.toISOString()}`);
       else log.warn({ event: 'schedule_skipped', task: task.name, tick: tick.toISOString() }, `${task.name}: tick skipped, the previous run is still queued or running`);
+      if (fired && taskId) {
+        armed.lastQueuedAt = tick;
+        armed.skippedInARow = 0;
+      } else if (fired) {
+        armed.skippedInARow += 1;
+        armed.lastSkippedAt = tick;
+      }
       if (fired) this.deps.onTick?.({ name: task.name, outcome: taskId ? 'queued' : 'skipped' });
     } catch (error) {
       log.warn({ event: 'schedule_fire_failed', task: task.name, tick: tick.toISOString(), err: error }, `could not queue ${task.name}; trying again in 1 s`);

@@ -12,17 +12,33 @@ export interface ScheduleFigures {
   nextAt: string | null;
   /** The last tick fired (a run queued, or skipped while the previous one was not done); null before the first. */
   lastFiredAt: string | null;
+  /**
+   * The last tick a live supervisor queued a run for, and the ticks skipped since because that run was not done
+   * (a long run, a paused name, no supervisor serving its queue): null and 0 when no live supervisor fired one.
+   */
+  lastQueuedAt: string | null;
+  skippedInARow: number;
 }
 
 /** The schedules live supervisors keep, by name, with the last tick fired from the `schedules` table. */
 export async function scheduleFigures(db: Queryable, schema: string, supervisors: readonly SupervisorFigures[]): Promise<ScheduleFigures[]> {
   const kept = new Map<string, ScheduleFigures>();
+  // Supervisors fire the ticks in turn: the latest run any queued, and the ticks skipped after it by any.
+  const fired = new Map<string, { skips: { count: number; lastAt: string }[] }>();
   for (const s of supervisors) {
-    for (const { name, cron, timeZone, nextAt } of s.schedules) {
-      const seen = kept.get(name);
-      if (!seen) kept.set(name, { name, cron, timeZone, nextAt, lastFiredAt: null });
-      else if (nextAt !== null && (seen.nextAt === null || nextAt < seen.nextAt)) seen.nextAt = nextAt;
+    for (const { name, cron, timeZone, nextAt, lastQueuedAt, skippedInARow, lastSkippedAt } of s.schedules) {
+      const seen = kept.get(name) ?? { name, cron, timeZone, nextAt, lastFiredAt: null, lastQueuedAt: null, skippedInARow: 0 };
+      kept.set(name, seen);
+      if (nextAt !== null && (seen.nextAt === null || nextAt < seen.nextAt)) seen.nextAt = nextAt;
+      if (lastQueuedAt !== null && (seen.lastQueuedAt === null || lastQueuedAt > seen.lastQueuedAt)) seen.lastQueuedAt = lastQueuedAt;
+      const f = fired.get(name) ?? { skips: [] };
+      fired.set(name, f);
+      if (skippedInARow > 0 && lastSkippedAt !== null) f.skips.push({ count: skippedInARow, lastAt: lastSkippedAt });
     }
+  }
+  for (const [name, f] of fired) {
+    const seen = kept.get(name)!;
+    seen.skippedInARow = f.skips.filter((k) => seen.lastQueuedAt === null || k.lastAt > seen.lastQueuedAt).reduce((n, k) => n + k.count, 0);
   }
   if (kept.size === 0) return [];
   const { rows } = await db.query<{ name: string; last_fired_at: Date }>(

@@ -62,7 +62,7 @@ export interface SupervisorFigures {
   buffered: number | null;
   pendingOutcomes: number | null;
   /** The scheduled tasks this supervisor keeps, with their next tick. */
-  schedules: { name: string; cron: string; timeZone: string; nextAt: string | null }[];
+  schedules: { name: string; cron: string; timeZone: string; nextAt: string | null; lastQueuedAt: string | null; skippedInARow: number; lastSkippedAt: string | null }[];
   /** The task names with limits across supervisors, as this supervisor's task module sets them. */
   limits: { name: string; maxRunning: number | null; rateLimit: RateLimit | null }[];
   /** The task names paused (prefork pause), as this supervisor last read them. */
@@ -145,6 +145,9 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
       cron: stringOr(x.cron, ''),
       timeZone: stringOr(x.timeZone, 'UTC'),
       nextAt: typeof x.nextAt === 'string' ? x.nextAt : null,
+      lastQueuedAt: typeof x.lastQueuedAt === 'string' ? x.lastQueuedAt : null,
+      skippedInARow: numberOr(x.skippedInARow, 0),
+      lastSkippedAt: typeof x.lastSkippedAt === 'string' ? x.lastSkippedAt : null,
     })),
     limits: (Array.isArray(snap.limits) ? snap.limits : []).map(object).map((x) => {
       const rate = x.rateLimit === null || x.rateLimit === undefined ? null : object(x.rateLimit);

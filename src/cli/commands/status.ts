@@ -74,7 +74,11 @@ export function renderStatus(report: StatusReport): string {
   const q = report.queue;
   lines.push(`queue: ${Object.entries(q).map(([state, n]) => `${state} ${n}`).join(', ')}`);
   for (const s of report.schedules) {
-    lines.push(`schedule ${s.name} (${s.cron}, ${s.timeZone}): next ${s.nextAt ?? 'never'}, last ${s.lastFiredAt ?? 'not yet'}`);
+    const skipped =
+      s.skippedInARow > 0
+        ? `; ${s.skippedInARow} tick${s.skippedInARow === 1 ? '' : 's'} skipped since the run queued${s.lastQueuedAt ? ` for ${s.lastQueuedAt}` : ''}: it is not done (still queued or running)`
+        : '';
+    lines.push(`schedule ${s.name} (${s.cron}, ${s.timeZone}): next ${s.nextAt ?? 'never'}, last ${s.lastFiredAt ?? 'not yet'}${skipped}`);
   }
   for (const l of report.limits) {
     const parts = [l.maxRunning === null ? `running ${l.running}` : `running ${l.running} of ${l.maxRunning}`];
