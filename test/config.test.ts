@@ -96,6 +96,9 @@ describe('configuration', () => {
       'prefork: error: PREFORK_LOG_LEVEL=loud: --log-level must be one of fatal, error, warn, info, debug, trace, silent\n',
     );
     expect(await bad(['start'], { PREFORK_PRETTY: 'maybe' })).toBe('prefork: error: PREFORK_PRETTY=maybe: --pretty must be true or false (or 1/0, yes/no, on/off)\n');
+    expect(await bad(['start'], { PREFORK_NO_LOCAL_SOCKET: 'maybe' })).toBe(
+      'prefork: error: PREFORK_NO_LOCAL_SOCKET=maybe: --no-local-socket must be true or false (or 1/0, yes/no, on/off)\n',
+    );
     await writeConfig({ workers: 0 });
     expect(await bad(['start'])).toBe('prefork: error: prefork.config.json: workers=0: --workers must be a whole number from 1 to 1024\n');
     // A bad flag fails as it always did, before the environment and the file are looked at.
@@ -135,6 +138,22 @@ describe('configuration', () => {
     for (const schema of ['public', 'pg_catalog', 'information_schema']) {
       expect(await bad(['status', '--schema', schema])).toBe(`prefork: error: schema "${schema}" is not for prefork: give its queue a schema of its own (default prefork)\n`);
     }
+  });
+
+  it('reads an only-negative flag from PREFORK_NO_<FLAG> with the flag\'s meaning (and from the setting\'s name, and 0/1 in the file)', async () => {
+    const config = async (env: NodeJS.ProcessEnv) => {
+      const r = await runCli(['config', '--json'], { cwd: dir, env });
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { options: Record<string, { value: unknown; source: string; from?: string }> }).options.localSocket;
+    };
+    expect(await config({})).toMatchObject({ value: true, source: 'default' });
+    expect(await config({ PREFORK_NO_LOCAL_SOCKET: '1' })).toMatchObject({ value: false, source: 'env', from: 'PREFORK_NO_LOCAL_SOCKET' });
+    expect(await config({ PREFORK_NO_LOCAL_SOCKET: 'false' })).toMatchObject({ value: true, source: 'env', from: 'PREFORK_NO_LOCAL_SOCKET' });
+    expect(await config({ PREFORK_LOCAL_SOCKET: '0' })).toMatchObject({ value: false, source: 'env', from: 'PREFORK_LOCAL_SOCKET' });
+    await writeConfig({ localSocket: 0 });
+    expect(await config({})).toMatchObject({ value: false, source: 'config file' });
+    // The table shows the flag's own value: --no-local-socket true when the socket is not used.
+    expect((await runCli(['config'], { cwd: dir })).stdout).toMatch(/\n {2}--no-local-socket +true +config file prefork\.config\.json\n/);
   });
 
   it('answers command line slips in one line with exit 2', async () => {

@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { checkConfigKeys, readConfigFile, type ConfigFile } from './config-file.js';
-import { envNamesFor } from './env-names.js';
+import { envSourcesFor } from './env-names.js';
 import { parseOptionValue, showRaw } from './option-value.js';
 import { recordConfigFile, recordOrigin } from './origins.js';
 
@@ -71,18 +71,20 @@ export function applyConfiguration(command: Command, options: readonly Option[],
       continue;
     }
     const previous = command.getOptionValue(key);
-    const fromEnv = envNamesFor(option).find((name) => env[name] !== undefined && env[name] !== '');
+    const fromEnv = envSourcesFor(option).find(({ name }) => env[name] !== undefined && env[name] !== '');
     if (fromEnv) {
-      const raw = env[fromEnv]!;
-      command.setOptionValueWithSource(key, parseOptionValue(option, raw, `${fromEnv}=${showRaw(key, raw)}`, previous), 'env');
-      recordOrigin(command, key, { source: 'env', from: fromEnv });
+      const raw = env[fromEnv.name]!;
+      const where = `${fromEnv.name}=${showRaw(key, raw)}`;
+      const value = parseOptionValue(option, raw, where, previous, fromEnv.inverted ? option.long : option.negate ? key : undefined);
+      command.setOptionValueWithSource(key, fromEnv.inverted ? !value : value, 'env');
+      recordOrigin(command, key, { source: 'env', from: fromEnv.name });
       continue;
     }
     let raw = file?.values[key];
     if (file && raw !== undefined && raw !== null) {
       // A relative path in the file is relative to the file, wherever it is run from.
       if (typeof raw === 'string' && /<(path|dir)>/.test(option.flags)) raw = path.resolve(path.dirname(file.path), raw);
-      command.setOptionValueWithSource(key, parseOptionValue(option, raw, `${file.display}: ${key}=${showRaw(key, file.values[key])}`, previous), 'config');
+      command.setOptionValueWithSource(key, parseOptionValue(option, raw, `${file.display}: ${key}=${showRaw(key, file.values[key])}`, previous, option.negate ? key : undefined), 'config');
       recordOrigin(command, key, { source: 'config file', from: file.display });
       continue;
     }

@@ -24,14 +24,16 @@ export function showRaw(key: string, raw: unknown): string {
  * `raw` is a string (environment) or a JSON value (config file). `where` prefixes errors. A boolean option's
  * value is the value of its attribute (PREFORK_PRETTY=false is --no-pretty).
  */
-export function parseOptionValue(option: Option, raw: unknown, where: string, previous: unknown): unknown {
+export function parseOptionValue(option: Option, raw: unknown, where: string, previous: unknown, name?: string): unknown {
   const flag = option.long ?? option.flags;
   if (isBooleanOption(option)) {
     if (typeof raw === 'boolean') return raw;
+    if (raw === 1 || raw === 0) return raw === 1;
     const text = String(raw).trim().toLowerCase();
     if (typeof raw === 'string' && truthy.has(text)) return true;
     if (typeof raw === 'string' && falsy.has(text)) return false;
-    throw usage(`${where}: ${flag.replace(/^--no-/, '--')} must be true or false (or 1/0, yes/no, on/off)`);
+    // Named as it was given: its flag (--pretty, --no-local-socket), or the setting an only-negative flag sets.
+    throw usage(`${where}: ${name ?? flag} must be true or false (or 1/0, yes/no, on/off)`);
   }
   let text: string;
   if (typeof raw === 'string') text = raw;

@@ -79,7 +79,9 @@ export function configReport(command: Command, values: Record<string, unknown>):
 export function renderConfig(report: ConfigReport): string {
   const rows = Object.entries(report.options).map(([key, e]) => {
     const unset = whenUnset[key];
-    const shown = e.value === null ? (typeof unset === 'string' ? `(${unset})` : '(not set)') : Array.isArray(e.value) ? e.value.join(',') : String(e.value);
+    // An only-negative flag shows its own value (--no-local-socket false while the socket is used); JSON has the setting's.
+    const value = e.flag.startsWith('--no-') && typeof e.value === 'boolean' ? !e.value : e.value;
+    const shown = value === null ? (typeof unset === 'string' ? `(${unset})` : '(not set)') : Array.isArray(value) ? value.join(',') : String(value);
     return [e.flag, shown, describeOrigin(e)];
   });
   const width = (i: number) => Math.max(...rows.map((r) => r[i]!.length));
