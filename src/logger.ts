@@ -36,6 +36,7 @@ export function createLogger(options: { level?: string; base?: Record<string, un
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: serializeErr },
       redact: {
         paths: [
           'password',
@@ -52,4 +53,21 @@ export function createLogger(options: { level?: string; base?: Record<string, un
     },
     stream,
   );
+}
+
+/**
+ * pino's error serializer, with the causes' messages appended only where the message does not say them already
+ * (ours do: `could not load the task module …: missing KEY` came out as `…: missing KEY: missing KEY`).
+ */
+function serializeErr(error: unknown): unknown {
+  const serialized = pino.stdSerializers.err(error as Error) as { message?: string } | undefined;
+  if (!serialized || !(error instanceof Error)) return serialized;
+  let message = error.message;
+  const seen = new Set<unknown>([error]);
+  for (let cause: unknown = error.cause; cause instanceof Error && !seen.has(cause); cause = cause.cause) {
+    seen.add(cause);
+    if (cause.message && !message.includes(cause.message)) message += `: ${cause.message}`;
+  }
+  serialized.message = message;
+  return serialized;
 }

@@ -588,6 +588,10 @@ describe('start-up failures', () => {
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('broken-tasks.js')]);
     expect((await sup.exited).code).toBe(1);
     expect(sup.stderr).toMatch(/^prefork: error: a worker could not start: could not load the task module .*broken-tasks\.js: missing REPORTS_API_KEY\n$/);
+    // The log says the cause once (pino appended the cause's message to ours, which holds it already).
+    const failures = sup.logs.filter((l) => l.err !== undefined).map((l) => (l.err as { message: string }).message);
+    expect(failures.length).toBeGreaterThan(0);
+    for (const message of failures) expect(message.match(/missing REPORTS_API_KEY/g)).toHaveLength(1);
     expect(sup.workerPids().length).toBeLessThanOrEqual(2);
     for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
   });
