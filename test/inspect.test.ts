@@ -61,6 +61,10 @@ describe('prefork inspect', () => {
     expect(sup.workerPids()).toContain(running.worker!.pid);
     expect(running.backend).toMatchObject({ applicationName: `prefork:${schema} w${running.worker!.id} t${id}`, state: 'active', waitEventType: 'Timeout', waitEvent: 'PgSleep' });
     expect(running.backend!.query).toContain('pg_sleep');
+    // The run time is now's, not the snapshot's (up to a heartbeat old): never behind the query the task started.
+    await new Promise((r) => setTimeout(r, 1_200));
+    const later = (await inspect<TaskJson>(schema, ['task', id])).running!;
+    expect(later.runningMs).toBeGreaterThanOrEqual(later.backend!.queryMs - 100);
 
     const byId = await runCli(['inspect', 'worker', String(running.worker!.id)], { schema });
     expect(byId.code, byId.stderr).toBe(0);

@@ -110,7 +110,9 @@ export async function inspectTask(db: Queryable, schema: string, id: string, lea
     supervisor: supervisor && { id: supervisor.id, pid: supervisor.pid, host: supervisor.host, state: supervisor.state, snapshotAgeMs: supervisor.snapshotAgeMs },
     worker: worker && { id: worker.id, pid: worker.pid, state: worker.state },
     attempt: row.attempts,
-    runningMs: current?.runningMs ?? (row.started_at ? Math.max(0, Date.now() - row.started_at.getTime()) : null),
+    // As of the snapshot, which is up to a heartbeat old: plus the time since it was published.
+    runningMs:
+      current && supervisor ? current.runningMs + supervisor.snapshotAgeMs : (row.started_at ? Math.max(0, Date.now() - row.started_at.getTime()) : null),
     backend,
   };
   return inspection;
