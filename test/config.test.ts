@@ -101,6 +101,13 @@ describe('configuration', () => {
     );
     await writeConfig({ workers: 0 });
     expect(await bad(['start'])).toBe('prefork: error: prefork.config.json: workers=0: --workers must be a whole number from 1 to 1024\n');
+    // Wrong types are slips, not values: a path of 123, queues of numbers, null for the default.
+    await writeConfig({ tasks: 123 });
+    expect(await bad(['config'])).toBe('prefork: error: prefork.config.json: tasks=123: --tasks takes a value (a string), not 123\n');
+    await writeConfig({ queues: [1, 2] });
+    expect(await bad(['config'])).toBe('prefork: error: prefork.config.json: queues=[1,2]: --queues takes a value (a string or a number), not [1,2]\n');
+    await writeConfig({ workers: null });
+    expect(await bad(['config'])).toBe('prefork: error: prefork.config.json: workers is null: give a value, or leave the key out for the default\n');
     // A bad flag fails as it always did, before the environment and the file are looked at.
     expect(await bad(['start', '--workers', 'x'])).toContain("option '-w, --workers <n>' argument 'x' is invalid");
     await writeFile(path.join(dir, 'prefork.config.json'), '{"workers": ');

@@ -11,6 +11,7 @@
  */
 import path from 'node:path';
 import { Option, type Command } from 'commander';
+import { PreforkError } from '../errors.js';
 import { checkConfigKeys, readConfigFile, type ConfigFile } from './config-file.js';
 import { envSourcesFor } from './env-names.js';
 import { parseOptionValue, showRaw } from './option-value.js';
@@ -81,7 +82,11 @@ export function applyConfiguration(command: Command, options: readonly Option[],
       continue;
     }
     let raw = file?.values[key];
-    if (file && raw !== undefined && raw !== null) {
+    if (file && raw === null) {
+      // Not the default in disguise: a key set to null is a slip (leave it out for the default).
+      throw new PreforkError('CONFIG_NULL', `${file.display}: ${key} is null: give a value, or leave the key out for the default`, { exitCode: 2 });
+    }
+    if (file && raw !== undefined) {
       // A relative path in the file is relative to the file, wherever it is run from.
       if (typeof raw === 'string' && /<(path|dir)>/.test(option.flags)) raw = path.resolve(path.dirname(file.path), raw);
       command.setOptionValueWithSource(key, parseOptionValue(option, raw, `${file.display}: ${key}=${showRaw(key, file.values[key])}`, previous, option.negate ? key : undefined), 'config');

@@ -37,8 +37,9 @@ export function parseOptionValue(option: Option, raw: unknown, where: string, pr
   }
   let text: string;
   if (typeof raw === 'string') text = raw;
-  else if (typeof raw === 'number' && Number.isFinite(raw)) text = String(raw);
-  else if (Array.isArray(raw) && raw.every((v) => typeof v === 'string' || typeof v === 'number')) text = raw.join(',');
+  // A number only where the option takes one (a path or a name of 123 is a slip), a list only of strings.
+  else if (typeof raw === 'number' && Number.isFinite(raw) && option.parseArg) text = String(raw);
+  else if (Array.isArray(raw) && raw.length > 0 && raw.every((v) => typeof v === 'string') && option.parseArg) text = raw.join(',');
   else throw usage(`${where}: ${flag} takes a value (a string${option.parseArg ? ' or a number' : ''}), not ${JSON.stringify(raw)}`);
   if (!option.parseArg) return text;
   try {
