@@ -427,7 +427,14 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     await expect
       .poll(async () => (await runCli(['status'], { schema })).stdout, { timeout: 10_000 })
       .toMatch(/\n {2}2 of 3 workers ready: workers fail to start \(\d+ in a row, last at \S+\): could not load the task module /);
+    // Back to two while the third is waiting out its respawn backoff: that one is dropped, not a ready worker.
+    const readyBefore = sup.workerPids().filter(isAlive);
+    const exitsBefore = sup.events('worker_exited').length;
     expect((await runCli(['scale', '2'], { schema })).code).toBe(0);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const ready = sup.events('worker_ready').map((l) => l.workerPid);
+    expect(sup.events('worker_exited').slice(exitsBefore).filter((l) => ready.includes(l.workerPid))).toEqual([]);
+    expect(readyBefore.filter((pid) => ready.includes(pid)).every(isAlive)).toBe(true);
 
     moduleFile.write(`export default { 'mod.version': () => 2 };\n`);
     const fixed = await runCli(['reload', '--timeout', '30000'], { schema });

@@ -201,7 +201,8 @@ export class Fleet {
     this.wantedCount = count;
     this.log.info({ event: 'scale', from: before, to: count }, `scaling to ${count} workers`);
     this.#fill();
-    let extra = this.active - count;
+    // A respawn waiting out its backoff goes first: it is not forked when its time comes, if not wanted then.
+    let extra = this.active - count - this.#pendingRespawns;
     // Workers not ready yet go first (nothing to finish, no capacity lost), then idle ones; busy ones finish their
     // tasks before they exit.
     const readyLast = (h: WorkerHandle) => (h.state === 'ready' ? 1 : 0);
