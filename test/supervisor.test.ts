@@ -278,6 +278,8 @@ describe('durability and lifecycle', () => {
     const publishedSinceClaim = async () =>
       (await query<{ after: boolean }>(`select heartbeat_at > (select max(started_at) from "${schema}".tasks where id = any($1::bigint[])) as after from "${schema}".supervisors`, [ahead]))[0]!.after;
     await expect.poll(publishedSinceClaim, { timeout: 5_000 }).toBe(true);
+    // status tells the claimed ones from the one on a worker (all three are `running` in the table).
+    expect((await runCli(['status'], { schema })).stdout).toMatch(/\nqueue: queued 0, running 3 \(1 on workers, 2 claimed ahead\), succeeded 0/);
     const [worker] = sup.workerPids();
     sup.kill('SIGKILL');
     await sup.exited;

@@ -72,7 +72,11 @@ export function renderStatus(report: StatusReport): string {
     }
   }
   const q = report.queue;
-  lines.push(`queue: ${Object.entries(q).map(([state, n]) => `${state} ${n}`).join(', ')}`);
+  // `running` in the table counts the tasks supervisors claimed ahead too (held for a free worker): say how many
+  // are on workers now, as the snapshots (up to a heartbeat old) tell.
+  const onWorkers = report.supervisors.reduce((n, s) => n + s.workers.reduce((m, w) => m + w.current.length, 0), 0);
+  const running = (n: number) => (report.supervisors.length > 0 && n > onWorkers ? `running ${n} (${onWorkers} on workers, ${n - onWorkers} claimed ahead)` : `running ${n}`);
+  lines.push(`queue: ${Object.entries(q).map(([state, n]) => (state === 'running' ? running(n) : `${state} ${n}`)).join(', ')}`);
   for (const s of report.schedules) {
     const skipped =
       s.skippedInARow > 0
