@@ -26,7 +26,7 @@ export function buildProgram(): Command {
     .addHelpText(
       'after',
       `
-Exit codes: 0 ok, 1 task failed, 2 usage or invalid input, 3 database or supervisor unreachable, 124 timed out.
+Exit codes: 0 ok, 1 task failed, 2 usage or invalid input, 3 database or supervisor unreachable, 124 timed out, 130 interrupted.
 
 Quick start (no database to set up: without DATABASE_URL, start runs an embedded PostgreSQL in ./.prefork):
   $ prefork start --workers 4 --tasks ./tasks.js        # terminal 1
@@ -72,13 +72,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`prefork: error: ${error.message}\n`);
       return error.exitCode;
     }
-    // The database went away under a command (a server restart, the embedded one's supervisor killed, a
-    // terminated session): one line and exit 3, wherever in the command it happened.
     // A value the database cannot store (a payload past jsonb's limits, say): bad input, refused as such.
     if (isDataError(error)) {
       process.stderr.write(`prefork: error: the database cannot store it: ${hideUrlPasswords(oneLine((error as Error)?.message ?? String(error)))}\n`);
       return exitCodes.usage;
     }
+    // The database went away under a command (a server restart, the embedded one's supervisor killed, a
+    // terminated session): one line and exit 3, wherever in the command it happened.
     const database = classifyDatabaseError(error);
     if (database.category === 'connection' || database.category === 'unavailable') {
       process.stderr.write(`prefork: error: lost the database (${database.reason}): ${hideUrlPasswords(oneLine((error as Error)?.message ?? String(error)))}\n`);

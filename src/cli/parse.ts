@@ -18,13 +18,11 @@ export function logLevel(value: string): string {
 }
 
 export function parsePayload(text: string): unknown {
-  let value: unknown;
   try {
-    value = parseJsonText(text);
+    return parseJsonText(text);
   } catch (error) {
     throw new InvalidArgumentError(`the payload is not valid JSON (${(error as Error).message})`);
   }
-  return value;
 }
 
 /**

@@ -12,9 +12,8 @@ import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError } from '../errors.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
-import { addOptionKeys, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
 import { connectionUrlProblem, redactConnectionString } from '../db/connection-string.js';
-import { isDataError } from '../db/error-classification.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
@@ -116,7 +115,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertExecutor(db);
     return this.#call(async () => {
       if (!db) await this.#migrated();
-      const added = await storable(addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload === undefined ? {} : payload, addOptions));
+      const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload, addOptions);
       return added.id;
     });
   }
@@ -132,32 +131,31 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const { timeoutMs, signal, ...addOptions } = options ?? {};
     assertTimeout(timeoutMs);
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-    const left = () => (deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
+    const left = () => timeLeft(deadline);
     checkNewTask(task, payload, addOptions); // bad input is refused here, whichever way the task then goes
     // Aborted already: nothing is sent.
     if (signal?.aborted) throw new PreforkError('ABORTED', 'the signal aborted before the task was sent', { cause: signal.reason });
-    return this.#call(async () => {
+    return this.#call(async (stop) => {
       // Connecting counts against timeoutMs and the signal too (a server that accepts and never answers).
-      await this.#within(this.#migrated(), deadline, signal, `the database did not answer within ${timeoutMs} ms`);
+      await this.#within(this.#migrated(), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
-      const waitSignal = this.#waitSignal(signal);
       if (!channel) {
-        const id = await this.#within(this.send(task, payload, addOptions), deadline, signal, `the task was not confirmed within ${timeoutMs} ms`);
-        return this.#result<K>(id, { timeoutMs: left(), signal: waitSignal, userSignal: signal, timeoutGiven: timeoutMs });
+        const id = await this.#within(this.send(task, payload, addOptions), deadline, stop, `the task was not confirmed within ${timeoutMs} ms`);
+        return this.#result<K>(id, stop, deadline, timeoutMs);
       }
       const submission = randomUUID();
       const { queue, priority, maxAttempts, key } = addOptions;
       const direct = await runDirect(
         channel,
-        { submission, name: task, payload: payload === undefined ? {} : payload, queue, priority, maxAttempts, key },
-        { timeoutMs: left(), signal: waitSignal, read: (id) => getTask(this.#pool, this.schema, id) },
+        { submission, name: task, payload: payloadOrEmpty(payload), queue, priority, maxAttempts, key },
+        { timeoutMs: left(), signal: stop, read: (id) => getTask(this.#pool, this.schema, id) },
       );
-      this.#throwIfClosed();
+      throwIfClosed(stop);
       if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
       // Through the database: the submission id finds the task a lost answer was about, or inserts it.
-      const id = direct.id ?? (await storable(addSubmitted(this.#pool, this.schema, submission, task, payload === undefined ? {} : payload, addOptions))).id;
-      return this.#result<K>(id, { timeoutMs: left(), signal: waitSignal, userSignal: signal, timeoutGiven: timeoutMs });
-    });
+      const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payloadOrEmpty(payload), addOptions)).id;
+      return this.#result<K>(id, stop, deadline, timeoutMs);
+    }, signal);
   }
 
   /** Queues many tasks in one statement; returns their ids in order. */
@@ -167,7 +165,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertExecutor(db);
     return this.#call(async () => {
       if (!db) await this.#migrated();
-      return storable(addTasks(db ? toQueryable(db) : this.#pool, this.schema, tasks));
+      return addTasks(db ? toQueryable(db) : this.#pool, this.schema, tasks);
     });
   }
 
@@ -190,24 +188,20 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const { timeoutMs, signal } = options ?? {};
     assertTimeout(timeoutMs);
     if (signal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: signal.reason });
-    return this.#call(() => this.#result<K>(id, { timeoutMs, signal: this.#waitSignal(signal), userSignal: signal, timeoutGiven: timeoutMs }));
+    return this.#call((stop) => this.#result<K>(id, stop, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, timeoutMs), signal);
   }
 
-  async #result<K extends keyof Tasks & string>(
-    id: string,
-    o: { timeoutMs: number | undefined; signal: AbortSignal; userSignal: AbortSignal | undefined; timeoutGiven: number | undefined },
-  ): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
-    const deadline = o.timeoutMs === undefined ? undefined : Date.now() + o.timeoutMs;
-    const timedOut = `the database did not answer within ${o.timeoutGiven} ms`;
-    await this.#within(this.#migrated(), deadline, o.signal, timedOut);
-    const { waiter } = await this.#within(this.#listening(), deadline, o.signal, timedOut);
-    const left = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
-    const { row, final } = await waiter.wait(id, { timeoutMs: left, signal: o.signal });
-    this.#throwIfClosed();
+  /** Waits for task `id` until `deadline` or `stop` (the call's signal: the caller's, and close()). */
+  async #result<K extends keyof Tasks & string>(id: string, stop: AbortSignal, deadline: number | undefined, timeoutMs: number | undefined): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
+    const timedOut = `the database did not answer within ${timeoutMs} ms`;
+    await this.#within(this.#migrated(), deadline, stop, timedOut);
+    const { waiter } = await this.#within(this.#listening(), deadline, stop, timedOut);
+    const { row, final } = await waiter.wait(id, { timeoutMs: timeLeft(deadline), signal: stop });
+    throwIfClosed(stop);
     if (!row) throw new PreforkError('NOT_FOUND', `no task with id ${id}`);
     if (!final) {
-      if (o.userSignal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: o.userSignal.reason });
-      throw new PreforkError('TIMEOUT', `task ${id} is still ${row.state} after ${o.timeoutGiven} ms`);
+      if (stop.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: (stop.reason as Error).cause });
+      throw new PreforkError('TIMEOUT', `task ${id} is still ${row.state} after ${timeoutMs} ms`);
     }
     return toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>;
   }
@@ -296,60 +290,43 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     await this.close();
   }
 
-  /** Runs one public call: refused once closed; tracked so that close() waits for it. */
-  #call<T>(fn: () => Promise<T>): Promise<T> {
-    this.#throwIfClosed();
-    const promise = fn();
+  /**
+   * Runs one public call: refused once closed, tracked so that close() waits for it, and given one signal that
+   * aborts when the caller's does (ABORTED) or the client closes (CLIENT_CLOSED). Its listeners go when it ends:
+   * a long-lived client must not gather one per call on its own signal or the caller's.
+   */
+  #call<T>(fn: (stop: AbortSignal) => Promise<T>, callerSignal?: AbortSignal): Promise<T> {
+    if (this.#closed) throw closedError();
+    const stop = new AbortController();
+    const onClose = () => stop.abort(closedError());
+    const onAbort = () => stop.abort(new PreforkError('ABORTED', 'the signal aborted', { cause: callerSignal?.reason }));
+    this.#closing.signal.addEventListener('abort', onClose, { once: true });
+    callerSignal?.addEventListener('abort', onAbort, { once: true });
+    const promise: Promise<T> = fn(stop.signal).finally(() => {
+      this.#closing.signal.removeEventListener('abort', onClose);
+      callerSignal?.removeEventListener('abort', onAbort);
+      this.#inFlight.delete(promise);
+    });
     this.#inFlight.add(promise);
-    void promise.then(
-      () => this.#inFlight.delete(promise),
-      () => this.#inFlight.delete(promise),
-    );
     return promise;
   }
 
-  #throwIfClosed(): void {
-    if (this.#closed) throw closedError();
-  }
-
-  /** The signal a wait listens to: the caller's, and close(). */
-  #waitSignal(signal: AbortSignal | undefined): AbortSignal {
-    if (!signal) return this.#closing.signal;
-    const both = new AbortController();
-    const abort = (reason: unknown) => both.abort(reason);
-    for (const s of [signal, this.#closing.signal]) {
-      if (s.aborted) abort(s.reason);
-      else s.addEventListener('abort', () => abort(s.reason), { once: true });
-    }
-    return both.signal;
-  }
-
   /**
-   * `step` unless the deadline passes (TIMEOUT), the caller's signal aborts (ABORTED) or the client closes
-   * (CLIENT_CLOSED) first; the step itself goes on in the background (its connect is bounded on its own).
+   * `step` unless the deadline passes (TIMEOUT) or `stop` aborts (its reason) first; the step itself goes on in
+   * the background (its connect is bounded on its own).
    */
-  #within<T>(step: Promise<T>, deadline: number | undefined, signal: AbortSignal | undefined, timedOut: string): Promise<T> {
-    const signals = [this.#closing.signal, ...(signal ? [signal] : [])];
-    if (deadline === undefined && signals.every((s) => !s.aborted) && signal === undefined) {
-      return Promise.race([step, aborted(this.#closing.signal, () => closedError())]);
-    }
+  #within<T>(step: Promise<T>, deadline: number | undefined, stop: AbortSignal, timedOut: string): Promise<T> {
+    if (stop.aborted) return Promise.reject(stop.reason as Error);
     return new Promise<T>((resolve, reject) => {
-      const cleanups: (() => void)[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => settle(() => reject(stop.reason as Error));
       const settle = (fn: () => void) => {
-        for (const c of cleanups) c();
+        clearTimeout(timer);
+        stop.removeEventListener('abort', onAbort);
         fn();
       };
-      if (deadline !== undefined) {
-        const timer = setTimeout(() => settle(() => reject(new PreforkError('TIMEOUT', timedOut))), Math.max(0, deadline - Date.now()));
-        cleanups.push(() => clearTimeout(timer));
-      }
-      for (const s of signals) {
-        const onAbort = () =>
-          settle(() => reject(s === this.#closing.signal ? closedError() : new PreforkError('ABORTED', 'the signal aborted', { cause: s.reason })));
-        if (s.aborted) return onAbort();
-        s.addEventListener('abort', onAbort, { once: true });
-        cleanups.push(() => s.removeEventListener('abort', onAbort));
-      }
+      stop.addEventListener('abort', onAbort, { once: true });
+      if (deadline !== undefined) timer = setTimeout(() => settle(() => reject(new PreforkError('TIMEOUT', timedOut))), timeLeft(deadline));
       step.then(
         (value) => settle(() => resolve(value)),
         (error: unknown) => settle(() => reject(error)),
@@ -404,7 +381,6 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   }
 }
 
-
 function invalidOption(message: string): PreforkError {
   return new PreforkError('INVALID_OPTION', message, { exitCode: 2 });
 }
@@ -413,12 +389,13 @@ function closedError(): PreforkError {
   return new PreforkError('CLIENT_CLOSED', 'the client is closed');
 }
 
-/** Rejects when `signal` aborts (never settles otherwise). */
-function aborted(signal: AbortSignal, error: () => Error): Promise<never> {
-  return new Promise((_resolve, reject) => {
-    if (signal.aborted) reject(error());
-    else signal.addEventListener('abort', () => reject(error()), { once: true });
-  });
+function timeLeft(deadline: number | undefined): number | undefined {
+  return deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+}
+
+/** After a wait that `stop` ended: the client closed meanwhile, then say so (the caller's abort is the caller's). */
+function throwIfClosed(stop: AbortSignal): void {
+  if (stop.aborted && (stop.reason as PreforkError | undefined)?.code === 'CLIENT_CLOSED') throw stop.reason as PreforkError;
 }
 
 /** `db` for send()/sendMany(): none, a pg client or pool, or Kysely. */
@@ -427,15 +404,5 @@ function assertExecutor(db: unknown): void {
   const d = db as { query?: unknown; executeQuery?: unknown };
   if (typeof d.query !== 'function' && typeof d.executeQuery !== 'function') {
     throw invalidOption('db must be a pg client or pool, or a Kysely instance or transaction');
-  }
-}
-
-/** A value the database still refuses as it stores the task (a payload past jsonb's limits) is bad input. */
-async function storable<T>(insert: Promise<T>): Promise<T> {
-  try {
-    return await insert;
-  } catch (error) {
-    if (isDataError(error)) throw new PreforkError('INVALID_PAYLOAD', `the database cannot store it: ${(error as Error).message}`, { cause: error, exitCode: 2 });
-    throw error;
   }
 }

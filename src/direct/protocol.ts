@@ -6,7 +6,7 @@
  * behind others, retried, or the connection went), the sender waits through the database as usual.
  */
 import type { TaskView } from '../queue/task-view.js';
-import { jsonStorageProblem } from '../queue/task-input.js';
+import { jsonStorageProblem, payloadOrEmpty } from '../queue/task-input.js';
 
 export interface SubmitRequest {
   op: 'submit';
@@ -70,7 +70,7 @@ export function parseSubmit(line: string): { request: SubmitRequest } | { ref: n
       ref: m.ref as number,
       submission: m.submission,
       name: m.name,
-      payload: m.payload === undefined ? {} : m.payload,
+      payload: payloadOrEmpty(m.payload),
       queue: m.queue as string | undefined,
       priority: m.priority as number | undefined,
       maxAttempts: m.maxAttempts as number | undefined,

@@ -24,7 +24,7 @@ export async function prepareDataDir(dataDir: string, runAs: RunAs | undefined):
 }
 
 /** Written once initdb has finished: a data dir without it, never started by a server, is an interrupted initdb. */
-export const INITIALISED_MARKER = 'prefork-initdb-done';
+const INITIALISED_MARKER = 'prefork-initdb-done';
 
 /** What initdb creates in a data dir before it writes PG_VERSION: all an initdb killed that early leaves. */
 const initdbEntries = new Set([

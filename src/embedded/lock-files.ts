@@ -36,9 +36,9 @@ const orphanGraceMs = 5_000;
  * Ends the server processes still working in `dataDir` whose postmaster died (SIGQUIT: exit at once, no
  * shared state written; then SIGKILL after a grace), and waits until they are gone. Linux only (/proc).
  */
-export async function stopOrphans(dataDir: string): Promise<number[]> {
+async function stopOrphans(dataDir: string): Promise<void> {
   const orphans = await postgresProcessesOf(dataDir);
-  if (orphans.length === 0) return [];
+  if (orphans.length === 0) return;
   const signal = (sig: NodeJS.Signals) => {
     for (const pid of orphans) {
       try {
@@ -58,16 +58,19 @@ export async function stopOrphans(dataDir: string): Promise<number[]> {
     await sleep(20);
   }
   while (orphans.some(isProcessAlive)) await sleep(20);
-  return orphans;
 }
 
+/** The postgres processes whose working directory is `dataDir` (the server's run there). */
 async function postgresProcessesOf(dataDir: string): Promise<number[]> {
   if (process.platform !== 'linux') return [];
+  const wanted = await realpath(dataDir).catch(() => null);
+  if (wanted === null) return [];
   const entries = await readdir('/proc').catch(() => [] as string[]);
-  const pids = entries.filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => pid !== process.pid);
   const found: number[] = [];
-  for (const pid of pids) {
-    if ((await isPostgresOf(pid, dataDir)) === true && isProcessAlive(pid)) found.push(pid);
+  for (const pid of entries.filter((e) => /^\d+$/.test(e)).map(Number)) {
+    if (pid === process.pid) continue;
+    const [exe, cwd] = await Promise.all([readlink(`/proc/${pid}/exe`).catch(() => ''), realpath(`/proc/${pid}/cwd`).catch(() => '')]);
+    if (path.basename(exe).startsWith('postgres') && cwd === wanted && isProcessAlive(pid)) found.push(pid);
   }
   return found;
 }

@@ -3,7 +3,7 @@ import { chown, open } from 'node:fs/promises';
 import path from 'node:path';
 import { locateBinaries } from './binaries.js';
 import { initCluster, prepareDataDir } from './init-cluster.js';
-import { removeStaleLockFiles, stopOrphans } from './lock-files.js';
+import { removeStaleLockFiles } from './lock-files.js';
 import { validateOptions } from './options.js';
 import { guardAgainstParentDeath } from './parent-death.js';
 import { type RunAs, unprivilegedUser } from './run-as.js';
@@ -191,8 +191,7 @@ function handle(state: {
     if (stopping) throw new ServerStoppingError();
     if (exit === undefined) throw new Error('the embedded PostgreSQL is running');
     server.disarm();
-    // Backends of the dead postmaster still running (busy in a query, they notice late) are ended first.
-    await stopOrphans(dataDir);
+    // boot() ends the dead postmaster's backends still running before it removes its postmaster.pid.
     const next = await state.boot(true);
     if (stopping) {
       // Stopped while it started again: it must not outlive the stop.

@@ -63,8 +63,13 @@ export class Fleet {
   }
 
   /** Workers that are, or will be, taking tasks. */
+  /** Workers wanted and coming: those alive (ready or starting) and the respawns waiting out their backoff. */
   get active(): number {
-    return this.pool.handles.filter((h) => h.state === 'starting' || h.state === 'waiting_for_database' || h.state === 'ready').length + this.#pendingRespawns;
+    return this.#alive() + this.#pendingRespawns;
+  }
+
+  #alive(): number {
+    return this.pool.handles.filter((h) => h.state === 'starting' || h.state === 'waiting_for_database' || h.state === 'ready').length;
   }
 
   /** Forks the first workers, in waves (`#fill`): the next each time one is ready. */
@@ -201,8 +206,8 @@ export class Fleet {
     this.wantedCount = count;
     this.log.info({ event: 'scale', from: before, to: count }, `scaling to ${count} workers`);
     this.#fill();
-    // A respawn waiting out its backoff goes first: it is not forked when its time comes, if not wanted then.
-    let extra = this.active - count - this.#pendingRespawns;
+    // Respawns waiting out their backoff go first: none is forked when its time comes, if not wanted then.
+    let extra = this.#alive() - count;
     // Workers not ready yet go first (nothing to finish, no capacity lost), then idle ones; busy ones finish their
     // tasks before they exit.
     const readyLast = (h: WorkerHandle) => (h.state === 'ready' ? 1 : 0);

@@ -2,6 +2,7 @@ import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { PreforkError } from '../errors.js';
 import { taskValues, type AddedTask, type AddTaskOptions } from './add-task.js';
+import { storing } from './task-input.js';
 
 /**
  * Inserts a queued task under the sender's `submission` UUID, at most once: when an earlier attempt of the same
@@ -22,13 +23,13 @@ export async function addSubmitted(
   const values = [...task, submission];
   for (let round = 0; round < 3; round++) {
     try {
-      const { rows } = await db.query<{ id: string }>(
+      const { rows } = await storing(db.query<{ id: string }>(
         `insert into ${q}.tasks (name, payload, queue, priority, run_at, max_attempts, key, submission)
          values ($1, $2::jsonb, $3, $4, coalesce($5::timestamptz, now()), $6, $7, $8::uuid)
          on conflict (submission) where submission is not null do nothing
          returning id::text`,
         values,
-      );
+      ));
       if (rows[0]) return { id: rows[0].id, deduplicated: false };
     } catch (error) {
       const e = error as { code?: string; constraint?: string };

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { checkNewTask } from './task-input.js';
+import { checkNewTask, storing } from './task-input.js';
 import { PreforkError } from '../errors.js';
 
 export interface AddTaskOptions {
@@ -52,10 +52,10 @@ export async function addTask(
   const insert = `insert into ${q}.tasks (name, payload, queue, priority, run_at, max_attempts, key)
     values ($1, $2::jsonb, $3, $4, coalesce($5::timestamptz, now()), $6, $7)`;
   if (options.key === undefined) {
-    const { rows } = await db.query<{ id: string }>(`${insert} returning id`, values);
+    const { rows } = await storing(db.query<{ id: string }>(`${insert} returning id`, values));
     return { id: rows[0]!.id, deduplicated: false };
   }
-  const { rows } = await db.query<{ id: string; deduplicated: boolean }>(
+  const { rows } = await storing(db.query<{ id: string; deduplicated: boolean }>(
     `with added as (
        ${insert}
        on conflict (queue, key) where key is not null and state in ('queued', 'running') do nothing
@@ -66,7 +66,7 @@ export async function addTask(
      select id, true from ${q}.tasks
       where queue = $3 and key = $7 and state in ('queued', 'running') and not exists (select 1 from added)`,
     values,
-  );
+  ));
   const row = rows[0];
   if (!row) throw new PreforkError('KEY_CONFLICT', `could not add or find the task with key "${options.key}"; try again`);
   return { id: row.id, deduplicated: row.deduplicated };

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { PreforkError } from '../errors.js';
-import { assertOptionKeys, checkNewTask } from './task-input.js';
+import { assertOptionKeys, checkNewTask, payloadOrEmpty, storing } from './task-input.js';
 import type { AddTaskOptions } from './add-task.js';
 
 export interface NewTask {
@@ -25,12 +25,12 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
     if (typeof o === 'object' && 'key' in o && (o as { key?: unknown }).key !== undefined) {
       throw new PreforkError('INVALID_OPTION', `${label}key is not supported by sendMany (send tasks with a unique key one by one)`, { exitCode: 2 });
     }
-    const payload = t.payload === undefined ? {} : t.payload;
+    const payload = payloadOrEmpty(t.payload);
     checkNewTask(t.task, payload, o, label);
     const runAt = o.runAt ?? (o.delayMs ? new Date(now + o.delayMs) : null);
     return { ord: i, name: t.task, payload, queue: o.queue ?? 'default', priority: o.priority ?? 0, run_at: runAt?.toISOString() ?? null, max_attempts: o.maxAttempts ?? null };
   });
-  const { rows: ids } = await db.query<{ id: string }>(
+  const { rows: ids } = await storing(db.query<{ id: string }>(
     `insert into ${quoteIdent(schema)}.tasks (name, payload, queue, priority, run_at, max_attempts)
      select name, payload, queue, priority, coalesce(run_at, now()), max_attempts
        from jsonb_to_recordset($1::jsonb)
@@ -38,7 +38,7 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
       order by ord
      returning id`,
     [JSON.stringify(rows)],
-  );
+  ));
   // Identity values are assigned in insertion order.
   return ids.map((r) => r.id).sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
 }

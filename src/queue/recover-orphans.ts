@@ -45,7 +45,8 @@ export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRe
               -- published, or of a supervisor that published none.
               (s.snapshot is null or jsonb_typeof(s.snapshot -> 'workers') is distinct from 'array' or ran.pid is not null
                or t.started_at is null or t.started_at >= s.heartbeat_at) as started,
-              ran.pid as worker_pid
+              ran.pid as worker_pid,
+              t.attempts >= coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) as exhausted
          from ${q}.tasks t
          left join ${q}.supervisors s on s.id = t.supervisor_id
          left join lateral (
@@ -60,8 +61,8 @@ export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRe
      ),
      orphans as (
        update ${q}.tasks t
-          set state = case when not c.started or t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then 'queued' else 'failed' end,
-              finished_at = case when not c.started or t.attempts < coalesce(t.max_attempts, ($4::jsonb ->> t.name)::int, $5::int) then null else now() end,
+          set state = case when c.started and c.exhausted then 'failed' else 'queued' end,
+              finished_at = case when c.started and c.exhausted then now() end,
               attempts = case when c.started then t.attempts else greatest(t.attempts - 1, 0) end,
               run_at = now(), supervisor_id = null,
               started_at = case when c.started then t.started_at end,

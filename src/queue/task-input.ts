@@ -8,6 +8,7 @@
  * 22P02 "invalid input syntax for type json"), and a task name or queue with a NUL fails as an invalid byte
  * sequence (22021). So such values are refused where they enter, with a clear error, instead of by the database.
  */
+import { isDataError } from '../db/error-classification.js';
 import { PreforkError } from '../errors.js';
 import { taskStates } from './task-row.js';
 
@@ -31,11 +32,29 @@ export function jsonStorageProblem(json: string): string | null {
     : `contains a lone UTF-16 surrogate (\\u${m[1]}, half of a pair), which PostgreSQL cannot store`;
 }
 
+/**
+ * An insert of tasks whose values the database still refuses (a payload past jsonb's 256 MB, say): bad input,
+ * INVALID_PAYLOAD (exit 2), as the checks before it would have said, for the CLI and the client alike.
+ */
+export async function storing<T>(insert: Promise<T>): Promise<T> {
+  try {
+    return await insert;
+  } catch (error) {
+    if (isDataError(error)) throw new PreforkError('INVALID_PAYLOAD', `the database cannot store it: ${(error as Error).message}`, { cause: error, exitCode: 2 });
+    throw error;
+  }
+}
+
+/** A task's payload: as given, `null` included; `{}` when none was given. */
+export function payloadOrEmpty(payload: unknown): unknown {
+  return payload === undefined ? {} : payload;
+}
+
 /** A payload as the JSON text that goes into the database; INVALID_PAYLOAD (exit 2) for one it cannot store. */
 export function payloadJson(payload: unknown, label = 'the payload'): string {
   let json: string | undefined;
   try {
-    json = JSON.stringify(payload === undefined ? {} : payload);
+    json = JSON.stringify(payloadOrEmpty(payload));
   } catch (error) {
     // A BigInt, a cycle, a toJSON that throws.
     throw new PreforkError('INVALID_PAYLOAD', `${label} is not JSON-serialisable: ${(error as Error).message}`, { exitCode: 2, cause: error });
@@ -98,8 +117,8 @@ export function assertOptionKeys(options: unknown, allowed: readonly string[], l
   }
 }
 
-export function assertAddOptions(options: unknown, label = '', allowed: readonly string[] = addOptionKeys): void {
-  assertOptionKeys(options, allowed, label);
+export function assertAddOptions(options: unknown, label = ''): void {
+  assertOptionKeys(options, addOptionKeys, label);
   if (options === undefined || options === null) return;
   // null counts as not given, as it does where the options are used (`??`).
   const o = options as Record<string, unknown>;

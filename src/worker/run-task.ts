@@ -76,7 +76,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       progress: (value) => progress.report(value),
       send: async (name, payload, options = {}) => {
         const { db, ...addOptions } = options;
-        const added = await addTask(db ? toQueryable(db) : await connection().client(), deps.schema, name, payload === undefined ? {} : payload, addOptions);
+        const added = await addTask(db ? toQueryable(db) : await connection().client(), deps.schema, name, payload, addOptions);
         return added.id;
       },
       transaction: (fn, options = {}) =>

@@ -3,7 +3,7 @@
  * Every line is checked before anything is sent; a bad line is reported by its number and reason.
  */
 import type { NewTask } from '../../queue/add-tasks.js';
-import { jsonStorageProblem } from '../../queue/task-input.js';
+import { jsonStorageProblem, payloadOrEmpty } from '../../queue/task-input.js';
 import { parseJsonText } from '../parse.js';
 
 export interface TaskLine {
@@ -76,7 +76,7 @@ function parseLine(source: string, defaults: LineDefaults): TaskLine['task'] | s
   const o = options as LineDefaults;
   return {
     task,
-    payload: payload === undefined ? {} : payload,
+    payload: payloadOrEmpty(payload),
     options: {
       priority: o.priority ?? defaults.priority,
       delayMs: o.delayMs ?? defaults.delayMs,

@@ -29,7 +29,8 @@ export function pauseCommand(): Command {
   command.addHelpText(
     'after',
     `
-Exit codes: 0 done (paused now or already), 2 malformed task name, 3 database unreachable.
+Exit codes: 0 done (paused now or already; a name no supervisor offers is paused with a warning), 2 malformed task name,
+3 database unreachable.
 
 Examples:
   $ prefork pause roadmap.generate --reason "LLM provider down"

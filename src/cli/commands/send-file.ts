@@ -6,7 +6,6 @@
 import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import { redactSecrets } from '../../db/connection-string.js';
-import { isDataError } from '../../db/error-classification.js';
 import { PreforkError } from '../../errors.js';
 import { addTasks } from '../../queue/add-tasks.js';
 import { durationPercentiles, settledAmong, type Percentiles } from '../../queue/bulk-outcomes.js';
@@ -173,13 +172,13 @@ async function insertAll(
     try {
       await send(batch);
     } catch (error) {
-      if (!isDataError(error)) fail(error);
+      if (!refused(error)) fail(error);
       for (const l of batch) {
         try {
           await send([l]);
         } catch (lineError) {
-          if (!isDataError(lineError)) fail(lineError);
-          const reason = `the database cannot store it: ${(lineError as Error).message}`;
+          if (!refused(lineError)) fail(lineError);
+          const reason = (lineError as Error).message;
           if (!unstorable({ line: l.line, reason })) {
             progress.finish(ids.length);
             throw new PreforkError('UNSTORABLE_LINE', `line ${l.line}: ${reason}${sentSoFar()} (--skip-invalid sends the others)`, { cause: lineError, exitCode: exitCodes.usage });
@@ -273,4 +272,9 @@ function lostDatabase(error: unknown, doing: 'sending' | 'waiting', url: string,
 
 function displayName(file: string): string {
   return file === '-' ? 'stdin' : file;
+}
+
+/** The insert refused a value the database cannot store (storing() in task-input.ts says so). */
+function refused(error: unknown): boolean {
+  return error instanceof PreforkError && error.code === 'INVALID_PAYLOAD';
 }

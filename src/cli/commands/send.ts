@@ -53,7 +53,8 @@ export function sendCommand(): Command {
   command.addHelpText(
     'after',
     `
-Exit codes: 0 sent (or succeeded), 1 the task failed, 2 bad input or unknown task, 3 database unreachable, 124 --timeout passed.
+Exit codes: 0 sent (or succeeded), 1 the task failed, 2 bad input or unknown task, 3 database unreachable, 124 --timeout passed,
+130 Ctrl-C while --wait waits (the task goes on; its id is printed). A schema no supervisor ever ran on: a warning.
 With --file: 1 any task failed, timed out or was cancelled; 2 a bad line (without --skip-invalid: nothing sent);
 130 Ctrl-C (the batches already inserted stay). --priority, --delay, --queue and --max-attempts are the
 defaults of lines that do not set them. The progress goes to stderr, the summary to stdout.

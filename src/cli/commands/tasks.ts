@@ -38,7 +38,7 @@ export function tasksCommand(): Command {
     'after',
     `
 WHEN is when a queued task is due, how long a running one has run, and how long ago a finished one ended.
-Exit codes: 0 listed (also when none matched), 2 bad input, 3 database unreachable.
+Exit codes: 0 listed (also when none matched), 2 bad input, 3 database unreachable or no queue in the schema.
 
 Examples:
   $ prefork tasks --state failed,timed_out
