@@ -1,5 +1,6 @@
 /** The queue for applications: the client API, transactional enqueue, scheduling, keys, cancel, many supervisors. */
 import { Kysely, PostgresDialect } from 'kysely';
+import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import pg from 'pg';
 import { Client } from '../src/index.js';
@@ -175,6 +176,18 @@ describe('Client misuse', () => {
     aborted.abort();
     await expect(prefork.run('prefork.echo', { n: 2 }, { signal: aborted.signal })).rejects.toMatchObject({ code: 'ABORTED' });
     expect(await query(`select count(*)::int as n from "${schema}".tasks`)).toEqual([{ n: 1 }]);
+  });
+
+  it('a long-lived client keeps no listener on the caller\'s signal once its calls end', async () => {
+    const schema = schemaName();
+    const prefork = client(schema);
+    const id = await prefork.send('prefork.echo', {});
+    const caller = new AbortController();
+    for (let i = 0; i < 20; i++) {
+      await expect(prefork.result(id, { timeoutMs: 1, signal: caller.signal })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    }
+    // Each call listened to it while it ran (one listener per call stayed: a leak, and Node's warning after 10).
+    expect(getEventListeners(caller.signal, 'abort')).toEqual([]);
   });
 
   it('timeoutMs and the signal bound connecting too: a server that accepts and never answers', async () => {
