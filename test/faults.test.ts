@@ -599,6 +599,15 @@ describe('start-up failures', () => {
     const failures = sup.logs.filter((l) => l.err !== undefined).map((l) => (l.err as { message: string }).message);
     expect(failures.length).toBeGreaterThan(0);
     for (const message of failures) expect(message.match(/missing REPORTS_API_KEY/g)).toHaveLength(1);
+    // The stack is logged once, by the worker that failed (it names the module's line); the primary's lines
+    // about it (the relayed failure, the fatal one) say the message without repeating the stack.
+    const stackOf = (l: Record<string, unknown>) => (l.err as { stack?: string } | undefined)?.stack ?? (l.error as { stack?: string } | undefined)?.stack;
+    const withStack = sup.logs.filter((l) => stackOf(l) !== undefined);
+    expect(withStack.map((l) => l.role)).toEqual(withStack.map(() => 'worker'));
+    expect(withStack.length).toBeGreaterThan(0);
+    for (const l of withStack) expect(stackOf(l)).toContain('broken-tasks.js:');
+    expect(sup.logs.filter((l) => l.event === 'worker_startup_failed' && l.role === 'primary').length).toBeGreaterThan(0);
+    expect(sup.logs.find((l) => l.event === 'supervisor_start_failed')).toMatchObject({ level: 'fatal', code: 'TASK_MODULE_LOAD_FAILED', msg: expect.stringContaining('missing REPORTS_API_KEY') });
     expect(sup.workerPids().length).toBeLessThanOrEqual(2);
     for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
   });

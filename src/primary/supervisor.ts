@@ -381,7 +381,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   }
 
   #onStartupFailed(handle: WorkerHandle, error: SerializedError): void {
-    this.#log.error({ event: 'worker_startup_failed', workerId: handle.id, workerPid: handle.pid, error }, `worker could not start: ${error.message}`);
+    // The worker logged the error with its stack; the primary's line says it without repeating the stack.
+    this.#log.error({ event: 'worker_startup_failed', workerId: handle.id, workerPid: handle.pid, code: error.code }, `worker could not start: ${error.message}`);
     this.#fleet.onStartupFailed(handle, error.message);
     this.emit('workerStartupFailed', { workerId: handle.id });
     if (!this.#everReady && this.#startupError) {

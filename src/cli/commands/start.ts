@@ -180,7 +180,13 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
       await supervisor.start();
     } catch (error) {
       if (databaseLost) throw databaseLost;
-      log.fatal({ event: 'supervisor_start_failed', err: error }, (error as Error).message);
+      // A PreforkError's stack is prefork's own code, and the message says it all (a worker's failure was logged
+      // with its stack by the worker); its cause, if any, is logged with its own.
+      const described = error instanceof PreforkError;
+      log.fatal(
+        described ? { event: 'supervisor_start_failed', code: error.code, ...(error.cause === undefined ? {} : { err: error.cause }) } : { event: 'supervisor_start_failed', err: error },
+        (error as Error).message,
+      );
       throw error;
     }
     await stopped;
