@@ -189,6 +189,28 @@ describe('timeouts and bad configuration', () => {
     }
   });
 
+  it("the database password is not in the workers' environment, nor in what a task starts", async () => {
+    const schema = schemaName();
+    const url = new URL(databaseUrl());
+    url.password = 'hunter2-secret';
+    // Trust authentication: the server ignores the password, the supervisor still carries it to its workers.
+    const sup = start(schema, ['--workers', '1', '--database-url', url.toString()]);
+    try {
+      await sup.waitForEvent('supervisor_ready');
+      const r = await runCli(['send', 'fixture.env', '--wait', '--json'], { schema });
+      expect(r.code, r.stderr).toBe(0);
+      const { own, child } = JSON.parse(r.stdout).result as { own: Record<string, string>; child: Record<string, string> };
+      expect(Object.keys(own).length).toBeGreaterThan(3);
+      expect(Object.keys(child).length).toBeGreaterThan(3);
+      expect(JSON.stringify(own)).not.toContain('hunter2-secret');
+      expect(JSON.stringify(child)).not.toContain('hunter2-secret');
+      // Tasks still connect with it.
+      expect((await runCli(['send', 'fixture.backendPid', '--wait'], { schema })).code).toBe(0);
+    } finally {
+      await sup.stop();
+    }
+  });
+
   it('an unknown database: one clear error, exit 3, no retry storm, no password anywhere', async () => {
     const schema = schemaName();
     const proxy = await TcpProxy.start(databaseUrl());

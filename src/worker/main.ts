@@ -12,7 +12,7 @@ import type { TaskConnection } from '../db/task-connection.js';
 import { coerceError, PreforkError, serializeError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { dispatchMessage, isPrimaryMessage, type MessageHandlers, type PrimaryMessage, type TaskEnvelope, type WorkerMessage } from '../protocol.js';
-import { decodeWorkerConfig } from './worker-config.js';
+import { takeWorkerConfig } from './worker-config.js';
 import { runTask } from './run-task.js';
 import { registeredStartHooks } from './startup-hooks.js';
 import { loadTaskModule, TaskRegistry } from './task-registry.js';
@@ -23,7 +23,7 @@ import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
 import { compactMemory, memoryCompactionSupported } from './compact-memory.js';
 import { waitForDatabase } from './database-check.js';
 
-const config = { ...decodeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
+const config = { ...takeWorkerConfig(process.env), workerId: cluster.worker?.id ?? 0 };
 const log = createLogger({ level: config.logLevel, format: config.logFormat, base: { role: 'worker', workerId: config.workerId } });
 
 /**

@@ -29,8 +29,13 @@ export function encodeWorkerConfig(config: WorkerConfig): string {
   return JSON.stringify(config);
 }
 
-export function decodeWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
+/**
+ * Reads the config and removes it from the environment: it holds the database URL, password included, which
+ * task code has no need to read and a program a task starts (which inherits the environment) must not receive.
+ */
+export function takeWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
   const raw = env[workerConfigEnv];
   if (!raw) throw new Error(`${workerConfigEnv} is not set: this module is started by the prefork primary, not directly`);
+  delete env[workerConfigEnv];
   return JSON.parse(raw) as WorkerConfig;
 }
