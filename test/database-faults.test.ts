@@ -11,6 +11,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded/po
 import { createQueue, databaseUrl, query, useTestSchema } from './support/database.js';
 import { fixture, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 import { countByState, insertTasks, waitForFinal } from './support/tasks.js';
+import { freePort } from './support/metrics.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const schemaName = useTestSchema();
@@ -101,6 +102,30 @@ describe('outages', () => {
     // About 12 s alone; its own budget: after the outage the tasks may wait out a retry backoff (up to 2-4 s
     // for a task that failed twice during it), on a machine that may be running other test files beside it.
   }, 120_000);
+
+  it('/readyz answers 503 while the database is unreachable and 200 once it is back; /healthz stays 200 throughout', async () => {
+    const schema = schemaName();
+    const port = await freePort();
+    const sup = start(schema, ['--workers', '1', '--database-url', proxy.url(), '--metrics-port', String(port)]);
+    await sup.ready();
+    const get = async (path: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    await expect.poll(() => get('/readyz')).toEqual({
+      status: 200,
+      body: { status: 'ready', state: 'running', database: 'reachable', workersReady: 1, workersWanted: 1 },
+    });
+    await outage(proxy);
+    try {
+      await expect.poll(() => get('/readyz'), { timeout: 10_000 }).toMatchObject({ status: 503, body: { status: 'not_ready', state: 'running', database: 'unreachable' } });
+      expect(await get('/healthz')).toEqual({ status: 200, body: { status: 'ok', state: 'running' } });
+    } finally {
+      await proxy.restore();
+    }
+    await expect.poll(() => get('/readyz'), { timeout: 15_000 }).toMatchObject({ status: 200, body: { database: 'reachable' } });
+    await sup.stop();
+  }, 60_000);
 
   it("a schedule's ticks during an outage fold into one run once the database is back; none is queued twice", async () => {
     const schema = schemaName();

@@ -1,7 +1,9 @@
 /**
- * The metrics endpoint: GET /metrics (Prometheus text format) and GET /healthz (200 while the supervisor
- * runs, 503 while it starts or stops). Closed gracefully: in-flight scrapes finish, idle keep-alive
- * sockets are closed at once, and the rest after a short grace.
+ * The metrics endpoint: GET /metrics (Prometheus text format), GET /healthz (liveness: 200 while the supervisor
+ * runs, 503 while it starts or stops) and GET /readyz (readiness: 200 while it runs, reaches its database and
+ * has a ready worker). A database outage fails /readyz only: the supervisor recovers by itself, and a liveness
+ * check that failed then would restart it for nothing. Closed gracefully: in-flight scrapes finish, idle
+ * keep-alive sockets are closed at once, and the rest after a short grace.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,8 +12,11 @@ import type { Registry } from 'prom-client';
 import { PreforkError } from '../errors.js';
 
 export interface Health {
+  /** Alive: the supervisor runs. */
   ok: boolean;
   state: string;
+  /** Whether it can take work; absent before the supervisor exists. */
+  readiness?: { ready: boolean; database: boolean; workersReady: number; workersWanted: number } | undefined;
 }
 
 export interface MetricsServerOptions {
@@ -86,7 +91,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Metric
     const health = options.health();
     return reply(res, health.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: health.ok ? 'ok' : 'unavailable', state: health.state })}\n`);
   }
-  return reply(res, 404, 'text/plain', 'not found: try /metrics or /healthz\n');
+  if (path === '/readyz') {
+    const health = options.health();
+    const r = health.readiness;
+    const ready = health.ok && r?.ready === true;
+    const body = {
+      status: ready ? 'ready' : 'not_ready',
+      state: health.state,
+      database: r === undefined ? 'unknown' : r.database ? 'reachable' : 'unreachable',
+      workersReady: r?.workersReady ?? 0,
+      workersWanted: r?.workersWanted ?? 0,
+    };
+    return reply(res, ready ? 200 : 503, 'application/json', `${JSON.stringify(body)}\n`);
+  }
+  return reply(res, 404, 'text/plain', 'not found: try /metrics, /healthz or /readyz\n');
 }
 
 function reply(res: ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}): void {

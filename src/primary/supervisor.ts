@@ -111,6 +111,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #timers: NodeJS.Timeout[] = [];
   #snapshotTimer: NodeJS.Timeout | undefined;
   #publishedAt = -Infinity;
+  /** When a lease renewal last succeeded, and whether the last one failed (the database's reachability). */
+  #databaseOkAt = -Infinity;
+  #databaseFailing = false;
   #tearingDown = false;
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
@@ -222,6 +225,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   get phase(): Phase {
     return this.#phase;
+  }
+
+  /**
+   * Whether this supervisor can take work now, for a readiness check: it runs, its last lease renewal reached
+   * the database (renewals go every heartbeat; one that failed, or none for 3 heartbeats and at least 5 s, says
+   * no), and a worker is ready. During a database outage it is alive but not ready: it recovers by itself.
+   */
+  readiness(): { ready: boolean; database: boolean; workersReady: number; workersWanted: number } {
+    const database =
+      !this.#databaseFailing && performance.now() - this.#databaseOkAt <= Math.max(3 * this.#options.heartbeatMs, 5_000);
+    const workersReady = this.#pool.handles.filter((h) => h.state === 'ready').length;
+    return { ready: this.#phase === 'running' && database && workersReady > 0, database, workersReady, workersWanted: this.#fleet.wanted };
   }
 
   /** Connects, migrates, registers, forks the workers and waits until every one is ready. Idempotent. */
@@ -720,10 +735,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         snapshot,
         socketPath: state === 'running' ? this.#direct.socketPath : null,
       });
+      this.#databaseOkAt = performance.now();
+      this.#databaseFailing = false;
       if (previous === 'lost') {
         this.#log.error({ event: 'lease_lost' }, 'another supervisor presumed this one dead and took its tasks back; their outcomes here are fenced out; the lease is renewed');
       }
     } catch (error) {
+      this.#databaseFailing = true;
       this.#log.warn({ event: 'heartbeat_failed', err: error }, 'could not renew the lease');
     }
   }

@@ -55,8 +55,9 @@ PREFORK_MAX_DB_CONNECTIONS; --database-url: also DATABASE_URL), or in a JSON con
 ./prefork.config.json when present) under its camelCase name: {"workers": 4, "maxDbConnections": 20}.
 A flag wins over the environment, the environment over the file. "prefork config" shows what start would use.
 
-With --metrics-port, GET /metrics serves Prometheus metrics and GET /healthz answers 200 while the supervisor
-runs (503 while it starts or stops).
+With --metrics-port, GET /metrics serves Prometheus metrics, GET /healthz answers 200 while the supervisor
+runs (503 while it starts or stops: a liveness check), and GET /readyz 200 while it also reaches its database
+and has a ready worker (a readiness check: 503 during a database outage, which it rides out by itself).
 
 Examples:
   $ prefork start --workers 4 --tasks ./tasks.js
@@ -89,7 +90,7 @@ export function addStartOptions(command: Command): Command {
     .option('--connect-timeout <ms>', 'per connection attempt', integer('--connect-timeout', 100, 600_000), supervisorDefaults.session.connectTimeoutMs)
     .option('--connect-retries <n>', 'retries of a transient connect failure, with backoff', integer('--connect-retries', 0, 100), supervisorDefaults.session.connectRetries)
     .option('--keep-finished <ms>', 'delete finished tasks this long after they finished (0: keep forever)', integer('--keep-finished', 0, 2 ** 40), supervisorDefaults.keepFinishedMs)
-    .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics and a health check on GET /healthz at this port (default: off)', integer('--metrics-port', 1, 65_535))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics and health checks on GET /healthz and /readyz at this port (default: off)', integer('--metrics-port', 1, 65_535))
     .option('--metrics-host <host>', 'address the metrics server listens on (0.0.0.0: every interface, as in a container)', '127.0.0.1')
     .option('--no-local-socket', "task connections keep a loopback TCP URL's transport instead of the same server's Unix socket")
     .option('--pretty', 'human-readable, coloured log lines (default: when stdout is a terminal)')
@@ -113,7 +114,7 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
       : await serveMetrics({
           host: flags.metricsHost,
           port: flags.metricsPort,
-          health: () => ({ ok: supervisor?.phase === 'running', state: supervisor?.phase ?? 'starting' }),
+          health: () => ({ ok: supervisor?.phase === 'running', state: supervisor?.phase ?? 'starting', readiness: supervisor?.readiness() }),
           log,
         });
   // Without a database URL, the embedded PostgreSQL: started before the supervisor, stopped after it.
