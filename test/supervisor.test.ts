@@ -280,6 +280,10 @@ describe('durability and lifecycle', () => {
     await expect.poll(publishedSinceClaim, { timeout: 5_000 }).toBe(true);
     // status tells the claimed ones from the one on a worker (all three are `running` in the table).
     expect((await runCli(['status'], { schema })).stdout).toMatch(/\nqueue: queued 0, running 3 \(1 on workers, 2 claimed ahead\), succeeded 0/);
+    // So does `tasks`: the claimed ones have not started (their row's start time is the claim's).
+    const listed = (await runCli(['tasks', '--state', 'running'], { schema })).stdout;
+    expect(listed).toMatch(new RegExp(`\\n *${ran} +fixture\\.dbSleep +default +running +\\S+ +for \\d`));
+    for (const id of ahead) expect(listed).toMatch(new RegExp(`\\n *${id} +fixture\\.dbSleep +default +running +\\S+ +not started \\(claimed [^)]+ ago\\)`));
     const [worker] = sup.workerPids();
     sup.kill('SIGKILL');
     await sup.exited;

@@ -9,6 +9,9 @@ import { defaultListLimit, listTasks } from '../../queue/list-tasks.js';
 import { defaultRetryStates, retryableStates, retryMatching, retryTasks, type RetryableState, type RetryOutcome } from '../../queue/retry-tasks.js';
 import { taskStates, type TaskRow, type TaskState } from '../../queue/task-row.js';
 import { toTaskView } from '../../queue/task-view.js';
+import { liveSupervisorFigures } from '../../queue/watch-report.js';
+import { supervisorDefaults } from '../../primary/supervisor-options.js';
+import type { Queryable } from '../../db/queryable.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import { duration, plural } from '../format.js';
@@ -37,7 +40,8 @@ export function tasksCommand(): Command {
   command.addHelpText(
     'after',
     `
-WHEN is when a queued task is due, how long a running one has run, and how long ago a finished one ended.
+WHEN is when a queued task is due, how long a running one has run ("not started" for one its supervisor claimed
+ahead and holds for a free worker), and how long ago a finished one ended.
 Exit codes: 0 listed (also when none matched), 2 bad input, 3 database unreachable or no queue in the schema.
 
 Examples:
@@ -55,15 +59,38 @@ Examples:
         process.stdout.write(`${JSON.stringify({ tasks: rows.map(toTaskView), more })}\n`);
         return;
       }
-      process.stdout.write(renderTaskList(rows, more, Date.now()));
+      const places = rows.some((t) => t.state === 'running') ? await runningPlaces(client, database.schema, rows) : new Map<string, Place>();
+      process.stdout.write(renderTaskList(rows, more, Date.now(), places));
     } finally {
       await client.end().catch(() => {});
     }
   });
 }
 
+/**
+ * Where a running task is, as its supervisor's snapshot (up to a heartbeat old) tells: on a worker for so long,
+ * or claimed ahead and waiting in the supervisor for a free worker. A row's start time is its claim's, so only
+ * the snapshot tells these apart.
+ */
+type Place = { onWorkerMs: number } | 'waiting';
+
+async function runningPlaces(client: Queryable, schema: string, rows: readonly TaskRow[]): Promise<Map<string, Place>> {
+  const supervisors = await liveSupervisorFigures(client, schema, supervisorDefaults.leaseMs);
+  const places = new Map<string, Place>();
+  for (const t of rows) {
+    if (t.state !== 'running') continue;
+    const s = supervisors.find((x) => x.id === t.supervisor_id);
+    if (!s) continue;
+    const current = s.workers.flatMap((w) => w.current).find((c) => c.taskId === t.id);
+    if (current) places.set(t.id, { onWorkerMs: current.runningMs + s.snapshotAgeMs });
+    // Claimed before the snapshot and not on a worker in it: waiting. Claimed since, it cannot be told.
+    else if (t.started_at && t.started_at.getTime() <= Date.now() - s.snapshotAgeMs) places.set(t.id, 'waiting');
+  }
+  return places;
+}
+
 /** The list as a table, with a hint for the next page when more match. */
-export function renderTaskList(rows: readonly TaskRow[], more: boolean, now: number): string {
+export function renderTaskList(rows: readonly TaskRow[], more: boolean, now: number, places: ReadonlyMap<string, Place> = new Map()): string {
   if (rows.length === 0) return 'no task matches\n';
   const table = rows.map((t) => [
     t.id,
@@ -71,7 +98,7 @@ export function renderTaskList(rows: readonly TaskRow[], more: boolean, now: num
     t.queue,
     t.state,
     t.max_attempts === null ? String(t.attempts) : `${t.attempts}/${t.max_attempts}`,
-    when(t, now),
+    when(t, now, places.get(t.id)),
     outcomeText(t),
   ]);
   const header = ['ID', 'TASK', 'QUEUE', 'STATE', 'TRIES', 'WHEN', 'ERROR / RESULT'];
@@ -86,12 +113,17 @@ export function renderTaskList(rows: readonly TaskRow[], more: boolean, now: num
   return `${lines.join('\n')}\n`;
 }
 
-function when(t: TaskRow, now: number): string {
+function when(t: TaskRow, now: number, place: Place | undefined): string {
   if (t.state === 'queued') {
     const due = t.run_at.getTime() - now;
     return due > 0 ? `due in ${duration(due)}` : 'due';
   }
-  if (t.state === 'running') return t.started_at ? `for ${duration(now - t.started_at.getTime())}` : 'running';
+  if (t.state === 'running') {
+    const claimed = t.started_at ? duration(now - t.started_at.getTime()) : null;
+    if (place === 'waiting') return `not started (claimed ${claimed ?? '-'} ago)`;
+    if (place) return `for ${duration(place.onWorkerMs)}`;
+    return claimed ? `for ${claimed}` : 'running';
+  }
   return t.finished_at ? `${duration(now - t.finished_at.getTime())} ago` : '-';
 }
 
