@@ -61,6 +61,34 @@ describe('time limits', () => {
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
   });
 
+  it('a task that catches the cancel at its hard limit and returns still ends timed_out', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const r = await sendJson(schema, ['fixture.dbHangCatch']);
+    expect(r.code).toBe(1);
+    expect(r.view).toMatchObject({ status: 'timed_out', result: null, error: { code: 'TIMED_OUT' } });
+    await sup.stop();
+  });
+
+  it("a worker killed at one task's hard limit gives the task running beside it back uncounted", async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1', '--concurrency', '2', '--prefetch', '0']);
+    await sup.ready();
+    const sibling = sendJson(schema, ['fixture.dbSleep', '{"seconds": 3}', '--max-attempts', '1']);
+    await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
+    const spin = await sendJson(schema, ['fixture.spin']);
+    expect(spin.view).toMatchObject({ status: 'timed_out' });
+    expect(sup.events('worker_killed_for_timeout').map((e) => e.taskId)).toEqual([spin.view.id]);
+    // Its only attempt was not spent by the kill: it ran again, to the end, on the replacement.
+    const s = await sibling;
+    expect(s.view).toMatchObject({ status: 'succeeded', attempts: 1, result: { slept: 3, attempt: 1 } });
+    const history = await query<{ history: unknown[] }>(`select history from "${schema}".tasks where id = $1`, [s.view.id]);
+    expect(history[0]!.history).toEqual([]);
+    expect(sup.events('tasks_requeued_uncounted')).toEqual([expect.objectContaining({ taskIds: [s.view.id] })]);
+    await sup.stop();
+  });
+
   it('a replacement that cannot start after the worker it replaced was killed is forked again until one can', async () => {
     const schema = schemaName();
     const gate = join(tmpdir(), `prefork-test-gate-${randomUUID()}`);

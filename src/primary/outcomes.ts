@@ -35,6 +35,8 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
   }
 
   succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown, resultSize?: number): void {
+    // Past its hard limit the attempt is over, whatever the task returns after (it caught its query's cancel).
+    if (f.timedOut) return this.#fail(f, handle, this.#timeoutError(f), this.#retryDelay(f), false);
     this.settler.add({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid, progress: f.progress }, Date.now() - f.startedAt);
     this.#announce(f, 'succeeded', false);
   }

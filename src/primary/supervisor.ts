@@ -415,10 +415,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       { event: crashed ? 'worker_crashed' : 'worker_exited', workerId: handle.id, workerPid: handle.pid, code: info.code, signal: info.signal, inFlight: inFlight.length },
       crashed ? 'worker exited unexpectedly' : 'worker exited',
     );
-    if (crashed) this.#track(this.#terminateBackends(handle, inFlight));
-    // Tasks it had not started yet go to another worker as they are: this attempt never began.
-    for (const f of inFlight) if (f.started) this.#outcomes.crashed(f, handle, info);
-    this.#returnUnstarted(inFlight.filter((f) => !f.started));
+    if (crashed || handle.killedForTimeLimit) this.#track(this.#terminateBackends(handle, inFlight));
+    // Tasks it had not started yet go to another worker as they are: this attempt never began. Killed for a task's
+    // hard limit, the tasks running beside that one go back the same way, uncounted: the kill was not theirs.
+    const innocent = handle.killedForTimeLimit ? inFlight.filter((f) => f.started && !f.timedOut) : [];
+    for (const f of inFlight) if (f.started && !innocent.includes(f)) this.#outcomes.crashed(f, handle, info);
+    if (innocent.length > 0) {
+      this.#log.warn(
+        { event: 'tasks_requeued_uncounted', workerId: handle.id, workerPid: handle.pid, taskIds: innocent.map((f) => f.task.id) },
+        'tasks running beside the one that passed its hard limit were stopped with its worker; they run again, the attempt not counted',
+      );
+    }
+    this.#returnUnstarted([...innocent, ...inFlight.filter((f) => !f.started)]);
     this.emit('workerExited', { workerId: handle.id, pid: handle.pid, crashed });
     this.#publishSoon();
     // An old worker whose replacement could not start is back at work: it has free slots.
@@ -441,6 +449,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       },
       replaceWorker: (handle, f) => this.#replace(handle, `task ${f.task.id} passed its hard time limit`),
       killWorker: (handle) => {
+        handle.killedForTimeLimit = true;
         this.#pool.kill(handle);
       },
     };

@@ -63,6 +63,8 @@ export class WorkerHandle {
   #signature = '';
   tasksDone = 0;
   failures = 0;
+  /** Killed by the primary because a task of its passed its hard limit: the tasks beside it are not to blame. */
+  killedForTimeLimit = false;
   rss: number | null = null;
   /** The event-loop lag the latest heartbeat reported. */
   loopLagMs: number | null = null;
