@@ -152,6 +152,27 @@ describe('outages', () => {
     expect(gaps.find((g) => g !== 2_000)).toBeGreaterThanOrEqual(4_000);
   }, 60_000);
 
+  it('start waits for a database that is not up yet (as one started beside it), and gives up after --connect-retries', async () => {
+    await proxy.refuse();
+    try {
+      const schema = schemaName();
+      const sup = start(schema, ['--workers', '1', '--database-url', proxy.url(), '--connect-retries', '20']);
+      await sup.waitForEvent('database_connect_retry', 2);
+      await proxy.restore();
+      await sup.ready();
+      expect((await runCli(['send', 'prefork.echo', '{"up":1}', '--wait'], { schema })).stdout).toBe('{"up":1}\n');
+      await sup.stop();
+
+      await proxy.refuse();
+      const never = start(schemaName(), ['--workers', '1', '--database-url', proxy.url(), '--connect-retries', '2']);
+      expect((await never.exited).code).toBe(3);
+      expect(never.stderr).toMatch(/^prefork: error: could not use the database: connect ECONNREFUSED .*\(gave up after 3 attempts in \d+\.\d s\)\n$/);
+      expect(never.events('database_connect_retry')).toHaveLength(2);
+    } finally {
+      await proxy.restore();
+    }
+  }, 60_000);
+
   it('workers started while the database is down wait for it, then become ready', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '2', '--database-url', proxy.url()]);

@@ -9,7 +9,9 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
-import { redactConnectionString } from '../db/connection-string.js';
+import { redactConnectionString, redactSecrets } from '../db/connection-string.js';
+import { fullJitterDelay, sleep } from '../db/backoff.js';
+import { classifyDatabaseError } from '../db/error-classification.js';
 import { channelsFor } from '../db/identifiers.js';
 import { preferLocalSocket } from '../db/local-socket.js';
 import { migrate } from '../db/migrate.js';
@@ -114,6 +116,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   /** When a lease renewal last succeeded, and whether the last one failed (the database's reachability). */
   #databaseOkAt = -Infinity;
   #databaseFailing = false;
+  /** Aborted when a stop is asked for: ends the start's wait for its database. */
+  readonly #startAbort = new AbortController();
   #tearingDown = false;
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
@@ -303,8 +307,39 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#log.info({ event: 'supervisor_ready', workers: this.#pool.size }, 'all workers ready');
   }
 
+  /**
+   * The start's first connection. A transient failure (refused, reset, the server starting up: a database
+   * started beside the supervisor, by compose or Kubernetes) is retried as task connections are, with capped
+   * exponential backoff and full jitter, up to --connect-retries and 15 s in all; a permanent one fails at once.
+   */
+  async #connectFirst(): Promise<pg.PoolClient> {
+    const { connectRetries = 4, connectRetryMaxMs = 15_000 } = this.#options.session;
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#db.connect();
+      } catch (error) {
+        const verdict = classifyDatabaseError(error);
+        const delayMs = fullJitterDelay(attempt - 1, 250, 5_000);
+        const elapsed = performance.now() - started;
+        const message = redactSecrets((error as Error)?.message ?? String(error), this.#options.databaseUrl);
+        if (!verdict.transient) throw error;
+        if (attempt > connectRetries || elapsed + delayMs >= connectRetryMaxMs || this.#startAbort.signal.aborted) {
+          throw new PreforkError('DATABASE_UNREACHABLE', `could not use the database: ${message} (gave up after ${attempt} attempt${attempt === 1 ? '' : 's'} in ${(elapsed / 1000).toFixed(1)} s)`, {
+            cause: error,
+            exitCode: 3,
+          });
+        }
+        this.#log.warn({ event: 'database_connect_retry', attempt, delayMs, reason: verdict.reason, error: message }, `could not connect to the database (${message}); retrying in ${delayMs} ms`);
+        await sleep(delayMs, this.#startAbort.signal).catch(() => {
+          throw new PreforkError('STOPPED_DURING_START', 'stopped before every worker was ready', { exitCode: 1 });
+        });
+      }
+    }
+  }
+
   async #prepareDatabase(): Promise<void> {
-    const client = await this.#db.connect();
+    const client = await this.#connectFirst();
     try {
       const limit = await budgetLimit(client, { maxDbConnections: this.#options.maxDbConnections, taskSlots: this.#options.workers * this.#options.concurrency }, this.#log);
       this.#budget = new ConnectionBudget(limit, (handle, requestId) => handle.send({ type: 'slot_granted', requestId }));
@@ -831,7 +866,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   // ---- stop -----------------------------------------------------------------------------------------------
 
   async #stop(forced: boolean): Promise<void> {
-    // A start still waiting for its workers ends here (and tears down what it made).
+    // A start still waiting for its workers or its database ends here (and tears down what it made).
+    this.#startAbort.abort();
     this.#startupError?.(new PreforkError('STOPPED_DURING_START', 'stopped before every worker was ready', { exitCode: 1 }));
     await this.#startPromise?.catch(() => {});
     if (this.#phase === 'stopped') return;

@@ -88,7 +88,7 @@ export function addStartOptions(command: Command): Command {
     .option('--lock-timeout <ms>', "task connections' lock_timeout (0: none)", integer('--lock-timeout', 0, 2_147_483_647), supervisorDefaults.session.lockTimeoutMs)
     .option('--idle-in-transaction-timeout <ms>', "task connections' idle_in_transaction_session_timeout (0: none)", integer('--idle-in-transaction-timeout', 0, 2_147_483_647), supervisorDefaults.session.idleInTransactionTimeoutMs)
     .option('--connect-timeout <ms>', 'per connection attempt', integer('--connect-timeout', 100, 600_000), supervisorDefaults.session.connectTimeoutMs)
-    .option('--connect-retries <n>', 'retries of a transient connect failure, with backoff', integer('--connect-retries', 0, 100), supervisorDefaults.session.connectRetries)
+    .option('--connect-retries <n>', 'retries of a transient connect failure, with backoff (task connections and the first connection at start)', integer('--connect-retries', 0, 100), supervisorDefaults.session.connectRetries)
     .option('--keep-finished <ms>', 'delete finished tasks this long after they finished (0: keep forever)', integer('--keep-finished', 0, 2 ** 40), supervisorDefaults.keepFinishedMs)
     .option('--metrics-port <port>', 'serve Prometheus metrics on GET /metrics and health checks on GET /healthz and /readyz at this port (default: off)', integer('--metrics-port', 1, 65_535))
     .option('--metrics-host <host>', 'address the metrics server listens on (0.0.0.0: every interface, as in a container)', '127.0.0.1')
