@@ -42,6 +42,11 @@ export interface AbortMessage {
   type: 'abort';
   taskId: string;
   reason: string;
+  /**
+   * The attempt is over (its hard limit passed): a wait for a connection or a connect ends too. Otherwise the task
+   * may still use its connection to clean up before it returns.
+   */
+  final?: boolean;
 }
 /** Give back the tasks queued but not started (answered by `unqueued`): they go to another worker. */
 export interface UnqueueMessage {

@@ -17,7 +17,10 @@ export interface TaskContext {
   /** This attempt's number, from 1. */
   attempt: number;
   maxAttempts: number;
-  /** Aborted when the task is cancelled, passes its soft time limit, or the supervisor stops. */
+  /**
+   * Aborted when the task is cancelled, passes its soft time limit, or the supervisor stops. The connection
+   * (`db`, `transaction`) still works after it, for a clean-up; only the hard limit ends it.
+   */
   signal: AbortSignal;
   /** A child logger carrying taskId, task name, attempt and worker. */
   log: Logger;
@@ -32,7 +35,8 @@ export interface TaskContext {
   /**
    * Runs `fn` in a transaction on this attempt's connection, rerunning it after a serialization failure, a
    * deadlock or a connection lost before commit (default 3 reruns); a connection lost during commit throws
-   * COMMIT_OUTCOME_UNKNOWN and is never retried. Use `trx` inside `fn`, not `ctx.db`. Stops on `ctx.signal`.
+   * COMMIT_OUTCOME_UNKNOWN and is never retried. Use `trx` inside `fn`, not `ctx.db`. Works after `ctx.signal`
+   * aborted (a clean-up); stops at the hard limit, or on `options.signal`.
    */
   /**
    * Reports how far the task is (any JSON, at most 64 KiB: `{ step: 2, of: 4 }`), for `Client.get()`, `inspect`

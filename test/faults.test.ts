@@ -118,6 +118,10 @@ describe('time limits', () => {
     const r = await sendJson(schema, ['fixture.soft']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.view.result).toEqual({ aborted: true, reason: 'soft time limit of 300 ms passed' });
+    // Past the soft limit the handler can still write its clean-up: its connection opens, a transaction runs.
+    const cleanup = await sendJson(schema, ['fixture.softCleanup']);
+    expect(cleanup.code, cleanup.stderr).toBe(0);
+    expect(cleanup.view.result).toEqual({ aborted: true, plain: 'plain', inTransaction: 'in a transaction' });
     await sup.stop();
   });
 });

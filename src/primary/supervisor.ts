@@ -470,8 +470,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   #timeLimitActions(): TimeLimitActions {
     return {
-      abort: (handle, f, reason) => {
-        handle.send({ type: 'abort', taskId: f.task.id, reason });
+      abort: (handle, f, reason, final) => {
+        handle.send(final ? { type: 'abort', taskId: f.task.id, reason, final } : { type: 'abort', taskId: f.task.id, reason });
       },
       stopBackend: async (handle, f, terminate) => {
         if (f.backendPid === null) return;

@@ -60,6 +60,12 @@ let budgetKnown: (() => void) | undefined;
 const budgetAnswered = budgetEnforced === null ? new Promise<void>((resolve) => (budgetKnown = resolve)) : Promise.resolve();
 const running = new Map<string, LazyAbortController>();
 /**
+ * Per running task, what ends its connection's waits (a budget slot, connect retries) and ctx.transaction's
+ * reruns: only the end of the attempt (its hard limit, a stray error). A cancel, a soft limit or a stop aborts
+ * the task's signal alone, so that the task can still write its clean-up.
+ */
+const attemptOver = new Map<string, LazyAbortController>();
+/**
  * Which task's code is running, across its callbacks and promises: what an uncaught exception or an unhandled
  * rejection is charged to (see onStrayError). With one task at a time that is the task running, if any; with
  * several, an AsyncLocalStorage scope per task tells. Only then, as on Node 20 and 22 it slows every promise of
@@ -137,7 +143,10 @@ function sendForTask(message: WorkerMessage): void {
 function startTask(task: TaskEnvelope): void {
   const controller = new LazyAbortController();
   running.set(task.id, controller);
+  const over = new LazyAbortController();
+  attemptOver.set(task.id, over);
   const deps = {
+    attemptOver: over,
     registry,
     workerId: config.workerId,
     databaseUrl: config.databaseUrl,
@@ -150,6 +159,7 @@ function startTask(task: TaskEnvelope): void {
   };
   void (taskScope ? taskScope.run(task.id, () => runTask(task, controller, deps)) : runTask(task, controller, deps)).finally(() => {
     running.delete(task.id);
+    attemptOver.delete(task.id);
     connections.delete(task.id);
     startNext();
     if (shuttingDown && running.size === 0) void exit(0);
@@ -185,6 +195,7 @@ function onStrayError(kind: 'uncaught exception' | 'unhandled rejection', error:
   if (controller) {
     running.delete(taskId);
     controller.abort(new Error(`the task failed: ${kind}`));
+    attemptOver.get(taskId)?.abort(new Error(`the task failed: ${kind}`));
     // Closed now, not when the worker leaves: a transaction it holds open would keep its locks until then.
     void connections.get(taskId)?.close();
     connections.delete(taskId);
@@ -209,7 +220,7 @@ const handlers: MessageHandlers<PrimaryMessage> = {
     if (retiring) unqueue();
     else startNext();
   },
-  abort: ({ taskId, reason }) => {
+  abort: ({ taskId, reason, final }) => {
     const waiting = queue.findIndex((t) => t.id === taskId);
     if (waiting >= 0) {
       queue.splice(waiting, 1);
@@ -217,6 +228,7 @@ const handlers: MessageHandlers<PrimaryMessage> = {
       return;
     }
     running.get(taskId)?.abort(new Error(reason));
+    if (final) attemptOver.get(taskId)?.abort(new Error(reason));
   },
   unqueue,
   shutdown: () => {

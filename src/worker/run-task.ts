@@ -24,6 +24,8 @@ export interface RunTaskDeps {
   send: (message: WorkerMessage) => void;
   /** A fresh slot of the connection budget for each attempt; none: no budget. */
   connectionSlot?: (() => ConnectionSlot) | undefined;
+  /** Aborted when the attempt is over (its hard limit): ends the connection's waits and ctx.transaction's reruns. */
+  attemptOver?: { readonly signal: AbortSignal } | undefined;
   /** Told of the attempt's connection when the task first uses it (the worker closes it if the task is failed early). */
   onConnection?: ((connection: TaskConnection) => void) | undefined;
 }
@@ -44,7 +46,8 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       connectionString: deps.databaseUrl,
       applicationName: taskApplicationName(deps.schema, deps.workerId, task.id),
       onConnect: (backendPid) => deps.send({ type: 'db_backend', taskId: task.id, backendPid }),
-      signal: controller.signal,
+      // Not the task's signal: after a cancel or a soft limit the task may still connect to clean up.
+      signal: deps.attemptOver?.signal,
       slot: deps.connectionSlot?.(),
       onConnectRetry: (e) =>
         log().warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
@@ -82,7 +85,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       transaction: (fn, options = {}) =>
         withTransaction(connection().db, fn, {
           ...options,
-          signal: options.signal ?? controller.signal,
+          signal: options.signal ?? deps.attemptOver?.signal,
           onRetry: (e) => {
             log().warn({ event: 'db_transaction_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code }, 'transaction failed; running it again');
             options.onRetry?.(e);
