@@ -139,7 +139,8 @@ describe('prefork send', () => {
 
     const retried = await runCli(['send', 'fixture.failOnce', '--wait', '--json'], { schema });
     expect(retried.code, retried.stderr).toBe(0);
-    expect(JSON.parse(retried.stdout)).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 } });
+    // The first attempt's error is in the history, not the succeeded task's error.
+    expect(JSON.parse(retried.stdout)).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 }, error: null });
     await sup.stop();
   });
 

@@ -93,7 +93,8 @@ interface OutcomeValues {
 function setOutcome(v: OutcomeValues): string {
   return `set state = ${v.state},
               result = case when ${v.state} = 'succeeded' then ${v.result} else null end,
-              error = coalesce(${v.error}, t.error),
+              -- A success has no error (the earlier attempts' errors stay in errors and history).
+              error = case when ${v.state} = 'succeeded' then null else coalesce(${v.error}, t.error) end,
               errors = case when ${v.error} is null then t.errors else t.errors || jsonb_build_array(${v.error}) end,
               run_at = case when ${v.state} = 'queued' then now() + ${v.delayMs} * interval '1 millisecond' else t.run_at end,
               finished_at = case when ${v.state} = 'queued' then null else now() end,
