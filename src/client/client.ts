@@ -60,8 +60,11 @@ export interface RunOptions extends AddTaskOptions {
 
 /** The payload type a task module declares for `name`. */
 export type PayloadOf<T> = T extends TaskDefinition<infer P, unknown> ? P : T extends TaskHandler<infer P, unknown> ? P : unknown;
-/** The result type a task module declares for `name`. */
-export type ResultOf<T> = T extends TaskDefinition<unknown, infer R> ? Awaited<R> : T extends TaskHandler<never, infer R> ? Awaited<R> : unknown;
+/**
+ * The result type a task module declares for `name`. The payload is matched as `never`: it is a parameter of
+ * `run`, so under strictFunctionTypes a definition of `{ a: number }` does not extend one of `unknown`.
+ */
+export type ResultOf<T> = T extends TaskDefinition<never, infer R> ? Awaited<R> : T extends TaskHandler<never, infer R> ? Awaited<R> : unknown;
 
 export interface TypedTaskView<R> extends Omit<TaskView, 'result'> {
   result: R | null;
