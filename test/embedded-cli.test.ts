@@ -3,7 +3,7 @@
  * the other commands find it there. Each test runs the CLI in a fresh working directory, without DATABASE_URL.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -209,6 +209,23 @@ describe('start with a data dir that cannot be one', () => {
       stderr: 'prefork: error: --data-dir afile/sub/pg: afile is a file, not a directory\n',
     });
     expect(await readFile(path.join(cwd, 'afile'), 'utf8')).toBe('mine');
+  });
+});
+
+describe('a second start beside a running one', () => {
+  it('names the --data-dir the other commands need when the running one does not use the default', async () => {
+    const cwd = await workDir();
+    // Held by a live process (this one) for db/pg: what a supervisor started with --data-dir db/pg leaves.
+    await mkdir(path.join(cwd, 'db'), { recursive: true });
+    const holder = { pid: process.pid, dataDir: path.join(cwd, 'db', 'pg'), since: new Date().toISOString() };
+    await writeFile(path.join(cwd, 'db', 'supervisor.lock'), `${JSON.stringify(holder)}\n`);
+    expect(await cli(cwd, ['start', '--workers', '1', '--data-dir', 'db/pg'])).toEqual({
+      code: 3,
+      stdout: '',
+      stderr:
+        `prefork: error: another prefork supervisor (pid ${process.pid}) is running here with the data dir db/pg: ` +
+        'use it (prefork send, status, stop with --data-dir db/pg), stop it with "npx prefork stop --data-dir db/pg", or give this one a --data-dir in another directory\n',
+    });
   });
 });
 

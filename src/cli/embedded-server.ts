@@ -10,7 +10,7 @@ import { ServerStoppingError, startEmbeddedPostgres, type EmbeddedPostgres, type
 import { readStateFile, removeStateFile, writeStateFile, type EmbeddedState } from '../embedded/state-file.js';
 import { acquireSupervisorLock, LockHeldError, type SupervisorLock } from '../embedded/supervisor-lock.js';
 import { coerceError, PreforkError } from '../errors.js';
-import { displayPath, type EmbeddedPaths } from './database.js';
+import { DEFAULT_DATA_DIR, displayPath, type EmbeddedPaths } from './database.js';
 import { exitCodes } from './exit-codes.js';
 
 export interface RunningEmbeddedServer {
@@ -149,10 +149,13 @@ async function acquireLock(paths: EmbeddedPaths): Promise<SupervisorLock> {
     return await acquireSupervisorLock(paths.lockFile, paths.dataDir);
   } catch (error) {
     if (error instanceof LockHeldError) {
+      // Other commands find it without a flag only in the default data dir: elsewhere they need the same one.
+      const shown = displayPath(error.holder.dataDir);
+      const flag = path.resolve(error.holder.dataDir) === path.resolve(DEFAULT_DATA_DIR) ? '' : ` --data-dir ${/^[\w./-]+$/.test(shown) ? shown : JSON.stringify(shown)}`;
       throw new PreforkError(
         'EMBEDDED_IN_USE',
-        `another prefork supervisor (pid ${error.holder.pid}) is running here with the data dir ${displayPath(error.holder.dataDir)}: ` +
-          'use it (prefork send, status, stop), stop it with "npx prefork stop", or give this one a --data-dir in another directory',
+        `another prefork supervisor (pid ${error.holder.pid}) is running here with the data dir ${shown}: ` +
+          `use it (prefork send, status, stop${flag ? ` with${flag}` : ''}), stop it with "npx prefork stop${flag}", or give this one a --data-dir in another directory`,
         { cause: error, exitCode: exitCodes.unavailable },
       );
     }
