@@ -430,6 +430,10 @@ export default { 'opt.fails': defineTask({ maxAttempts: ${maxAttempts}, backoff:
     // The limit of a name the module dropped is no longer shown.
     expect(await limits()).toEqual([]);
     await sup.stop();
+    // No supervisor runs at all: sent, with a warning (a send --wait would wait until one starts).
+    const none = await runCli(['send', 'mod.kept', '{}'], { schema });
+    expect(none.code).toBe(0);
+    expect(none.stderr).toBe(`prefork: warning: no supervisor is running on schema "${schema}" now; the task waits queued until one starts\n`);
   });
 
   it('a reload whose new task module does not load stops at once with the reason; every worker goes on with the code it had', async () => {

@@ -86,7 +86,9 @@ Examples:
       if (check.known.length === 0) process.stderr.write(unservedSchemaWarning(database.schema, 'the task waits'));
       // Known (a supervisor offered it once) but offered by none running now: a reload dropped it, say. Sent anyway.
       const running = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => s.state === 'running');
-      if (running.length > 0 && !running.some((s) => s.tasks.includes(name))) {
+      if (check.known.length > 0 && running.length === 0) {
+        process.stderr.write(`prefork: warning: no supervisor is running on schema "${database.schema}" now; the task waits queued until one starts\n`);
+      } else if (running.length > 0 && !running.some((s) => s.tasks.includes(name))) {
         const names = [...new Set(running.flatMap((s) => s.tasks))].filter((n) => !n.startsWith('prefork.')).sort();
         process.stderr.write(`prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`);
       }
