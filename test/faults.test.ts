@@ -648,6 +648,14 @@ describe('start-up failures', () => {
     for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
   });
 
+  it('a bad defineTask option stops the start with its message and the INVALID_OPTION code', async () => {
+    const moduleFile = taskModuleFile(`import { defineTask } from '${distIndex}';\nexport default { 'mod.bad': defineTask({ maxAttempts: 0, run: () => 1 }) };\n`);
+    const sup = SupervisorProcess.start(schemaName(), ['--workers', '1', '--tasks', moduleFile.path]);
+    expect((await sup.exited).code).toBe(1);
+    expect(sup.stderr).toMatch(/^prefork: error: a worker could not start: could not load the task module .+: defineTask: maxAttempts must be a whole number from 1 to 1000000 \(got 0\)\n$/);
+    expect(sup.events('supervisor_start_failed')).toEqual([expect.objectContaining({ code: 'INVALID_OPTION' })]);
+  });
+
   it('stops when a worker exits before it is ready, and a stop during start-up is not kept waiting', async () => {
     const schema = schemaName();
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('exit-at-import-tasks.js')]);

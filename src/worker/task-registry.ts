@@ -53,7 +53,9 @@ export async function loadTaskModule(registry: TaskRegistry, url: string): Promi
   try {
     mod = (await import(url)) as { default?: unknown };
   } catch (error) {
-    throw new PreforkError('TASK_MODULE_LOAD_FAILED', `could not load the task module ${url}: ${(error as Error)?.message ?? error}`, { cause: error });
+    // A bad defineTask option (or schedule) keeps its code, INVALID_OPTION: the module loaded, its task is wrong.
+    const code = error instanceof PreforkError && error.code === 'INVALID_OPTION' ? error.code : 'TASK_MODULE_LOAD_FAILED';
+    throw new PreforkError(code, `could not load the task module ${url}: ${(error as Error)?.message ?? error}`, { cause: error });
   }
   if (mod.default === undefined) {
     throw new PreforkError('INVALID_TASK_MODULE', `${url}: no default export (export default { 'task.name': handler })`);
