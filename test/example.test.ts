@@ -23,8 +23,8 @@ it('generates a roadmap: reads and writes through ctx.db in a transaction', asyn
   const db = new pg.Client({ connectionString: exampleUrl });
   await db.connect();
   try {
+    // The tables and learner 1, as a user runs it with psql.
     await db.query(await readFile(example('schema.sql'), 'utf8'));
-    await db.query(`insert into learners (id, name, goal) values (1, 'Ada', 'a compiler')`);
     const sup = SupervisorProcess.start('prefork', ['--workers', '2', '--tasks', example('tasks.js'), '--database-url', exampleUrl]);
     await sup.ready();
     const send = (payload: string) => runCli(['send', 'roadmap.generate', payload, '--wait', '--json', '--database-url', exampleUrl], { schema: 'prefork' });

@@ -1,4 +1,4 @@
--- Tables of the roadmap example. Run once: psql "$DATABASE_URL" -f examples/roadmap/schema.sql
+-- Tables of the roadmap example, and one learner to try it with. Run once: psql "$DATABASE_URL" -f examples/roadmap/schema.sql
 create table if not exists learners (
   id bigint primary key,
   name text not null,
@@ -17,3 +17,5 @@ create table if not exists roadmap_steps (
   title text not null,
   primary key (roadmap_id, position)
 );
+-- Learner 1, for `prefork send roadmap.generate '{"learnerId": 1}' --wait`.
+insert into learners (id, name, goal) values (1, 'Ada', 'a compiler') on conflict (id) do nothing;

@@ -1,9 +1,12 @@
 // The scenario prefork exists for: a web request asks for a learning roadmap, which takes seconds of
 // LLM calls and several database writes. It runs as a task, in a worker process, on its own connection.
 //
-//   psql "$DATABASE_URL" -f examples/roadmap/schema.sql
+//   psql "$DATABASE_URL" -f examples/roadmap/schema.sql      (tables, and learner 1)
 //   npx prefork start --workers 4 --tasks examples/roadmap/tasks.js
 //   npx prefork send roadmap.generate '{"learnerId": 1}' --wait
+//
+// Without DATABASE_URL (the embedded PostgreSQL), start first, then give psql the URL it wrote:
+//   psql "$(node -p 'require("./.prefork/state.json").connectionString')" -f examples/roadmap/schema.sql
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineTask, NonRetryableError } from 'prefork/task';
 
