@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
 import { redactConnectionString, redactSecrets } from '../db/connection-string.js';
 import { fullJitterDelay, sleep } from '../db/backoff.js';
+import { connectRetryDefaults } from '../db/connect-with-retry.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { channelsFor } from '../db/identifiers.js';
 import { preferLocalSocket } from '../db/local-socket.js';
@@ -313,14 +314,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
    * exponential backoff and full jitter, up to --connect-retries and 15 s in all; a permanent one fails at once.
    */
   async #connectFirst(): Promise<pg.PoolClient> {
-    const { connectRetries = 4, connectRetryMaxMs = 15_000 } = this.#options.session;
+    const { connectRetries = connectRetryDefaults.retries, connectRetryMaxMs = connectRetryDefaults.maxElapsedMs } = this.#options.session;
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#db.connect();
       } catch (error) {
         const verdict = classifyDatabaseError(error);
-        const delayMs = fullJitterDelay(attempt - 1, 250, 5_000);
+        const delayMs = fullJitterDelay(attempt - 1, connectRetryDefaults.baseDelayMs, connectRetryDefaults.maxDelayMs);
         const elapsed = performance.now() - started;
         const message = redactSecrets((error as Error)?.message ?? String(error), this.#options.databaseUrl);
         if (!verdict.transient) throw error;
@@ -332,7 +333,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         }
         this.#log.warn({ event: 'database_connect_retry', attempt, delayMs, reason: verdict.reason, error: message }, `could not connect to the database (${message}); retrying in ${delayMs} ms`);
         await sleep(delayMs, this.#startAbort.signal).catch(() => {
-          throw new PreforkError('STOPPED_DURING_START', 'stopped before every worker was ready', { exitCode: 1 });
+          throw stoppedDuringStart();
         });
       }
     }
@@ -868,7 +869,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   async #stop(forced: boolean): Promise<void> {
     // A start still waiting for its workers or its database ends here (and tears down what it made).
     this.#startAbort.abort();
-    this.#startupError?.(new PreforkError('STOPPED_DURING_START', 'stopped before every worker was ready', { exitCode: 1 }));
+    this.#startupError?.(stoppedDuringStart());
     await this.#startPromise?.catch(() => {});
     if (this.#phase === 'stopped') return;
     this.#phase = 'stopping';
@@ -951,6 +952,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     else await heartbeat(this.#db, this.#options.schema, this.id, { state: finalState, tasks: [], snapshot: {} }).catch(() => {});
     await this.#db.end().catch(() => {});
   }
+}
+
+/** A stop asked for while the start waited (for its database or its workers). */
+function stoppedDuringStart(): PreforkError {
+  return new PreforkError('STOPPED_DURING_START', 'stopped before every worker was ready', { exitCode: 1 });
 }
 
 function toStartError(error: unknown): PreforkError {
