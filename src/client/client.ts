@@ -7,9 +7,10 @@
  *   const same = await prefork.run('report.build', { userId: 7 }, { timeoutMs: 30_000 }); // send + result
  */
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
+import { createPool, endPool } from '../db/pool.js';
 import { PreforkError } from '../errors.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
 import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
@@ -103,8 +104,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       const problem = connectionUrlProblem(url);
       if (problem) throw invalidOption(`connectionString ${redactConnectionString(url)}: ${problem}`);
       // A server that accepts and never answers must not hold a call (or close()) for ever.
-      this.#pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'prefork client', connectionTimeoutMillis: connectTimeoutMs });
-      this.#pool.on('error', () => {});
+      this.#pool = createPool({ connectionString: url, max: 4, application_name: 'prefork client', connectionTimeoutMillis: connectTimeoutMs });
       this.#ownsPool = true;
     } else {
       throw invalidOption('new Client() needs a connectionString or a pool');
@@ -286,7 +286,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       await listening.waiter.close();
       listening.client.release();
     }
-    if (this.#ownsPool) await this.#pool.end();
+    if (this.#ownsPool) await endPool(this.#pool);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

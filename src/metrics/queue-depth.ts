@@ -2,9 +2,10 @@
  * Queue depth for the metrics: counts of tasks by state, queried when Prometheus scrapes. The supervisor's
  * pool is its own; this is one more connection (at most), opened on the first scrape and closed on close().
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { redactSecrets } from '../db/connection-string.js';
+import { createPool, endPool } from '../db/pool.js';
 import { countTasksByState } from '../queue/read-tasks.js';
 import type { TaskState } from '../queue/task-row.js';
 
@@ -19,7 +20,7 @@ export class QueueDepth {
     this.#url = options.databaseUrl;
     this.#schema = options.schema;
     this.#log = options.log;
-    this.#pool = new pg.Pool({
+    this.#pool = createPool({
       connectionString: options.databaseUrl,
       max: 1,
       application_name: 'prefork metrics',
@@ -27,7 +28,6 @@ export class QueueDepth {
       idleTimeoutMillis: 60_000,
       statement_timeout: 5_000,
     });
-    this.#pool.on('error', () => {});
   }
 
   /** Counts by state, or null when the database does not answer (the series are then left out). */
@@ -48,6 +48,6 @@ export class QueueDepth {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end().catch(() => {});
+    await endPool(this.#pool);
   }
 }

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
 import { redactConnectionString, redactSecrets } from '../db/connection-string.js';
@@ -15,6 +15,7 @@ import { connectRetryDefaults } from '../db/connect-with-retry.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { channelsFor } from '../db/identifiers.js';
 import { preferLocalSocket } from '../db/local-socket.js';
+import { createPool, endPool } from '../db/pool.js';
 import { migrate } from '../db/migrate.js';
 import { PreforkError, publicError, type SerializedError } from '../errors.js';
 import { dispatchMessage, type MessageHandlers, type TaskInfo, type WorkerMessage } from '../protocol.js';
@@ -141,13 +142,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     this.#taskDatabaseUrl = options.databaseUrl;
     this.#log = log.child({ supervisorId: this.id });
     this.#channels = channelsFor(options.schema);
-    this.#db = new pg.Pool({
-      connectionString: options.databaseUrl,
-      max: 4,
-      application_name: 'prefork supervisor',
-      connectionTimeoutMillis: options.session.connectTimeoutMs || undefined,
-    });
-    this.#db.on('error', (error) => this.#log.warn({ event: 'queue_connection_error', err: error }, 'queue connection failed'));
+    this.#db = createPool(
+      {
+        connectionString: options.databaseUrl,
+        max: 4,
+        application_name: 'prefork supervisor',
+        connectionTimeoutMillis: options.session.connectTimeoutMs || undefined,
+      },
+      (error) => this.#log.warn({ event: 'queue_connection_error', err: error }, 'queue connection failed'),
+    );
     this.#listener = new Listener(options.databaseUrl, [this.#channels.wake, this.#channels.control], this.#log);
     this.#settler = new Settler(this.#db, options.schema, this.id, this.#log, (settled, finishedAt, fenced) => this.#onSettled(settled, finishedAt, fenced), {
       maxLingerMs: settleLingerMs,
@@ -950,7 +953,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await this.#listener.close();
     if (this.#phase !== 'starting' || this.#everReady) await this.#publish(finalState);
     else await heartbeat(this.#db, this.#options.schema, this.id, { state: finalState, tasks: [], snapshot: {} }).catch(() => {});
-    await this.#db.end().catch(() => {});
+    await endPool(this.#db);
   }
 }
 
