@@ -33,7 +33,7 @@ describe('endPool', () => {
     const pool = createPool({ connectionString: databaseUrl(), max: 1, application_name: name }, (error) => errors.push(error));
     const client = await pool.connect();
     client.release();
-    const [{ pid }] = await sessionsNamed(name);
+    const pid = (await sessionsNamed(name))[0]!.pid;
     await query('select pg_terminate_backend($1)', [pid]);
     await expect.poll(() => errors.map((e) => (e as Error & { code?: string }).code)).toEqual(['57P01']);
     await endPool(pool);

@@ -2,6 +2,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { ConnectionSlot } from '../src/db/task-connection.js';
+import { socketUrlFor } from '../src/db/local-socket.js';
 import { databaseUrl, query } from './support/database.js';
 import { useTaskConnections } from './support/task-connections.js';
 
@@ -129,5 +130,20 @@ describe('a connection that died', () => {
     await query('select pg_terminate_backend($1)', [pid]);
     expect(await running).toMatchObject({ code: '57P01' });
     expect(await backendPid(connection.db)).not.toBe(pid);
+  });
+});
+
+describe('closing with a query still running', () => {
+  // Over TCP as given, and over the server's Unix socket (what a worker uses for a local server) when it has one.
+  const transports = [['TCP', databaseUrl()] as const, ...(socketUrlFor(databaseUrl()) ? [['its Unix socket', socketUrlFor(databaseUrl())!] as const] : [])];
+  it.each(transports)('cancels the query the task did not await, so the server stops it at once (over %s)', async (_, connectionString) => {
+    // No client_connection_check_interval here: without the cancel, the server would sleep the full 60 s.
+    const connection = connections.open({ connectionString });
+    const pid = await backendPid(connection.db);
+    const forgotten = sql`select pg_sleep(60)`.execute(connection.db).catch((error: Error) => error);
+    await expect.poll(async () => (await query(`select state from pg_stat_activity where pid = $1`, [pid]))[0]?.state).toBe('active');
+    await connection.close();
+    await expect.poll(() => query(`select pid from pg_stat_activity where pid = $1`, [pid]), { timeout: 5_000 }).toEqual([]);
+    expect(await forgotten).toBeInstanceOf(Error);
   });
 });

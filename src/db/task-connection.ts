@@ -6,6 +6,7 @@
  * the network dropped) is forgotten at once, so the next query opens a fresh one; a query already holding
  * the dead one, such as a transaction in progress, fails rather than moving silently to another session.
  */
+import net from 'node:net';
 import pg from 'pg';
 import type { Kysely } from 'kysely';
 import { kysely } from './kysely-module.js';
@@ -97,7 +98,12 @@ export class TaskConnection implements AsyncDisposable {
     if (this.#opening) this.#lifetime?.abort(closedError());
     const client = this.#client ?? (await this.#opening?.catch(() => undefined));
     this.#client = undefined;
-    if (client) await endQuietly(client);
+    if (client) {
+      // A query the task did not await is still running: pg would only drop the socket, and the server would
+      // go on until it next checks its client (client_connection_check_interval, 1 s; never before PG 14).
+      if (queryInFlight(client)) await cancelQuery(client);
+      await endQuietly(client);
+    }
     this.#releaseSlot();
   }
 
@@ -196,6 +202,37 @@ function linkSignal(signal: AbortSignal | undefined, controller: AbortController
 
 function closedError(cause?: unknown): PreforkError {
   return new PreforkError('CONNECTION_CLOSED', 'the task connection is closed: the task already settled', cause === undefined ? {} : { cause });
+}
+
+/** Whether pg has a query of this client's on the wire (pg's own check; false should pg ever drop it). */
+function queryInFlight(client: pg.Client): boolean {
+  const internal = client as unknown as { _getActiveQuery?: () => unknown };
+  return typeof internal._getActiveQuery === 'function' && Boolean(internal._getActiveQuery());
+}
+
+/**
+ * Asks the server to cancel the client's running query: the protocol's CancelRequest, on a connection of its
+ * own to the same server (no login; the server answers by closing it). Waits at most a second; errors are
+ * ignored (the session ends with its socket anyway).
+ */
+async function cancelQuery(client: pg.Client): Promise<void> {
+  const { host, port, processID, secretKey } = client as unknown as { host: string; port: number; processID?: number; secretKey?: number };
+  if (processID === undefined || secretKey === undefined) return;
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(processID, 8);
+  packet.writeInt32BE(secretKey, 12);
+  await new Promise<void>((done) => {
+    const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect(port, host);
+    const timer = setTimeout(() => socket.destroy(), 1_000);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      done();
+    });
+    socket.end(packet);
+  });
 }
 
 async function endQuietly(client: pg.Client): Promise<void> {
