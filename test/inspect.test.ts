@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseTarget } from '../src/cli/commands/inspect.js';
 import { createQueue, query, useTestSchema } from './support/database.js';
+import { insertTasks } from './support/tasks.js';
 import { runCli, startWithFixtures, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
@@ -124,6 +125,27 @@ describe('prefork inspect', () => {
     expect(failed.code).toBe(0);
     expect(failed.stdout).toMatch(/^task \d+ fixture\.fail \(queue default, priority 0\): failed, attempt 1 of 1\n/);
     expect(failed.stdout).toMatch(/#1 failed +worker pid \d+, supervisor \S+, .*\n +Error: the report could not be built\n +at /);
+    await sup.stop();
+  });
+
+  it('records the start of a task claimed ahead when its worker started it, not when it was claimed', async () => {
+    const schema = schemaName();
+    await createQueue(schema);
+    // Both are due before the start: its first claim takes both, and the echo waits behind the sleep.
+    const [slow] = await insertTasks(schema, 'fixture.hold', [{ ms: 800 }]);
+    const [ahead] = await insertTasks(schema, 'prefork.echo', [{ n: 1 }]);
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    await expect
+      .poll(async () => (await query<{ state: string }>(`select state from "${schema}".tasks order by id`)).map((r) => r.state), { timeout: 20_000 })
+      .toEqual(['succeeded', 'succeeded']);
+    const first = await inspect<TaskJson>(schema, ['task', slow!]);
+    const second = await inspect<TaskJson>(schema, ['task', ahead!]);
+    expect(first.history.map((h) => h.outcome)).toEqual(['succeeded']);
+    expect(second.history.map((h) => h.outcome)).toEqual(['succeeded']);
+    // The echo started once the sleep had ended, and ran for a moment, not for the sleep's 800 ms.
+    expect(Date.parse(second.history[0]!.startedAt)).toBeGreaterThanOrEqual(Date.parse(first.history[0]!.startedAt) + 700);
+    expect(second.history[0]!.durationMs).toBeLessThan(400);
     await sup.stop();
   });
 

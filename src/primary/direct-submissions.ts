@@ -175,7 +175,7 @@ export class DirectSubmissions {
         connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
         return;
       }
-      const task: ClaimedTask = { id: row.id, name: r.name, payload: r.payload, attempt: 1, maxAttempts: row.maxAttempts ?? this.deps.maxAttempts(r.name) };
+      const task: ClaimedTask = { id: row.id, name: r.name, payload: r.payload, attempt: 1, maxAttempts: row.maxAttempts ?? this.deps.maxAttempts(r.name), claimedAt: Date.now() };
       if (r.wait) {
         this.#waiters.set(row.id, { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString() });
       }

@@ -9,6 +9,11 @@ export interface ClaimedTask {
   /** This attempt's number, from 1. */
   attempt: number;
   maxAttempts: number;
+  /**
+   * When this supervisor learned of the claim (Date.now()). The row's started_at is the claim's time; an
+   * attempt that starts well after it (claimed ahead) has its start recorded with its outcome.
+   */
+  claimedAt?: number;
 }
 
 export interface ClaimRequest {
@@ -34,7 +39,8 @@ export async function claimTasks(db: PreparingQueryable, schema: string, request
       order by task_priority desc, task_run_at, task_id`,
     values: [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts, request.queues],
   });
-  return rows.map((r) => ({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts }));
+  const claimedAt = Date.now();
+  return rows.map((r) => ({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts, claimedAt }));
 }
 
 /** A task name's limits across all supervisors (defineTask's `maxRunning` and `rateLimit`). */
@@ -84,7 +90,7 @@ export async function claimLimitedTasks(
   let blocked = false;
   let blockedUntil: Date | null = null;
   for (const r of rows) {
-    if (r.id !== null) tasks.push({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts });
+    if (r.id !== null) tasks.push({ id: r.id, name: r.name, payload: r.payload, attempt: r.attempts, maxAttempts: r.max_attempts, claimedAt: Date.now() });
     else [blocked, blockedUntil] = [true, r.blocked_until];
   }
   return { tasks, blocked, blockedUntil };
