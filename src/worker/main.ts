@@ -58,13 +58,20 @@ let budgetEnforced = config.budgetEnforced;
 /** Resolves once the worker knows whether its connections take budget slots (see WorkerConfig.budgetEnforced). */
 let budgetKnown: (() => void) | undefined;
 const budgetAnswered = budgetEnforced === null ? new Promise<void>((resolve) => (budgetKnown = resolve)) : Promise.resolve();
-const running = new Map<string, LazyAbortController>();
-/**
- * Per running task, what ends its connection's waits (a budget slot, connect retries) and ctx.transaction's
- * reruns: only the end of the attempt (its hard limit, a stray error). A cancel, a soft limit or a stop aborts
- * the task's signal alone, so that the task can still write its clean-up.
- */
-const attemptOver = new Map<string, LazyAbortController>();
+/** A task running here: what the worker may need to end it. */
+interface RunningTask {
+  /** The task's ctx.signal: aborted by a cancel, a soft limit, a stop, and by the end of the attempt. */
+  signal: LazyAbortController;
+  /**
+   * What ends its connection's waits (a budget slot, connect retries) and ctx.transaction's reruns: only the
+   * end of the attempt (its hard limit, a stray error). A cancel, a soft limit or a stop aborts `signal` alone,
+   * so that the task can still write its clean-up.
+   */
+  over: LazyAbortController;
+  /** Its database connection, once it opened one. */
+  connection?: TaskConnection;
+}
+const running = new Map<string, RunningTask>();
 /**
  * Which task's code is running, across its callbacks and promises: what an uncaught exception or an unhandled
  * rejection is charged to (see onStrayError). With one task at a time that is the task running, if any; with
@@ -82,8 +89,6 @@ function currentTask(): string | undefined {
  * throwing until the worker leaves).
  */
 const strayTasks = new Set<string>();
-/** The database connections of the tasks running that opened one. */
-const connections = new Map<string, TaskConnection>();
 /** A stray error happened here: the worker runs no new task and waits to be replaced. */
 let retiring = false;
 /** Received and not started: they start in this order, `concurrency` at a time. */
@@ -141,12 +146,10 @@ function sendForTask(message: WorkerMessage): void {
 }
 
 function startTask(task: TaskEnvelope): void {
-  const controller = new LazyAbortController();
-  running.set(task.id, controller);
-  const over = new LazyAbortController();
-  attemptOver.set(task.id, over);
+  const entry: RunningTask = { signal: new LazyAbortController(), over: new LazyAbortController() };
+  running.set(task.id, entry);
   const deps = {
-    attemptOver: over,
+    attemptOver: entry.over,
     registry,
     workerId: config.workerId,
     databaseUrl: config.databaseUrl,
@@ -155,12 +158,11 @@ function startTask(task: TaskEnvelope): void {
     session: config.session,
     log,
     send: sendForTask,
-    onConnection: (connection: TaskConnection) => connections.set(task.id, connection),
+    onConnection: (connection: TaskConnection) => (entry.connection = connection),
   };
-  void (taskScope ? taskScope.run(task.id, () => runTask(task, controller, deps)) : runTask(task, controller, deps)).finally(() => {
-    running.delete(task.id);
-    attemptOver.delete(task.id);
-    connections.delete(task.id);
+  const run = () => runTask(task, entry.signal, deps);
+  void (taskScope ? taskScope.run(task.id, run) : run()).finally(() => {
+    if (running.get(task.id) === entry) running.delete(task.id);
     startNext();
     if (shuttingDown && running.size === 0) void exit(0);
   });
@@ -187,18 +189,17 @@ function onStrayError(kind: 'uncaught exception' | 'unhandled rejection', error:
     void exit(1);
     return;
   }
-  const controller = running.get(taskId);
-  const fields = { event: 'task_uncaught_error', kind, taskId, stillRunning: controller !== undefined, err: coerceError(error) };
+  const entry = running.get(taskId);
+  const fields = { event: 'task_uncaught_error', kind, taskId, stillRunning: entry !== undefined, err: coerceError(error) };
   if (strayTasks.has(taskId)) log.debug(fields, `${kind} in the code of task ${taskId}, again`);
   else log.error(fields, `${kind} in the code of task ${taskId}; the worker will be replaced`);
   strayTasks.add(taskId);
-  if (controller) {
+  if (entry) {
     running.delete(taskId);
-    controller.abort(new Error(`the task failed: ${kind}`));
-    attemptOver.get(taskId)?.abort(new Error(`the task failed: ${kind}`));
+    entry.signal.abort(new Error(`the task failed: ${kind}`));
+    entry.over.abort(new Error(`the task failed: ${kind}`));
     // Closed now, not when the worker leaves: a transaction it holds open would keep its locks until then.
-    void connections.get(taskId)?.close();
-    connections.delete(taskId);
+    void entry.connection?.close();
     const serialized = serializeError(error);
     const code = serialized.code ?? (kind === 'uncaught exception' ? 'UNCAUGHT_EXCEPTION' : 'UNHANDLED_REJECTION');
     send({ type: 'task_failed', taskId, error: { ...serialized, code } });
@@ -227,8 +228,9 @@ const handlers: MessageHandlers<PrimaryMessage> = {
       send({ type: 'task_failed', taskId, error: serializeError(new PreforkError('ABORTED', `${reason} before the task started`)) });
       return;
     }
-    running.get(taskId)?.abort(new Error(reason));
-    if (final) attemptOver.get(taskId)?.abort(new Error(reason));
+    const entry = running.get(taskId);
+    entry?.signal.abort(new Error(reason));
+    if (final) entry?.over.abort(new Error(reason));
   },
   unqueue,
   shutdown: () => {
