@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { coerceError, PreforkError } from '../errors.js';
 import { fullJitterDelay, raceAbort, sleep } from './backoff.js';
 import { redactConnectionString, redactSecrets } from './connection-string.js';
-import { classifyDatabaseError } from './error-classification.js';
+import { classifyDatabaseError, type DatabaseErrorClassification } from './error-classification.js';
 
 export interface ConnectRetryPolicy {
   /** Retries after the first attempt; 0: one attempt only. */
@@ -42,52 +42,102 @@ export interface ConnectWithRetryOptions extends Partial<ConnectRetryPolicy> {
   random?: () => number;
 }
 
+/** Why retryTransient stopped: the failure, one line and redacted, and what was decided. */
+export interface RetryFailure {
+  error: unknown;
+  /** The failure, redacted, on one line. */
+  message: string;
+  verdict: DatabaseErrorClassification;
+  /** `not retried` (permanent), or `gave up after N attempts in T s` (and why, when the time budget ran out). */
+  why: string;
+  /** Whether it was retried before this failure ended it. */
+  transient: boolean;
+}
+
+export interface RetryTransientOptions extends Partial<ConnectRetryPolicy> {
+  /** Only for messages: secrets of it are masked in every message. */
+  connectionString: string;
+  signal?: AbortSignal | undefined;
+  onRetry?: ((event: ConnectRetryEvent) => void) | undefined;
+  random?: () => number;
+  /** The failure as one line (before redaction); the error's message by default. */
+  describe?: (error: unknown) => string;
+  /** The error thrown when the failure is permanent or the policy is spent. */
+  fail: (failure: RetryFailure) => Error;
+  /** The error thrown when `signal` aborts (before an attempt, after a failure, or during a wait). */
+  aborted: () => Error;
+}
+
+/**
+ * Runs one database step (a connect) until it succeeds: transient failures are retried with capped exponential
+ * backoff and full jitter, bounded by the retries AND the time budget; a permanent one ends it at once. `step`
+ * gets what is left of the budget (undefined: no budget) and should end its attempt on `signal` itself.
+ */
+export async function retryTransient<T>(step: (remainingMs: number | undefined) => Promise<T>, options: RetryTransientOptions): Promise<T> {
+  const policy = { ...connectRetryDefaults, ...definedOnly(options) };
+  const { connectionString, signal } = options;
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) throw options.aborted();
+    try {
+      return await step(policy.maxElapsedMs ? policy.maxElapsedMs - elapsed() : undefined);
+    } catch (error) {
+      if (signal?.aborted) throw options.aborted();
+      const verdict = classifyDatabaseError(error);
+      const message = oneLine(options.describe?.(error) ?? (coerceError(error).message || coerceError(error).name), connectionString);
+      const stop = (why: string) => options.fail({ error, message, verdict, why, transient: verdict.transient });
+      if (!verdict.transient) throw stop('not retried');
+      const spent = () => `after ${attempt} attempt${attempt === 1 ? '' : 's'} in ${(elapsed() / 1000).toFixed(1)} s`;
+      if (attempt > policy.retries) throw stop(`gave up ${spent()}`);
+      const delayMs = fullJitterDelay(attempt - 1, policy.baseDelayMs, policy.maxDelayMs, options.random);
+      if (policy.maxElapsedMs && elapsed() + delayMs >= policy.maxElapsedMs) {
+        throw stop(`gave up ${spent()}: the ${policy.maxElapsedMs} ms connect budget is spent`);
+      }
+      options.onRetry?.({ attempt, delayMs, reason: verdict.reason, code: verdict.code, message });
+      await sleep(delayMs, signal).catch(() => {
+        throw options.aborted();
+      });
+    }
+  }
+}
+
 /** `createClient` builds a fresh client for each attempt (a pg.Client connects only once). */
 export async function connectWithRetry(
   createClient: (connectTimeoutMs: number | undefined) => pg.Client,
   options: ConnectWithRetryOptions,
 ): Promise<pg.Client> {
-  const policy = { ...connectRetryDefaults, ...definedOnly(options) };
   const { connectionString, signal } = options;
   // Only messages need the redacted target: parsed when one is written, not on every connect.
   const target = () => redactConnectionString(connectionString);
-  const started = performance.now();
-  const elapsed = () => performance.now() - started;
-  const aborted = () =>
-    new PreforkError('DB_CONNECT_ABORTED', `connecting to PostgreSQL at ${target()} was aborted: ${oneLine(coerceError(signal?.reason).message, connectionString)}`, {
-      cause: signal?.reason,
-    });
-  for (let attempt = 1; ; attempt++) {
-    if (signal?.aborted) throw aborted();
-    const timeoutMs = attemptTimeout(options.connectTimeoutMs, policy.maxElapsedMs ? policy.maxElapsedMs - elapsed() : undefined);
-    let client: pg.Client | undefined;
-    try {
-      client = createClient(timeoutMs);
-      client.on('error', () => {});
-      await raceAbort(client.connect(), signal);
-      return client;
-    } catch (error) {
-      if (client) void client.end().catch(() => {});
-      if (signal?.aborted) throw aborted();
-      const verdict = classifyDatabaseError(error);
-      const message = describe(error, timeoutMs, connectionString);
-      const fail = (why: string) =>
+  let timeoutMs: number | undefined;
+  return retryTransient(
+    async (remainingMs) => {
+      timeoutMs = attemptTimeout(options.connectTimeoutMs, remainingMs);
+      let client: pg.Client | undefined;
+      try {
+        client = createClient(timeoutMs);
+        client.on('error', () => {});
+        await raceAbort(client.connect(), signal);
+        return client;
+      } catch (error) {
+        if (client) void client.end().catch(() => {});
+        throw error;
+      }
+    },
+    {
+      ...options,
+      describe: (error) => describe(error, timeoutMs),
+      fail: ({ error, message, verdict, why }) =>
         new PreforkError('DB_CONNECT_FAILED', `could not connect to PostgreSQL at ${target()}: ${message} (${[verdict.code, verdict.reason].filter(Boolean).join(', ')}: ${why})`, {
           cause: sanitized(error, message),
-        });
-      if (!verdict.transient) throw fail('not retried');
-      const spent = () => `after ${attempt} attempt${attempt === 1 ? '' : 's'} in ${(elapsed() / 1000).toFixed(1)} s`;
-      if (attempt > policy.retries) throw fail(`gave up ${spent()}`);
-      const delayMs = fullJitterDelay(attempt - 1, policy.baseDelayMs, policy.maxDelayMs, options.random);
-      if (policy.maxElapsedMs && elapsed() + delayMs >= policy.maxElapsedMs) {
-        throw fail(`gave up ${spent()}: the ${policy.maxElapsedMs} ms connect budget is spent`);
-      }
-      options.onRetry?.({ attempt, delayMs, reason: verdict.reason, code: verdict.code, message });
-      await sleep(delayMs, signal).catch(() => {
-        throw aborted();
-      });
-    }
-  }
+        }),
+      aborted: () =>
+        new PreforkError('DB_CONNECT_ABORTED', `connecting to PostgreSQL at ${target()} was aborted: ${oneLine(coerceError(signal?.reason).message, connectionString)}`, {
+          cause: signal?.reason,
+        }),
+    },
+  );
 }
 
 function attemptTimeout(perAttemptMs: number | undefined, remainingMs: number | undefined): number | undefined {
@@ -95,11 +145,10 @@ function attemptTimeout(perAttemptMs: number | undefined, remainingMs: number | 
   return limits.length === 0 ? undefined : Math.max(1, Math.floor(Math.min(...limits)));
 }
 
-/** One line, redacted; pg's bare "timeout expired" says which timeout. */
-function describe(error: unknown, timeoutMs: number | undefined, connectionString: string): string {
+/** pg's bare "timeout expired" says which timeout. */
+function describe(error: unknown, timeoutMs: number | undefined): string {
   const e = coerceError(error);
-  const text = e.message === 'timeout expired' && timeoutMs ? `no answer within ${timeoutMs} ms (connect timeout)` : e.message || e.name;
-  return oneLine(text, connectionString);
+  return e.message === 'timeout expired' && timeoutMs ? `no answer within ${timeoutMs} ms (connect timeout)` : e.message || e.name;
 }
 
 function oneLine(text: string, connectionString: string): string {

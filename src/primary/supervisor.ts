@@ -9,10 +9,8 @@ import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
-import { redactConnectionString, redactSecrets } from '../db/connection-string.js';
-import { fullJitterDelay, sleep } from '../db/backoff.js';
-import { connectRetryDefaults } from '../db/connect-with-retry.js';
-import { classifyDatabaseError } from '../db/error-classification.js';
+import { redactConnectionString } from '../db/connection-string.js';
+import { retryTransient } from '../db/connect-with-retry.js';
 import { channelsFor } from '../db/identifiers.js';
 import { preferLocalSocket } from '../db/local-socket.js';
 import { createPool, endPool } from '../db/pool.js';
@@ -317,29 +315,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
    * exponential backoff and full jitter, up to --connect-retries and 15 s in all; a permanent one fails at once.
    */
   async #connectFirst(): Promise<pg.PoolClient> {
-    const { connectRetries = connectRetryDefaults.retries, connectRetryMaxMs = connectRetryDefaults.maxElapsedMs } = this.#options.session;
-    const started = performance.now();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.#db.connect();
-      } catch (error) {
-        const verdict = classifyDatabaseError(error);
-        const delayMs = fullJitterDelay(attempt - 1, connectRetryDefaults.baseDelayMs, connectRetryDefaults.maxDelayMs);
-        const elapsed = performance.now() - started;
-        const message = redactSecrets((error as Error)?.message ?? String(error), this.#options.databaseUrl);
-        if (!verdict.transient) throw error;
-        if (attempt > connectRetries || elapsed + delayMs >= connectRetryMaxMs || this.#startAbort.signal.aborted) {
-          throw new PreforkError('DATABASE_UNREACHABLE', `could not use the database: ${message} (gave up after ${attempt} attempt${attempt === 1 ? '' : 's'} in ${(elapsed / 1000).toFixed(1)} s)`, {
-            cause: error,
-            exitCode: 3,
-          });
-        }
-        this.#log.warn({ event: 'database_connect_retry', attempt, delayMs, reason: verdict.reason, error: message }, `could not connect to the database (${message}); retrying in ${delayMs} ms`);
-        await sleep(delayMs, this.#startAbort.signal).catch(() => {
-          throw stoppedDuringStart();
-        });
-      }
-    }
+    const { connectRetries, connectRetryMaxMs } = this.#options.session;
+    return retryTransient(() => this.#db.connect(), {
+      connectionString: this.#options.databaseUrl,
+      retries: connectRetries,
+      maxElapsedMs: connectRetryMaxMs,
+      signal: this.#startAbort.signal,
+      onRetry: ({ attempt, delayMs, reason, message }) =>
+        this.#log.warn({ event: 'database_connect_retry', attempt, delayMs, reason, error: message }, `could not connect to the database (${message}); retrying in ${delayMs} ms`),
+      fail: ({ error, message, why, transient }) =>
+        // A permanent failure (a wrong password, no such database) is said as it is by the start's error.
+        transient ? new PreforkError('DATABASE_UNREACHABLE', `could not use the database: ${message} (${why})`, { cause: error, exitCode: 3 }) : (error as Error),
+      aborted: stoppedDuringStart,
+    });
   }
 
   async #prepareDatabase(): Promise<void> {
