@@ -260,6 +260,7 @@ export class Dispatcher {
     } finally {
       this.#claiming -= 1;
     }
+    this.deps.log.debug({ event: 'tasks_claimed', asked: want, claimed: tasks.length }, 'claimed tasks');
     this.#queueDeep = tasks.length === want;
     this.#queueEmpty = !this.#queueDeep && wakes === this.#wakes;
     this.#grown = false;
