@@ -50,7 +50,7 @@ export interface RetryFailure {
   verdict: DatabaseErrorClassification;
   /** `not retried` (permanent), or `gave up after N attempts in T s` (and why, when the time budget ran out). */
   why: string;
-  /** Whether it was retried before this failure ended it. */
+  /** true: a transient failure, and the retries or the time budget ran out; false: a permanent one, not retried. */
   transient: boolean;
 }
 
