@@ -197,6 +197,25 @@ describe('durability and lifecycle', () => {
     await sup.stop();
   });
 
+  it('stop does not say stopped for a supervisor whose lease ran out while its process lives on (SIGSTOP)', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    sup.kill('SIGSTOP');
+    try {
+      // The lease (15 s) runs out, then stop waits 10 s more for the process to exit.
+      const stop = await runCli(['stop'], { schema });
+      expect(stop).toMatchObject({
+        code: 1,
+        stderr: `prefork: asked 1 supervisor to stop\nprefork: error: supervisor pid ${sup.pid} stopped renewing its lease but has not exited: it may be hung (kill it to stop it)\n`,
+      });
+    } finally {
+      sup.kill('SIGCONT');
+    }
+    // Woken, it finds the stop it was asked for and exits as usual.
+    expect(await sup.exited).toEqual({ code: 0, signal: null });
+  }, 90_000);
+
   it('stop waits for the running task, then the supervisor exits 0 and no worker is left', async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '2']);

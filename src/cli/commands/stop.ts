@@ -59,6 +59,15 @@ export function stopCommand(): Command {
       if (state) local.push(state.postgresPid);
       const exitBy = Math.min(deadline, Date.now() + 10_000);
       while (local.some(isProcessAlive) && Date.now() < exitBy) await delay(50);
+      // Its lease ran out but the process lives on (stopped with SIGSTOP, or hung): not stopped, and said so.
+      const alive = targets.filter((t) => t.host === here && isProcessAlive(t.pid)).map((t) => t.pid);
+      if (alive.length > 0) {
+        process.stderr.write(
+          `prefork: error: supervisor pid ${alive.join(', ')} stopped renewing its lease but has not exited: it may be hung (kill it to stop it)\n`,
+        );
+        process.exitCode = 1;
+        return;
+      }
       process.stderr.write('prefork: stopped\n');
     } finally {
       await client.end().catch(() => {});
