@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { query, taskConnections, useTestSchema } from './support/database.js';
+import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
 import { insertTasks } from './support/tasks.js';
 import { CliSession } from './support/terminal.js';
 import { memoryCompactionSupported } from '../src/worker/compact-memory.js';
@@ -142,6 +142,16 @@ describe('prefork send', () => {
     // The first attempt's error is in the history, not the succeeded task's error.
     expect(JSON.parse(retried.stdout)).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 }, error: null });
     await sup.stop();
+  });
+
+  it('a URL without a user name means the user of this process, also when $USER is unset (as libpq does)', async () => {
+    const url = new URL(databaseUrl());
+    url.username = '';
+    url.password = '';
+    const r = await runCli(['status', '--database-url', url.toString(), '--schema', 't_nouser_absent'], { env: { USER: undefined, PGUSER: undefined } });
+    expect(r.stderr).not.toContain('no PostgreSQL user name');
+    // It reached the server as the OS user: either that role exists (and the schema does not), or it does not.
+    expect(r.stderr).toMatch(new RegExp(`no prefork queue in schema "t_nouser_absent"|role "${os.userInfo().username}" does not exist`));
   });
 
   it('refuses bad input with one line and exit 2, and an unreachable database with exit 3', async () => {

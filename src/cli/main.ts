@@ -1,6 +1,7 @@
 /** The `prefork` command line. Every failure is one line on stderr and a documented exit code. */
 import '../db/load-pg.js'; // first, before anything imports pg
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { Command, CommanderError } from 'commander';
 import { PreforkError } from '../errors.js';
 import { classifyDatabaseError, isDataError } from '../db/error-classification.js';
@@ -16,6 +17,16 @@ import { configCommand } from './commands/config.js';
 import { cancelCommand, retryCommand, tasksCommand } from './commands/tasks.js';
 import { pauseCommand, resumeCommand } from './commands/pause.js';
 import { installConfiguration } from '../config/apply-configuration.js';
+
+// A URL without a user name means the operating system's user, as in libpq (psql). pg falls back to $USER only,
+// which containers and services often leave unset; then the user of this process is the one meant.
+if (!process.env.PGUSER && !process.env.USER) {
+  try {
+    process.env.PGUSER = userInfo().username;
+  } catch {
+    // no passwd entry for this uid: pg's own default stands
+  }
+}
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
