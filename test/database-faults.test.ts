@@ -127,6 +127,23 @@ describe('outages', () => {
     await sup.stop();
   }, 60_000);
 
+  it('/readyz says the database is reachable while a start waits for its workers (not unreachable on every deploy)', async () => {
+    const schema = schemaName();
+    const port = await freePort();
+    const sup = SupervisorProcess.start(schema, ['--tasks', fixture('slow-hook-tasks.js'), '--workers', '1', '--metrics-port', String(port)]);
+    await sup.waitForEvent('worker_forked');
+    const get = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    await expect.poll(get).toEqual({
+      status: 503,
+      body: { status: 'not_ready', state: 'starting', database: 'reachable', workersReady: 0, workersWanted: 1 },
+    });
+    sup.kill('SIGKILL');
+    await sup.exited;
+  });
+
   it("a schedule's ticks during an outage fold into one run once the database is back; none is queued twice", async () => {
     const schema = schemaName();
     // A 6 s lease (longer than the outage): a claim the outage cut is given back 6 to 8 s later, not 10 to 15.

@@ -332,6 +332,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   async #prepareDatabase(): Promise<void> {
     const client = await this.#connectFirst();
+    // Reachable from here on, for /readyz, until a lease renewal says otherwise.
+    this.#databaseOkAt = performance.now();
     try {
       const limit = await budgetLimit(client, { maxDbConnections: this.#options.maxDbConnections, taskSlots: this.#options.workers * this.#options.concurrency }, this.#log);
       this.#budget = new ConnectionBudget(limit, (handle, requestId) => handle.send({ type: 'slot_granted', requestId }));
