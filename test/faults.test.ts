@@ -663,14 +663,16 @@ describe('start-up failures', () => {
     expect(sup.stderr).toMatch(/^prefork: error: worker \d+ \(pid \d+\) exited with code 7 before it was ready\n$/);
     for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
 
-    // Workers that wait for a slow start-up hook: SIGTERM ends the start at once.
+    // Workers that wait for a slow start-up hook: SIGTERM ends the start at once, as a graceful stop (exit 0).
     const slow = SupervisorProcess.start(schemaName(), ['--workers', '1', '--tasks', fixture('slow-hook-tasks.js')]);
     await slow.waitForEvent('worker_forked', 1);
     const asked = Date.now();
     slow.child.kill('SIGTERM');
-    expect((await slow.exited).code).toBe(1);
+    expect((await slow.exited).code).toBe(0);
     expect(Date.now() - asked).toBeLessThan(5_000);
-    expect(slow.stderr).toContain('stopped before every worker was ready');
+    expect(slow.stderr).toBe('');
+    expect(slow.events('supervisor_stopped_during_start')).toHaveLength(1);
+    expect(slow.logs.filter((l) => ['error', 'fatal'].includes(l.level as string))).toEqual([]);
     for (const pid of slow.workerPids()) expect(isAlive(pid)).toBe(false);
   });
 

@@ -181,6 +181,11 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
       await supervisor.start();
     } catch (error) {
       if (databaseLost) throw databaseLost;
+      // A stop asked for (SIGTERM, Ctrl-C, prefork stop) while workers were starting: what was asked, not a failure.
+      if (error instanceof PreforkError && error.code === 'STOPPED_DURING_START') {
+        log.info({ event: 'supervisor_stopped_during_start' }, `${error.message}: stopped as asked`);
+        return;
+      }
       // A PreforkError's stack is prefork's own code, and the message says it all (a worker's failure was logged
       // with its stack by the worker); its cause, if any, is logged with its own.
       const described = error instanceof PreforkError;
