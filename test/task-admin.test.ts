@@ -168,7 +168,7 @@ describe('prefork tasks, retry and cancel', () => {
       ['queued', 2, 1],
     ]);
     const text = await runCli(['retry', '--queue', 'default'], { schema });
-    expect(text).toEqual({ code: 0, stderr: '', stdout: `no task matched: nothing retried\nnot retried: 1 task whose key a queued or running task holds (${keyedOld})\n` });
+    expect(text).toEqual({ code: 0, stderr: '', stdout: `nothing retried\nnot retried: 1 task whose key a queued or running task holds (${keyedOld})\n` });
   });
 
   it('orders ids as numbers, past a power of ten: the newest page is the newest tasks, and retry lists them in order', async () => {

@@ -258,7 +258,8 @@ const idsShown = 20;
 
 function renderBulkRetry(retried: readonly string[], keyInUse: readonly string[]): string {
   const ids = (list: readonly string[]) => `${list.slice(0, idsShown).join(', ')}${list.length > idsShown ? `, … (${list.length - idsShown} more; --json lists all)` : ''}`;
-  const lines = [retried.length === 0 ? 'no task matched: nothing retried' : `queued again: ${plural(retried.length, 'task')} (${ids(retried)})`];
+  const none = keyInUse.length === 0 ? 'no task matched: nothing retried' : 'nothing retried';
+  const lines = [retried.length === 0 ? none : `queued again: ${plural(retried.length, 'task')} (${ids(retried)})`];
   if (keyInUse.length > 0) lines.push(`not retried: ${plural(keyInUse.length, 'task')} whose key a queued or running task holds (${ids(keyInUse)})`);
   return `${lines.join('\n')}\n`;
 }
