@@ -45,7 +45,7 @@ describe('prefork inspect', () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();
-    const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 3}', '--max-attempts', '1'], { schema });
+    const sent = await runCli(['send', 'fixture.dbSleep', '{"seconds": 6}', '--max-attempts', '1'], { schema });
     const id = sent.stdout.trim();
 
     // Running: the supervisor's snapshot names the worker, pg_stat_activity shows the sleep.
@@ -90,14 +90,14 @@ describe('prefork inspect', () => {
     // Done: one attempt in the history, by that worker of that supervisor.
     await expect.poll(async () => (await inspect<TaskJson>(schema, [id])).status, { timeout: 20_000 }).toBe('succeeded');
     const done = await inspect<TaskJson>(schema, ['task', id]);
-    expect(done).toMatchObject({ status: 'succeeded', attempts: 1, payload: { seconds: 3 }, result: { slept: 3 }, running: null });
+    expect(done).toMatchObject({ status: 'succeeded', attempts: 1, payload: { seconds: 6 }, result: { slept: 6 }, running: null });
     expect(done.history).toEqual([
       expect.objectContaining({ attempt: 1, outcome: 'succeeded', workerPid: running.worker!.pid, supervisorId: running.supervisor!.id, error: null }),
     ]);
-    expect(done.history[0]!.durationMs).toBeGreaterThanOrEqual(3000);
+    expect(done.history[0]!.durationMs).toBeGreaterThanOrEqual(6000);
     const doneText = await runCli(['inspect', id], { schema });
-    expect(doneText.stdout).toMatch(new RegExp(`#1 succeeded worker pid ${running.worker!.pid}, supervisor ${running.supervisor!.id}, \\S+ → \\S+ \\(3\\.\\d s\\)`));
-    expect(doneText.stdout).toContain('result: {"slept":3,');
+    expect(doneText.stdout).toMatch(new RegExp(`#1 succeeded worker pid ${running.worker!.pid}, supervisor ${running.supervisor!.id}, \\S+ → \\S+ \\(6\\.\\d s\\)`));
+    expect(doneText.stdout).toContain('result: {"slept":6,');
 
     // What a worker runs comes from the supervisor's snapshot, published every heartbeat (1 s): it may still
     // show the task for up to a heartbeat after the task's row says succeeded.
