@@ -283,6 +283,10 @@ describe('durability and lifecycle', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
+    // The row is running before the sender reads its id (the task is handed to a worker first): interrupted in
+    // that gap, send cannot name the task (a CI run on Node 24 hit it). Once the task has its own connection
+    // open, the sender has long had the reply.
+    await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
     session.interrupt();
     expect(await session.exited).toBe(130);
     expect(session.stderr()).toBe(`prefork: interrupted; task ${row!.id} goes on (prefork inspect task ${row!.id})\n`);
