@@ -190,6 +190,22 @@ describe('Client misuse', () => {
     expect(getEventListeners(caller.signal, 'abort')).toEqual([]);
   });
 
+  it('many calls at once on one client raise no warning in the application: the close signal is not shared', async () => {
+    const schema = schemaName();
+    const prefork = client(schema);
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    try {
+      const ids = await Promise.all(Array.from({ length: 30 }, (_, n) => prefork.send('prefork.echo', { n })));
+      await Promise.all(ids.map((id) => expect(prefork.result(id, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'TIMEOUT' })));
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it('timeoutMs and the signal bound connecting too: a server that accepts and never answers', async () => {
     const sockets = new Set<net.Socket>();
     const silent = net.createServer((socket) => sockets.add(socket));

@@ -81,8 +81,12 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   #ready: Promise<void> | undefined;
   #waiter: Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> | undefined;
   #closed = false;
-  /** Aborted by close(): every wait in progress ends with CLIENT_CLOSED before the connections are given back. */
-  readonly #closing = new AbortController();
+  /**
+   * The stop signals of the calls in progress, aborted by close(): every wait ends with CLIENT_CLOSED before the
+   * connections are given back. A set, not listeners on one shared signal: Node warns past 10 listeners, and an
+   * application may well have more calls than that in flight.
+   */
+  readonly #stops = new Set<AbortController>();
   /** Calls in progress, which close() lets end before it releases what they use. */
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #directEnabled: boolean;
@@ -278,7 +282,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#closing.abort(closedError());
+    for (const stop of this.#stops) stop.abort(closedError());
     await Promise.allSettled([...this.#inFlight]);
     (await this.#direct?.channel.catch(() => null))?.close();
     const listening = await this.#waiter?.catch(() => undefined);
@@ -301,12 +305,11 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   #call<T>(fn: (stop: AbortSignal) => Promise<T>, callerSignal?: AbortSignal): Promise<T> {
     if (this.#closed) throw closedError();
     const stop = new AbortController();
-    const onClose = () => stop.abort(closedError());
     const onAbort = () => stop.abort(new PreforkError('ABORTED', 'the signal aborted', { cause: callerSignal?.reason }));
-    this.#closing.signal.addEventListener('abort', onClose, { once: true });
+    this.#stops.add(stop);
     callerSignal?.addEventListener('abort', onAbort, { once: true });
     const promise: Promise<T> = fn(stop.signal).finally(() => {
-      this.#closing.signal.removeEventListener('abort', onClose);
+      this.#stops.delete(stop);
       callerSignal?.removeEventListener('abort', onAbort);
       this.#inFlight.delete(promise);
     });
