@@ -535,6 +535,25 @@ export default { 'mod.version': () => 2 };\n`);
     await sup.stop();
   });
 
+  it('a reload asked for while the supervisor is starting is done once it is ready: the deploy reaches the worker', async () => {
+    const schema = schemaName();
+    const moduleFile = taskModuleFile(`import { onWorkerProcessInit } from '${distIndex}';
+onWorkerProcessInit(async ({ log }) => {
+  log.info({ event: 'test_slow_start' }, 'starting slowly');
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+});
+export default { 'mod.version': () => 1 };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
+    // The worker has loaded version 1 and waits in its hook when version 2 is deployed.
+    await sup.waitForEvent('test_slow_start');
+    moduleFile.write(`export default { 'mod.version': () => 2 };\n`);
+    const reload = await runCli(['reload', '--timeout', '30000'], { schema });
+    expect(reload.code, reload.stderr).toBe(0);
+    expect(JSON.parse((await runCli(['send', 'mod.version', '{}', '--wait', '--json'], { schema })).stdout).result).toBe(2);
+    expect(sup.events('reload_finished')).toHaveLength(1);
+    await sup.stop();
+  });
+
   it('a worker recycled while its task module does not load goes on taking tasks until a replacement starts', async () => {
     const schema = schemaName();
     const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);

@@ -7,7 +7,7 @@ import { databaseUrl, query, taskConnections, useTestSchema } from './support/da
 import { insertTasks } from './support/tasks.js';
 import { CliSession } from './support/terminal.js';
 import { memoryCompactionSupported } from '../src/worker/compact-memory.js';
-import { isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { fixture, isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -205,6 +205,29 @@ describe('durability and lifecycle', () => {
     const rows = await query<{ id: string; state: string; result: unknown }>(`select id, state, result from "${schema}".tasks order by id`);
     expect(rows).toEqual(ids.map((id, i) => ({ id, state: 'succeeded', result: { i } })));
     await sup.stop();
+  });
+
+  it('a supervisor whose workers are still loading: status says starting, its lease is renewed, send does not warn, stop stops it', async () => {
+    const schema = schemaName();
+    // Its worker's start-up hook takes a minute: the supervisor stays starting for the whole test.
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('slow-hook-tasks.js')]);
+    await sup.waitForEvent('worker_forked');
+    const row = async () => (await query<{ id: string; state: string; beat: string }>(`select id, state, heartbeat_at::text as beat from "${schema}".supervisors`))[0];
+    await expect.poll(row).toMatchObject({ state: 'starting' });
+    const { id, beat: first } = (await row())!;
+    const status = await runCli(['status'], { schema });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`supervisor ${id} pid ${sup.pid} on ${os.hostname()}: starting, 1 worker,`);
+    expect(status.stdout).toMatch(/^ +1 +\d+  starting /m);
+    // Not "no supervisor has ever run on schema": one is on its way.
+    const sent = await runCli(['send', 'prefork.echo', '{}'], { schema });
+    expect(sent).toMatchObject({ code: 0, stderr: '' });
+    await expect.poll(async () => (await row())!.beat).not.toBe(first);
+    expect((await row())!.state).toBe('starting');
+    const stop = await runCli(['stop'], { schema });
+    expect(stop).toMatchObject({ code: 0, stderr: 'prefork: asked 1 supervisor to stop\nprefork: stopped\n' });
+    expect(await sup.exited).toEqual({ code: 0, signal: null });
+    expect((await row())!.state).toBe('stopped');
   });
 
   it('stop does not say stopped for a supervisor whose lease ran out while its process lives on (SIGSTOP)', async () => {

@@ -8,7 +8,7 @@ import { isProcessAlive } from '../process-alive.js';
  */
 export async function deadSupervisorsOnHost(db: Queryable, schema: string, host: string, selfId: string): Promise<string[]> {
   const { rows } = await db.query<{ id: string; pid: number }>(
-    `select id, pid from ${quoteIdent(schema)}.supervisors where host = $1 and id <> $2 and state in ('running', 'stopping')`,
+    `select id, pid from ${quoteIdent(schema)}.supervisors where host = $1 and id <> $2 and state in ('starting', 'running', 'stopping')`,
     [host, selfId],
   );
   return rows.filter((r) => r.pid !== process.pid && !isProcessAlive(r.pid)).map((r) => r.id);

@@ -118,6 +118,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   #databaseFailing = false;
   /** Aborted when a stop is asked for: ends the start's wait for its database. */
   readonly #startAbort = new AbortController();
+  /** A reload asked for while starting, run once the start is done. */
+  #reloadAfterStart: Promise<void> | undefined;
+  /** Renews the lease while the start waits for its workers. */
+  #startBeat: NodeJS.Timeout | undefined;
   #tearingDown = false;
   #startPromise: Promise<void> | undefined;
   #stopPromise: Promise<void> | undefined;
@@ -294,6 +298,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
     await Promise.all([this.#rememberTasks(), this.#direct.open(), this.#readPaused()]);
     this.#phase = 'running';
+    clearInterval(this.#startBeat);
     this.#fleet.startRespawning();
     await this.#publish();
     // Tasks of supervisors that died on this host go back to the queue; the dispatcher is woken if any did.
@@ -348,6 +353,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       client.release();
     }
     await registerSupervisor(this.#db, this.#options.schema, { id: this.id, host: this.host, pid: process.pid });
+    // The row says `starting` until the workers are ready (status shows it; send does not warn that nobody serves
+    // the schema), and its lease is renewed meanwhile: a large task module may take longer than a lease to load.
+    this.#startBeat = setInterval(() => {
+      if (this.#phase === 'starting' && !this.#tearingDown) void this.#publish('starting');
+    }, this.#options.heartbeatMs);
+    this.#timers.push(this.#startBeat);
+    await this.#publish('starting');
     await pruneSupervisors(this.#db, this.#options.schema, 24 * 3_600_000);
   }
 
@@ -604,6 +616,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
    * replacement failed included, go on with the code they had. `snapshot().lastReload` tells either outcome.
    */
   reload(): Promise<void> {
+    // Asked while starting: the workers may have loaded the module before it changed, so it runs once ready.
+    if (this.#phase === 'starting') return (this.#reloadAfterStart ??= this.#startPromise!.then(() => this.reload(), () => {}));
     if (this.#phase !== 'running') return Promise.resolve();
     if (this.#reloading) {
       // Asked again while one runs (a second deploy): its workers may have loaded the module before this change,

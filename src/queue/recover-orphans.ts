@@ -30,13 +30,13 @@ export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRe
   const { rows } = await db.query<{ requeued: number; failed: number }>(
     `with lost as (
        update ${q}.supervisors set state = 'lost', stopped_at = now()
-        where id <> $1 and state in ('running', 'stopping')
+        where id <> $1 and state in ('starting', 'running', 'stopping')
           and (heartbeat_at <= now() - $2 * interval '1 millisecond' or id = any($3::uuid[]))
        returning id
      ),
      live as (
        select id from ${q}.supervisors
-        where state in ('running', 'stopping') and heartbeat_at > now() - $2 * interval '1 millisecond'
+        where state in ('starting', 'running', 'stopping') and heartbeat_at > now() - $2 * interval '1 millisecond'
           and id <> all($3::uuid[])
      ),
      candidates as (

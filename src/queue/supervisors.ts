@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 
-export type SupervisorState = 'running' | 'stopping' | 'stopped' | 'lost';
+export type SupervisorState = 'starting' | 'running' | 'stopping' | 'stopped' | 'lost';
 
 export interface SupervisorRow {
   id: string;
@@ -20,12 +20,13 @@ export async function registerSupervisor(
   schema: string,
   s: { id: string; host: string; pid: number },
 ): Promise<void> {
-  await db.query(`insert into ${quoteIdent(schema)}.supervisors (id, host, pid) values ($1, $2, $3)`, [s.id, s.host, s.pid]);
+  await db.query(`insert into ${quoteIdent(schema)}.supervisors (id, host, pid, state) values ($1, $2, $3, 'starting')`, [s.id, s.host, s.pid]);
 }
 
 /**
  * Renews the lease and publishes what `status` shows. Returns the state the row had: `lost` means another
- * supervisor presumed this one dead (and took its tasks back); the row is live again from now on.
+ * supervisor presumed this one dead (and took its tasks back); the row is live again from now on. A row that
+ * says `stopped` stays so: a renewal still in flight when the final one was written must not bring it back.
  */
 export async function heartbeat(
   db: Queryable,
@@ -39,7 +40,7 @@ export async function heartbeat(
         set heartbeat_at = now(), state = $2, tasks = $3::text[], snapshot = $4::jsonb, socket_path = $5,
             stopped_at = case when $2 = 'stopped' then now() else null end
        from (select state from ${q}.supervisors where id = $1 for update) previous
-      where s.id = $1
+      where s.id = $1 and previous.state <> 'stopped'
      returning previous.state as previous`,
     [id, update.state, update.tasks, JSON.stringify(update.snapshot), update.socketPath ?? null],
   );
@@ -50,7 +51,7 @@ export async function heartbeat(
 export async function liveSupervisors(db: Queryable, schema: string, leaseMs: number): Promise<SupervisorRow[]> {
   const { rows } = await db.query<SupervisorRow>(
     `select * from ${quoteIdent(schema)}.supervisors
-      where state in ('running', 'stopping') and heartbeat_at > now() - $1 * interval '1 millisecond'
+      where state in ('starting', 'running', 'stopping') and heartbeat_at > now() - $1 * interval '1 millisecond'
       order by started_at`,
     [leaseMs],
   );

@@ -10,6 +10,8 @@ import { PreforkError } from '../../errors.js';
 import { addTasks } from '../../queue/add-tasks.js';
 import { durationPercentiles, settledAmong, type Percentiles } from '../../queue/bulk-outcomes.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
+import { liveSupervisors } from '../../queue/supervisors.js';
+import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import type { TaskState } from '../../queue/task-row.js';
 import { Progress } from '../bulk/progress.js';
 import { parseTaskLines, type BadLine, type LineDefaults, type TaskLine } from '../bulk/task-lines.js';
@@ -64,7 +66,10 @@ export async function sendFile(database: DatabaseTarget, options: SendFileOption
   process.on('SIGINT', onSignal);
   try {
     const { tasks, unknown, known } = await knownTasksOnly(client, database.schema, parsed);
-    if (known.length === 0) process.stderr.write(unservedSchemaWarning(database.schema, 'the tasks wait'));
+    // Not while a supervisor is starting: it tells what it offers once its workers are ready.
+    if (known.length === 0 && !(await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).some((s) => s.state === 'starting')) {
+      process.stderr.write(unservedSchemaWarning(database.schema, 'the tasks wait'));
+    }
     const invalid = [...bad, ...unknown].sort((a, b) => a.line - b.line);
     reportInvalid(invalid, unknown.length > 0 ? known : []);
     const summary: SendFileSummary = { sent: 0, firstId: null, lastId: null, invalid, outcome: null };

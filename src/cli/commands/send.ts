@@ -8,7 +8,7 @@ import { checkNewTask } from '../../queue/task-input.js';
 import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { pausedTasks } from '../../queue/paused-tasks.js';
-import { liveSupervisors } from '../../queue/supervisors.js';
+import { liveSupervisors, type SupervisorRow } from '../../queue/supervisors.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../../queue/task-view.js';
@@ -83,15 +83,8 @@ Examples:
       if (!check.ok) {
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
       }
-      if (check.known.length === 0) process.stderr.write(unservedSchemaWarning(database.schema, 'the task waits'));
-      // Known (a supervisor offered it once) but offered by none running now: a reload dropped it, say. Sent anyway.
-      const running = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => s.state === 'running');
-      if (check.known.length > 0 && running.length === 0) {
-        process.stderr.write(`prefork: warning: no supervisor is running on schema "${database.schema}" now; the task waits queued until one starts\n`);
-      } else if (running.length > 0 && !running.some((s) => s.tasks.includes(name))) {
-        const names = [...new Set(running.flatMap((s) => s.tasks))].filter((n) => !n.startsWith('prefork.')).sort();
-        process.stderr.write(`prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`);
-      }
+      const warning = unservedWarning(database.schema, name, check.known, await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs));
+      if (warning) process.stderr.write(warning);
       const options = { maxAttempts: flags.maxAttempts, priority: flags.priority, queue: flags.queue, key: flags.key };
       if (!flags.wait) {
         const added = await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
@@ -203,4 +196,19 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Why the task may wait, when it may: nobody ever served the schema (a --schema typo?), nobody serves it now, or
+ * those running do not offer the name (a reload dropped it, say). Sent anyway. A supervisor on its way (its
+ * workers loading) tells what it offers once ready: nothing is said meanwhile.
+ */
+function unservedWarning(schema: string, name: string, known: readonly string[], live: readonly SupervisorRow[]): string | null {
+  if (live.some((s) => s.state === 'starting')) return null;
+  if (known.length === 0) return unservedSchemaWarning(schema, 'the task waits');
+  const running = live.filter((s) => s.state === 'running');
+  if (running.length === 0) return `prefork: warning: no supervisor is running on schema "${schema}" now; the task waits queued until one starts\n`;
+  if (running.some((s) => s.tasks.includes(name))) return null;
+  const names = [...new Set(running.flatMap((s) => s.tasks))].filter((n) => !n.startsWith('prefork.')).sort();
+  return `prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`;
 }

@@ -11,6 +11,7 @@ import taskLimits from './000010-task-limits.js';
 import taskProgress from './000011-task-progress.js';
 import pausedTasks from './000012-paused-tasks.js';
 import knownTaskAttempts from './000013-known-task-attempts.js';
+import supervisorStarting from './000014-supervisor-starting.js';
 
 export interface Migration {
   id: number;
@@ -33,4 +34,5 @@ export const migrations: readonly Migration[] = [
   { id: 11, name: 'task progress', sql: taskProgress },
   { id: 12, name: 'paused tasks', sql: pausedTasks },
   { id: 13, name: 'known task attempts', sql: knownTaskAttempts },
+  { id: 14, name: 'supervisor starting state', sql: supervisorStarting },
 ];
