@@ -128,6 +128,11 @@ describe('prefork tasks, retry and cancel', () => {
     const ran = await client.result(later, { timeoutMs: 15_000 });
     // Cancelled before it ever ran: attempts 0, so two more make 2, with the task's backoff between them.
     expect(ran).toMatchObject({ status: 'failed', attempts: 2, maxAttempts: 2 });
+    // A cancelled task keeps the attempts it did not use: this one had 3, cancelled while queued it used none.
+    const unused = (await cliJson<{ id: string }>(schema, ['send', 'prefork.echo', '{}', '--max-attempts', '3', '--delay', '60000'])).id;
+    expect(await client.cancel(unused)).toBe('cancelled');
+    expect(await cliJson(schema, ['retry', unused])).toEqual({ retried: [unused], notRetried: [] });
+    expect(await client.result(unused, { timeoutMs: 15_000 })).toMatchObject({ status: 'succeeded', attempts: 1, maxAttempts: 3 });
     expect(await client.retry(succeeded)).toBe('succeeded');
     const { tasks, more } = await client.list({ states: ['failed'], limit: 1 });
     expect([tasks.map((t) => t.id), more]).toEqual([[later], true]);

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { channelsFor, quoteIdent } from '../db/identifiers.js';
+import { maxAttemptsOf } from './known-tasks.js';
 import { historyWithFinalAttempt } from './read-tasks.js';
 
 /** The states a retry takes a task out of: it ended without succeeding. */
@@ -24,12 +25,13 @@ export interface RetryFilter {
 
 /**
  * The statement's body, for ids or for a filter. A task is queued again due now, with `attempts` more attempts
- * than it has had (its count goes on, so its history keeps one entry per attempt: the attempt that ended it is
+ * than it has had, and a cancelled one at least the attempts it had left (its count goes on, so its history keeps one entry per attempt: the attempt that ended it is
  * written there, as `getTask` shows it). Its last error stays until the next attempt ends. A task whose key a
  * queued or running task holds is left alone, as is all but the newest of several given with one key. One NOTIFY
  * wakes the supervisors.
  */
-function retryStatement(q: string, candidates: string, attemptsParam: string, wakeParam: string): string {
+function retryStatement(schema: string, candidates: string, attemptsParam: string, wakeParam: string): string {
+  const q = quoteIdent(schema);
   return `candidates as (${candidates}),
      conflicted as (
        select c.id from candidates c
@@ -40,7 +42,9 @@ function retryStatement(q: string, candidates: string, attemptsParam: string, wa
      retried as (
        update ${q}.tasks t
           set state = 'queued', run_at = now(), finished_at = null, supervisor_id = null, result = null,
-              max_attempts = t.attempts + ${attemptsParam}::int,
+              -- A cancelled task keeps the attempts it had not used (one cancelled while queued had them all).
+              max_attempts = case when t.state = 'cancelled' then greatest(t.attempts + ${attemptsParam}::int, ${maxAttemptsOf(schema, 't')})
+                                  else t.attempts + ${attemptsParam}::int end,
               history = ${historyWithFinalAttempt('t')}
         where t.id in (select id from candidates except select id from conflicted)
           and t.state in ('failed', 'timed_out', 'cancelled')
@@ -56,7 +60,7 @@ export async function retryTasks(db: Queryable, schema: string, ids: readonly st
   const { rows } = await db.query<{ id: string; outcome: RetryOutcome }>(
     `with input as (select id, ord from unnest($1::bigint[]) with ordinality as i(id, ord)),
      ${retryStatement(
-       q,
+       schema,
        `select t.id, t.queue, t.key from ${q}.tasks t where t.id in (select id from input) and t.state in ('failed', 'timed_out', 'cancelled')`,
        '$2',
        '$3',
@@ -84,7 +88,7 @@ export async function retryMatching(db: Queryable, schema: string, filter: Retry
   const q = quoteIdent(schema);
   const { rows } = await db.query<{ retried: string[]; key_in_use: string[] }>(
     `with ${retryStatement(
-      q,
+      schema,
       `select t.id, t.queue, t.key from ${q}.tasks t
         where t.state = any($3::text[]) and ($4::text is null or t.name = $4) and ($5::text is null or t.queue = $5)`,
       '$1',
