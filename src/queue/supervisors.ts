@@ -26,7 +26,8 @@ export async function registerSupervisor(
 /**
  * Renews the lease and publishes what `status` shows. Returns the state the row had: `lost` means another
  * supervisor presumed this one dead (and took its tasks back); the row is live again from now on. A row that
- * says `stopped` stays so: a renewal still in flight when the final one was written must not bring it back.
+ * says `stopped` stays so, and one past `starting` does not go back to it: a renewal still in flight when a
+ * later one was written must not undo it.
  */
 export async function heartbeat(
   db: Queryable,
@@ -40,7 +41,7 @@ export async function heartbeat(
         set heartbeat_at = now(), state = $2, tasks = $3::text[], snapshot = $4::jsonb, socket_path = $5,
             stopped_at = case when $2 = 'stopped' then now() else null end
        from (select state from ${q}.supervisors where id = $1 for update) previous
-      where s.id = $1 and previous.state <> 'stopped'
+      where s.id = $1 and previous.state <> 'stopped' and ($2 <> 'starting' or previous.state = 'starting')
      returning previous.state as previous`,
     [id, update.state, update.tasks, JSON.stringify(update.snapshot), update.socketPath ?? null],
   );
