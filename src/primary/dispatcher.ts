@@ -281,9 +281,9 @@ export class Dispatcher {
   /**
    * Tasks of limited names go first in line, before unlimited tasks of any priority, so that a limited name gets
    * its share while its limits allow however long the queue ahead of it. They are claimed for the slots free now,
-   * or, when none is (the buffer fills freed slots first), one per name for the next slot to free, and never more
-   * while one of the name waits in the buffer: a task waiting there counts against its name's limits without
-   * running. A name whose claim got fewer than it asked for is skipped until a wake: a settle of one of its
+   * or, when none is (the buffer fills freed slots first), one per name without a rate for the next slot to
+   * free, and never more while one of the name waits in the buffer: a task waiting there counts against its
+   * name's limits without running. A name whose claim got fewer than it asked for is skipped until a wake: a settle of one of its
    * tasks notifies one, and a full rate window sets a timer for when it frees.
    */
   async #claimLimited(limits: ReadonlyMap<string, TaskLimits>, free: number): Promise<boolean> {
@@ -294,7 +294,9 @@ export class Dispatcher {
     const paused = this.deps.paused();
     for (const [name, nameLimits] of [...entries.slice(first), ...entries.slice(0, first)]) {
       if (this.#limitedDry.get(name) === this.#wakes || paused.has(name)) continue;
-      const want = free > 0 ? free : this.#buffer.some((t) => t.name === name) ? 0 : 1;
+      // Ahead of a slot only without a rate: the window counts claims, and a task waiting in the buffer would
+      // start later than its place in the window says, so that starts could come closer together than the rate.
+      const want = free > 0 ? free : nameLimits.rateLimit || this.#buffer.some((t) => t.name === name) ? 0 : 1;
       if (want === 0) continue;
       const wakes = this.#wakes;
       asked = true;
