@@ -283,8 +283,8 @@ export class Dispatcher {
    * its share while its limits allow however long the queue ahead of it. They are claimed for the slots free now,
    * or, when none is (the buffer fills freed slots first), one per name without a rate for the next slot to
    * free, and never more while one of the name waits in the buffer: a task waiting there counts against its
-   * name's limits without running. A name whose claim got fewer than it asked for is skipped until a wake: a settle of one of its
-   * tasks notifies one, and a full rate window sets a timer for when it frees.
+   * name's limits without running. A name whose claim got fewer than it asked for is skipped until a wake: a
+   * settle of one of its tasks notifies one, and a full rate window sets a timer for when it frees.
    */
   async #claimLimited(limits: ReadonlyMap<string, TaskLimits>, free: number): Promise<boolean> {
     let asked = false;

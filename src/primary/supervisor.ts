@@ -355,10 +355,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     await registerSupervisor(this.#db, this.#options.schema, { id: this.id, host: this.host, pid: process.pid });
     // The row says `starting` until the workers are ready (status shows it; send does not warn that nobody serves
     // the schema), and its lease is renewed meanwhile: a large task module may take longer than a lease to load.
-    this.#startBeat = setInterval(() => {
-      if (this.#phase === 'starting' && !this.#tearingDown) void this.#publish('starting');
-    }, this.#options.heartbeatMs);
-    this.#timers.push(this.#startBeat);
+    this.#startBeat = this.#every(this.#options.heartbeatMs, () => (this.#tearingDown ? Promise.resolve() : this.#publish('starting')));
     await this.#publish('starting');
     await pruneSupervisors(this.#db, this.#options.schema, 24 * 3_600_000);
   }
@@ -859,7 +856,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
   }
 
-  #every(ms: number, fn: () => Promise<void>): void {
+  #every(ms: number, fn: () => Promise<void>): NodeJS.Timeout {
     let busy = false;
     const timer = setInterval(() => {
       if (busy) return;
@@ -869,6 +866,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       });
     }, ms);
     this.#timers.push(timer);
+    return timer;
   }
 
   // ---- stop -----------------------------------------------------------------------------------------------

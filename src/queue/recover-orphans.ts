@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/queryable.js';
 import { channelsFor, quoteIdent } from '../db/identifiers.js';
+import { liveStatesSql } from './supervisors.js';
 
 export interface RecoverRequest {
   /** The supervisor doing the recovery: its own tasks are never touched. */
@@ -30,13 +31,13 @@ export async function recoverOrphans(db: Queryable, schema: string, r: RecoverRe
   const { rows } = await db.query<{ requeued: number; failed: number }>(
     `with lost as (
        update ${q}.supervisors set state = 'lost', stopped_at = now()
-        where id <> $1 and state in ('starting', 'running', 'stopping')
+        where id <> $1 and state in (${liveStatesSql})
           and (heartbeat_at <= now() - $2 * interval '1 millisecond' or id = any($3::uuid[]))
        returning id
      ),
      live as (
        select id from ${q}.supervisors
-        where state in ('starting', 'running', 'stopping') and heartbeat_at > now() - $2 * interval '1 millisecond'
+        where state in (${liveStatesSql}) and heartbeat_at > now() - $2 * interval '1 millisecond'
           and id <> all($3::uuid[])
      ),
      candidates as (

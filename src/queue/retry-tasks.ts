@@ -25,8 +25,8 @@ export interface RetryFilter {
 
 /**
  * The statement's body, for ids or for a filter. A task is queued again due now, with `attempts` more attempts
- * than it has had, and a cancelled one at least the attempts it had left (its count goes on, so its history keeps one entry per attempt: the attempt that ended it is
- * written there, as `getTask` shows it). Its last error stays until the next attempt ends. A task whose key a
+ * than it has had, and a cancelled one at least the attempts it had left (its count goes on, so its history keeps
+ * one entry per attempt: the attempt that ended it is written there, as `getTask` shows it). Its last error stays until the next attempt ends. A task whose key a
  * queued or running task holds is left alone, as is all but the newest of several given with one key. One NOTIFY
  * wakes the supervisors.
  */

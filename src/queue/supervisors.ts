@@ -3,6 +3,9 @@ import { quoteIdent } from '../db/identifiers.js';
 
 export type SupervisorState = 'starting' | 'running' | 'stopping' | 'stopped' | 'lost';
 
+/** The states of a supervisor that holds a lease (SQL, for `state in (…)`): one that may hold tasks or soon will. */
+export const liveStatesSql = `'starting', 'running', 'stopping'`;
+
 export interface SupervisorRow {
   id: string;
   host: string;
@@ -52,7 +55,7 @@ export async function heartbeat(
 export async function liveSupervisors(db: Queryable, schema: string, leaseMs: number): Promise<SupervisorRow[]> {
   const { rows } = await db.query<SupervisorRow>(
     `select * from ${quoteIdent(schema)}.supervisors
-      where state in ('starting', 'running', 'stopping') and heartbeat_at > now() - $1 * interval '1 millisecond'
+      where state in (${liveStatesSql}) and heartbeat_at > now() - $1 * interval '1 millisecond'
       order by started_at`,
     [leaseMs],
   );

@@ -66,9 +66,10 @@ export async function sendFile(database: DatabaseTarget, options: SendFileOption
   process.on('SIGINT', onSignal);
   try {
     const { tasks, unknown, known } = await knownTasksOnly(client, database.schema, parsed);
-    // Not while a supervisor is starting: it tells what it offers once its workers are ready.
-    if (known.length === 0 && !(await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).some((s) => s.state === 'starting')) {
-      process.stderr.write(unservedSchemaWarning(database.schema, 'the tasks wait'));
+    if (known.length === 0) {
+      // Not while a supervisor is starting: it tells what it offers once its workers are ready.
+      const live = await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs);
+      if (!live.some((s) => s.state === 'starting')) process.stderr.write(unservedSchemaWarning(database.schema, 'the tasks wait'));
     }
     const invalid = [...bad, ...unknown].sort((a, b) => a.line - b.line);
     reportInvalid(invalid, unknown.length > 0 ? known : []);

@@ -212,9 +212,10 @@ export function retryCommand(): Command {
   command.addHelpText(
     'after',
     `
-A retried task is queued again, due now, with --attempts more attempts; its attempt count and history go on
-(prefork inspect task <id> shows every attempt). A succeeded task is not retried: send it again instead. A task
-whose key a queued or running task holds is left alone (its retry would be a duplicate).
+A retried task is queued again, due now, with --attempts more attempts (a cancelled one also keeps those it had
+not used); its attempt count and history go on (prefork inspect task <id> shows every attempt). A succeeded task
+is not retried: send it again instead. A task whose key a queued or running task holds is left alone (its retry
+would be a duplicate).
 
 Exit codes: 0 every given task retried (with a filter: also when none matched), 1 some given task not retried,
 2 bad input, 3 database unreachable.
