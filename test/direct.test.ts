@@ -252,6 +252,46 @@ describe('direct submission', () => {
     await sup.stop();
   });
 
+  it('with deferAcceptMs, a task done within it is answered by its result alone; a longer one is accepted when that time is up', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1', '--concurrency', '2']);
+    await sup.ready();
+    const socket = connect(await socketPath(schema));
+    const replies: { op: string; ref: number; at: number; task?: { id: string; status: string } ; id?: string }[] = [];
+    let buffered = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        replies.push({ ...(JSON.parse(buffered.slice(0, nl)) as { op: string; ref: number }), at: performance.now() });
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const submit = (ref: number, name: string, payload: unknown, deferAcceptMs: unknown) =>
+      socket.write(`${JSON.stringify({ op: 'submit', ref, submission: randomUUID(), name, payload, wait: true, deferAcceptMs })}\n`);
+    const sentAt = performance.now();
+    // The sleep's accepted is held back 100 ms, then sent: the task is still running.
+    submit(1, 'prefork.sleep', { ms: 1_500 }, 100);
+    // An echo is done well within 10 s: its result is the only reply.
+    submit(2, 'prefork.echo', { n: 2 }, 10_000);
+    submit(3, 'prefork.echo', { n: 3 }, -1);
+    await waitFor(() => replies.filter((r) => r.op === 'result').length === 2);
+    socket.end();
+    const of = (ref: number) => replies.filter((r) => r.ref === ref).map((r) => r.op);
+    expect(of(1)).toEqual(['accepted', 'result']);
+    expect(of(2)).toEqual(['result']);
+    expect(of(3)).toEqual(['refused']);
+    expect(replies.find((r) => r.ref === 3)).toMatchObject({ error: { code: 'BAD_REQUEST', message: 'deferAcceptMs must be an integer from 0 to 60000' } });
+    const accepted = replies.find((r) => r.ref === 1 && r.op === 'accepted')!;
+    const sleepResult = replies.find((r) => r.ref === 1 && r.op === 'result')!;
+    expect(accepted.at - sentAt).toBeGreaterThanOrEqual(95);
+    expect(sleepResult.at).toBeGreaterThan(accepted.at);
+    expect(sleepResult.task).toMatchObject({ id: accepted.id, status: 'succeeded' });
+    expect(replies.find((r) => r.ref === 2)!.task).toMatchObject({ status: 'succeeded', result: { n: 2 } });
+    expect(await query(`select state, count(*)::int as n from "${schema}".tasks group by state`)).toEqual([{ state: 'succeeded', n: 2 }]);
+    await sup.stop();
+  });
+
   it('prefork send --wait goes through the socket, and through the database when no supervisor runs here', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1']);

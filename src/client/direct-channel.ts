@@ -23,6 +23,12 @@ const retryThroughDatabase: ReadonlySet<string> = new Set(['NOT_ACCEPTING', 'DIR
 /** How long a submission waits for `accepted` (a one-statement insert, normally about a millisecond). */
 export const defaultAcceptTimeoutMs = 2_000;
 
+/**
+ * How long the supervisor may hold back `accepted` when the outcome could follow at once (`deferAcceptMs`): a
+ * task that is done by then is answered with one reply instead of two. Well within `defaultAcceptTimeoutMs`.
+ */
+const deferAcceptMs = 100;
+
 /** While the outcome is awaited on the socket, the task is also read from the database this often. */
 const recheckMs = 1_000;
 
@@ -132,6 +138,8 @@ export class DirectChannel {
         break;
       case 'result':
       case 'requeued':
+        // Sent with `deferAcceptMs`: the outcome came first and stands for the `accepted` left out.
+        if (!pending.outcome) pending.accepted({ op: 'accepted', ref: reply.ref, id: reply.op === 'result' ? reply.task.id : reply.id, deduplicated: false, direct: true });
         this.#pending.delete(reply.ref);
         pending.outcome?.(reply.op === 'result' ? reply.task : null);
         break;
@@ -162,7 +170,7 @@ export async function runDirect(
   wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskRow | null>; onAccepted?: (id: string) => void },
 ): Promise<{ id: string | undefined; view: TaskView | null }> {
   try {
-    const accepted = await channel.submit({ ...request, wait: true });
+    const accepted = await channel.submit({ ...request, wait: true, deferAcceptMs });
     wait.onAccepted?.(accepted.id);
     const outcome = accepted.outcome;
     const view = outcome ? await raceOutcome(outcome, { timeoutMs: wait.timeoutMs, signal: wait.signal, read: () => wait.read(accepted.id) }) : null;

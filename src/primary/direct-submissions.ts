@@ -41,6 +41,8 @@ interface Waiter {
   queue: string;
   maxAttempts: number | null;
   createdAt: string;
+  /** Sends the held-back `accepted` (see `deferAcceptMs`) should the outcome not come first. */
+  acceptTimer?: NodeJS.Timeout | undefined;
 }
 
 export class DirectSubmissions {
@@ -88,7 +90,10 @@ export class DirectSubmissions {
 
   /** Senders still waiting (their task went back to the queue) wait through the database; the socket closes. */
   close(): void {
-    for (const [id, w] of this.#waiters) w.connection.send({ op: 'requeued', ref: w.ref, id });
+    for (const [id, w] of this.#waiters) {
+      clearTimeout(w.acceptTimer);
+      w.connection.send({ op: 'requeued', ref: w.ref, id });
+    }
     this.#waiters.clear();
     this.#server?.close();
   }
@@ -97,9 +102,8 @@ export class DirectSubmissions {
   onSettled(settled: readonly Settlement[], finishedAt: Date, fenced: readonly string[]): void {
     if (this.#waiters.size === 0) return;
     for (const s of settled) {
-      const w = this.#waiters.get(s.id);
+      const w = this.#take(s.id);
       if (!w) continue;
-      this.#waiters.delete(s.id);
       if (s.state === 'queued') {
         w.connection.send({ op: 'requeued', ref: w.ref, id: s.id });
         continue;
@@ -126,11 +130,19 @@ export class DirectSubmissions {
       });
     }
     for (const id of fenced) {
-      const w = this.#waiters.get(id);
+      const w = this.#take(id);
       if (!w) continue;
-      this.#waiters.delete(id);
       w.connection.send({ op: 'requeued', ref: w.ref, id });
     }
+  }
+
+  /** The waiter for task `id`, no longer waiting; its held-back `accepted` is now implied by what it is sent. */
+  #take(id: string): Waiter | undefined {
+    const w = this.#waiters.get(id);
+    if (!w) return undefined;
+    this.#waiters.delete(id);
+    clearTimeout(w.acceptTimer);
+    return w;
   }
 
   #onSubmit(request: SubmitRequest, connection: DirectConnection): void {
@@ -176,12 +188,23 @@ export class DirectSubmissions {
         return;
       }
       const task: ClaimedTask = { id: row.id, name: r.name, payload: r.payload, attempt: 1, maxAttempts: row.maxAttempts ?? this.deps.maxAttempts(r.name), claimedAt: Date.now() };
+      const accepted = { op: 'accepted', ref: r.ref, id: row.id, deduplicated: false, direct: r.wait } as const;
+      let waiter: Waiter | undefined;
       if (r.wait) {
-        this.#waiters.set(row.id, { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString() });
+        waiter = { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString() };
+        this.#waiters.set(row.id, waiter);
       }
       // To the worker first, then the reply: the task starts while the sender reads it.
       const started = this.deps.runNow(task);
-      connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: false, direct: r.wait });
+      if (waiter && r.deferAcceptMs && started) {
+        // A short task's outcome says it all: `accepted` only goes out if the outcome has not come by then.
+        waiter.acceptTimer = setTimeout(() => {
+          waiter.acceptTimer = undefined;
+          connection.send(accepted);
+        }, r.deferAcceptMs).unref();
+      } else {
+        connection.send(accepted);
+      }
       if (!started) {
         // Stopping since the insert: the task goes back to the queue; close() tells the sender.
         await this.deps.release([row.id], 'submitted while the supervisor began to stop');
