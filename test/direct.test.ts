@@ -257,7 +257,7 @@ describe('direct submission', () => {
     const sup = start(schema, ['--workers', '1', '--concurrency', '2']);
     await sup.ready();
     const socket = connect(await socketPath(schema));
-    const replies: { op: string; ref: number; at: number; task?: { id: string; status: string } ; id?: string }[] = [];
+    const replies: { op: string; ref: number; at: number; task?: { id: string; status: string }; id?: string }[] = [];
     let buffered = '';
     socket.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
