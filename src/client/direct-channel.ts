@@ -170,7 +170,8 @@ export async function runDirect(
   wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskRow | null>; onAccepted?: (id: string) => void },
 ): Promise<{ id: string | undefined; view: TaskView | null }> {
   try {
-    const accepted = await channel.submit({ ...request, wait: true, deferAcceptMs });
+    // A caller told of the acceptance (`send --wait`, which names the task if interrupted) needs it at once.
+    const accepted = await channel.submit({ ...request, wait: true, deferAcceptMs: wait.onAccepted ? undefined : deferAcceptMs });
     wait.onAccepted?.(accepted.id);
     const outcome = accepted.outcome;
     const view = outcome ? await raceOutcome(outcome, { timeoutMs: wait.timeoutMs, signal: wait.signal, read: () => wait.read(accepted.id) }) : null;
