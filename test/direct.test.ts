@@ -292,6 +292,26 @@ describe('direct submission', () => {
     await sup.stop();
   });
 
+  it('run() given up while its accepted is held back (a signal, a timeout shorter than the hold): it says so, and the task goes on once', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1', '--concurrency', '2']);
+    await sup.ready();
+    const prefork = client(schema);
+    await prefork.run('prefork.echo', {}, { timeoutMs: 10_000 }); // the socket is open: the next runs go through it
+    const ac = new AbortController();
+    const aborted = prefork.run('prefork.sleep', { ms: 1_500, n: 1 }, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 20);
+    await expect(aborted).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(prefork.run('prefork.sleep', { ms: 1_500, n: 2 }, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    // Both were handed over before the caller gave up: each runs to its end, once.
+    await waitForRows(`select 1 from "${schema}".tasks where name = 'prefork.sleep' and state = 'succeeded' having count(*) = 2`);
+    expect(await query(`select (payload->>'n')::int as n, state, attempts from "${schema}".tasks where name = 'prefork.sleep' order by 1`)).toEqual([
+      { n: 1, state: 'succeeded', attempts: 1 },
+      { n: 2, state: 'succeeded', attempts: 1 },
+    ]);
+    await sup.stop();
+  });
+
   it('prefork send --wait goes through the socket, and through the database when no supervisor runs here', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1']);

@@ -162,24 +162,53 @@ export class DirectChannel {
  * Hands a task to the supervisor behind `channel` and waits there for its outcome (see `raceOutcome`). Returns
  * the outcome when it came that way; otherwise the task's id when the supervisor accepted it (wait through the
  * database), or no id when the submission must be resent through the database (`addSubmitted`, same
- * submission id). Throws only what the database path cannot mend (a bad request).
+ * submission id). Throws only what the database path cannot mend (a bad request), and the signal's reason when it
+ * aborts before the supervisor accepted the task.
  */
 export async function runDirect(
   channel: DirectChannel,
   request: Omit<DirectSubmit, 'wait'>,
   wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskRow | null>; onAccepted?: (id: string) => void },
 ): Promise<{ id: string | undefined; view: TaskView | null }> {
+  const deadline = wait.timeoutMs === undefined ? undefined : Date.now() + wait.timeoutMs;
+  // A caller told of the acceptance (`send --wait`, which names the task if interrupted) needs it at once; held
+  // back, it comes no later than the caller's time runs out.
+  const hold = wait.onAccepted ? undefined : Math.min(deferAcceptMs, wait.timeoutMs ?? deferAcceptMs);
   try {
-    // A caller told of the acceptance (`send --wait`, which names the task if interrupted) needs it at once.
-    const accepted = await channel.submit({ ...request, wait: true, deferAcceptMs: wait.onAccepted ? undefined : deferAcceptMs });
+    const accepted = await unlessAborted(channel.submit({ ...request, wait: true, deferAcceptMs: hold }), wait.signal);
     wait.onAccepted?.(accepted.id);
     const outcome = accepted.outcome;
-    const view = outcome ? await raceOutcome(outcome, { timeoutMs: wait.timeoutMs, signal: wait.signal, read: () => wait.read(accepted.id) }) : null;
+    const timeoutMs = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+    const view = outcome ? await raceOutcome(outcome, { timeoutMs, signal: wait.signal, read: () => wait.read(accepted.id) }) : null;
     return { id: accepted.id, view };
   } catch (error) {
     if (error instanceof PreforkError && retryThroughDatabase.has(error.code)) return { id: undefined, view: null };
     throw error;
   }
+}
+
+/**
+ * `promise`, or a rejection with the signal's reason as soon as it aborts: the handed-over task goes on (as a
+ * send through the database does when its caller gives up), and the abandoned promise's end is ignored.
+ */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  promise.catch(() => {});
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**
