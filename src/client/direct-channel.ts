@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { hostname } from 'node:os';
+import { raceAbort } from '../db/backoff.js';
 import type { Queryable } from '../db/queryable.js';
 import { connectSocket } from '../direct/connect-socket.js';
 import { lineReader, type DirectReply, type SubmitRequest } from '../direct/protocol.js';
@@ -192,23 +193,8 @@ export async function runDirect(
  * send through the database does when its caller gives up), and the abandoned promise's end is ignored.
  */
 function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
   promise.catch(() => {});
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+  return raceAbort(promise, signal);
 }
 
 /**
