@@ -118,4 +118,26 @@ describe('settleTasks', () => {
     expect(aloneNotices.wakes).toBe(1);
     expect(batchNotices.wakes).toBe(1);
   });
+
+  it('records a late start as the claim time plus the delay measured, however long after the outcome is written', async () => {
+    const [alone, a, b] = await runningTasks(3);
+    // Claimed long before the outcomes are written (the rows' started_at is the claim's time).
+    await client.query(`update "${schema}".tasks set started_at = '2026-01-01 00:00:00+00', supervisor_id = $1 where id = any($2::bigint[])`, [supervisorId, [alone, a, b]]);
+    await settleTasks(client, schema, supervisorId, [{ id: alone!, state: 'succeeded', result: 1, startedAfterClaimMs: 1_250 }]);
+    await settleTasks(client, schema, supervisorId, [
+      { id: a!, state: 'succeeded', result: 2, startedAfterClaimMs: 2_500 },
+      { id: b!, state: 'queued', error: { name: 'Error', code: 'AGAIN', message: 'again', retryable: true }, delayMs: 60_000, startedAfterClaimMs: 400 },
+    ]);
+    const { rows } = await client.query<{ state: string; started: string }>(
+      `select state, to_char(coalesce((history->0->>'startedAt')::timestamptz, started_at) at time zone 'UTC', 'HH24:MI:SS.MS') as started
+         from "${schema}".tasks where id = any($1::bigint[]) order by id`,
+      [[alone, a, b]],
+    );
+    expect(rows).toEqual([
+      { state: 'succeeded', started: '00:00:01.250' },
+      { state: 'succeeded', started: '00:00:02.500' },
+      // A retried attempt: its start is in the history.
+      { state: 'queued', started: '00:00:00.400' },
+    ]);
+  });
 });

@@ -37,7 +37,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
   succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown, resultSize?: number): void {
     // Past its hard limit the attempt is over, whatever the task returns after (it caught its query's cancel).
     if (f.timedOut) return this.#fail(f, handle, this.#timeoutError(f), this.#retryDelay(f), false);
-    this.settler.add({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid, progress: f.progress, startedAt: lateStart(f) }, Date.now() - f.startedAt);
+    this.settler.add({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) }, Date.now() - f.startedAt);
     this.#announce(f, 'succeeded', false);
   }
 
@@ -66,7 +66,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
     const t = f.task;
     if (f.cancelled) {
       this.log.info({ event: 'task_cancelled', taskId: t.id, task: t.name, attempt: t.attempt, workerPid: handle.pid }, 'task cancelled');
-      this.settler.add({ id: t.id, name: t.name, state: 'cancelled', error: cancelledError, workerPid: handle.pid, progress: f.progress, startedAt: lateStart(f) });
+      this.settler.add({ id: t.id, name: t.name, state: 'cancelled', error: cancelledError, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) });
       return this.#announce(f, 'cancelled', crashed);
     }
     const retry = error.retryable !== false && t.attempt < t.maxAttempts;
@@ -84,7 +84,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
       },
       retry ? 'task failed; retry scheduled' : `task ${final.replace('_', ' ')}`,
     );
-    this.settler.add({ id: t.id, name: t.name, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid, progress: f.progress, startedAt: lateStart(f) });
+    this.settler.add({ id: t.id, name: t.name, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) });
     this.#announce(f, retry ? 'retried' : final, crashed);
   }
 
@@ -105,7 +105,9 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
 /** A start this long after the claim is recorded with the outcome (a task claimed ahead, or a long hand-over). */
 const lateStartMs = 50;
 
-/** When the attempt started, if well after its claim (the row's started_at); otherwise undefined. */
+/** How long after its claim (the row's started_at) the attempt started, if well after it; otherwise undefined. */
 function lateStart(f: InFlightTask): number | undefined {
-  return f.started && f.task.claimedAt !== undefined && f.startedAt - f.task.claimedAt > lateStartMs ? f.startedAt : undefined;
+  if (!f.started || f.task.claimedAt === undefined) return undefined;
+  const after = f.startedAt - f.task.claimedAt;
+  return after > lateStartMs ? after : undefined;
 }

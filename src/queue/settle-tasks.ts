@@ -17,11 +17,12 @@ export interface Settlement {
   delayMs?: number | undefined;
   workerPid?: number | null | undefined;
   /**
-   * When the attempt started on its worker (Date.now()), given only when it started well after its claim (it
-   * waited claimed ahead): the row's started_at, the claim's time, is then moved to it. Written as the
-   * statement's now() minus the time since, so that the database's clock stays the only one in the row.
+   * How long after its claim the attempt started on its worker (ms, as the primary measured both), given only
+   * when it started well after it (it waited claimed ahead): the row's started_at, the claim's time by the
+   * database's clock, is then moved on by this much. Counted from the claim, not back from the outcome's
+   * statement, so that a wait of that statement (behind other writes) is not taken for run time.
    */
-  startedAt?: number | undefined;
+  startedAfterClaimMs?: number | undefined;
   /** The length of a success's result as JSON text, when the worker measured it (the Settler bounds statements by it). */
   resultSize?: number | undefined;
 }
@@ -47,7 +48,6 @@ export async function settleTasks(
   if (batch.length === 1) return settleOne(db, schema, supervisorId, batch[0]!);
   const q = quoteIdent(schema);
   const channels = channelsFor(schema);
-  const now = Date.now();
   const input = batch.map((s) => ({
     id: s.id,
     state: s.state,
@@ -55,7 +55,7 @@ export async function settleTasks(
     error: s.error ?? null,
     delay_ms: s.delayMs ?? 0,
     worker_pid: s.workerPid ?? null,
-    started_ago_ms: s.startedAt === undefined ? undefined : Math.max(0, now - s.startedAt),
+    started_after_claim_ms: s.startedAfterClaimMs,
     // Left out of the JSON when undefined: most tasks report none.
     progress: s.progress,
   }));
@@ -64,11 +64,11 @@ export async function settleTasks(
     name: `prefork_settle_${schema}`,
     text: `with input as (
        select * from jsonb_to_recordset($1::jsonb)
-         as i(id bigint, state text, result jsonb, error jsonb, delay_ms float8, worker_pid integer, progress jsonb, started_ago_ms float8)
+         as i(id bigint, state text, result jsonb, error jsonb, delay_ms float8, worker_pid integer, progress jsonb, started_after_claim_ms float8)
      ),
      settled as (
        update ${q}.tasks t
-          ${setOutcome({ state: 'i.state', result: 'i.result', error: 'i.error', delayMs: 'i.delay_ms', workerPid: 'i.worker_pid', progress: 'i.progress', startedAgoMs: 'i.started_ago_ms' })}
+          ${setOutcome({ state: 'i.state', result: 'i.result', error: 'i.error', delayMs: 'i.delay_ms', workerPid: 'i.worker_pid', progress: 'i.progress', startedAfterClaimMs: 'i.started_after_claim_ms' })}
          from input i
         where t.id = i.id and t.state = 'running' and t.supervisor_id = $2
        returning t.id, t.state, i.delay_ms
@@ -95,12 +95,12 @@ interface OutcomeValues {
   delayMs: string;
   workerPid: string;
   progress: string;
-  startedAgoMs: string;
+  startedAfterClaimMs: string;
 }
 
 /** The SET clause that records an outcome on `t`, the same for a batch and for one. */
 function setOutcome(v: OutcomeValues): string {
-  const startedAt = `case when ${v.startedAgoMs} is null then t.started_at else greatest(t.started_at, now() - ${v.startedAgoMs} * interval '1 millisecond') end`;
+  const startedAt = `case when ${v.startedAfterClaimMs} is null then t.started_at else least(now(), t.started_at + ${v.startedAfterClaimMs} * interval '1 millisecond') end`;
   return `set state = ${v.state},
               result = case when ${v.state} = 'succeeded' then ${v.result} else null end,
               -- A success has no error (the earlier attempts' errors stay in errors and history).
@@ -133,7 +133,7 @@ async function settleOne(db: PreparingQueryable, schema: string, supervisorId: s
     name: `prefork_settle_one_${schema}`,
     text: `with settled as (
        update ${q}.tasks t
-          ${setOutcome({ state: '$2', result: '$3::jsonb', error: '$4::jsonb', delayMs: '$5::float8', workerPid: '$6::integer', progress: '$7::jsonb', startedAgoMs: '$11::float8' })}
+          ${setOutcome({ state: '$2', result: '$3::jsonb', error: '$4::jsonb', delayMs: '$5::float8', workerPid: '$6::integer', progress: '$7::jsonb', startedAfterClaimMs: '$11::float8' })}
         where t.id = $1 and t.state = 'running' and t.supervisor_id = $8
        returning t.id
      ),
@@ -144,7 +144,7 @@ async function settleOne(db: PreparingQueryable, schema: string, supervisorId: s
      )
      select array(select id::text from settled) as settled, now() as finished_at, (select count(*) from notified) as notified`,
     values: [s.id, s.state, s.state === 'succeeded' ? json(s.result) : null, json(s.error), s.delayMs ?? 0, s.workerPid ?? null, json(s.progress), supervisorId, channels.done, channels.wake,
-      s.startedAt === undefined ? null : Math.max(0, Date.now() - s.startedAt)],
+      s.startedAfterClaimMs ?? null],
   });
   return { settled: rows[0]?.settled ?? [], finishedAt: rows[0]?.finished_at ?? new Date() };
 }
