@@ -49,6 +49,38 @@ async function socketPath(schema: string): Promise<string> {
   return row!.socket_path!;
 }
 
+/**
+ * A raw connection to a supervisor's socket: `send` writes one request line; `replies` collects every reply line,
+ * parsed, with the time it arrived (`at`, performance.now()).
+ */
+async function rawSocket(path: string): Promise<{ send: (request: unknown) => void; end: () => void; replies: Reply[] }> {
+  const socket = connect(path);
+  const replies: Reply[] = [];
+  let buffered = '';
+  socket.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      replies.push({ ...(JSON.parse(buffered.slice(0, nl)) as Omit<Reply, 'at'>), at: performance.now() });
+      buffered = buffered.slice(nl + 1);
+    }
+  });
+  await new Promise((resolve) => socket.once('connect', resolve));
+  return {
+    send: (request) => socket.write(typeof request === 'string' ? request : `${JSON.stringify(request)}\n`),
+    end: () => socket.end(),
+    replies,
+  };
+}
+
+interface Reply {
+  op: string;
+  ref: number;
+  at: number;
+  id?: string;
+  task?: { id: string; status: string; result?: unknown };
+  error?: { code: string; message: string };
+}
+
 describe('direct submission', () => {
   it('run() hands the task to the local supervisor: claimed in the insert, nobody woken, the outcome as stored', async () => {
     const schema = schemaName();
@@ -219,34 +251,25 @@ describe('direct submission', () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1']);
     await sup.ready();
-    const socket = connect(await socketPath(schema));
-    const replies: Record<string, unknown>[] = [];
-    let buffered = '';
-    socket.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-        replies.push(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>);
-        buffered = buffered.slice(nl + 1);
-      }
-    });
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write('not json\n');
-    socket.write(`${JSON.stringify({ op: 'submit', ref: 6, name: 'prefork.echo', payload: {}, wait: true })}\n`);
-    socket.write(`${JSON.stringify({ op: 'submit', ref: 7, submission: randomUUID(), name: 'prefork.echo', payload: {}, wait: 'yes' })}\n`);
-    socket.write(`${JSON.stringify({ op: 'submit', ref: 9, submission: randomUUID(), name: 'prefork.echo', payload: { text: 'a\u0000b' }, wait: true })}\n`);
-    socket.write(`${JSON.stringify({ op: 'submit', ref: 8, submission: randomUUID(), name: 'prefork.echo', payload: { ok: 1 }, wait: true })}\n`);
+    const { send, end, replies } = await rawSocket(await socketPath(schema));
+    send('not json\n');
+    send({ op: 'submit', ref: 6, name: 'prefork.echo', payload: {}, wait: true });
+    send({ op: 'submit', ref: 7, submission: randomUUID(), name: 'prefork.echo', payload: {}, wait: 'yes' });
+    send({ op: 'submit', ref: 9, submission: randomUUID(), name: 'prefork.echo', payload: { text: 'a\u0000b' }, wait: true });
+    send({ op: 'submit', ref: 8, submission: randomUUID(), name: 'prefork.echo', payload: { ok: 1 }, wait: true });
     await waitFor(() => replies.some((r) => r.op === 'result'));
-    socket.end();
-    expect(replies[0]).toEqual({ op: 'refused', ref: 0, error: { code: 'BAD_REQUEST', message: 'not JSON' } });
-    expect(replies[1]).toEqual({ op: 'refused', ref: 6, error: { code: 'BAD_REQUEST', message: 'submission must be a UUID' } });
-    expect(replies[2]).toEqual({ op: 'refused', ref: 7, error: { code: 'BAD_REQUEST', message: 'wait must be true or false' } });
-    expect(replies[3]).toEqual({
+    end();
+    const withoutTimes = replies.map(({ at: _at, ...reply }) => reply);
+    expect(withoutTimes[0]).toEqual({ op: 'refused', ref: 0, error: { code: 'BAD_REQUEST', message: 'not JSON' } });
+    expect(withoutTimes[1]).toEqual({ op: 'refused', ref: 6, error: { code: 'BAD_REQUEST', message: 'submission must be a UUID' } });
+    expect(withoutTimes[2]).toEqual({ op: 'refused', ref: 7, error: { code: 'BAD_REQUEST', message: 'wait must be true or false' } });
+    expect(withoutTimes[3]).toEqual({
       op: 'refused',
       ref: 9,
       error: { code: 'BAD_REQUEST', message: 'the request contains a NUL character (\\u0000), which PostgreSQL cannot store' },
     });
-    expect(replies[4]).toMatchObject({ op: 'accepted', ref: 8, direct: true, deduplicated: false });
-    expect(replies[5]).toMatchObject({ op: 'result', ref: 8, task: { status: 'succeeded', result: { ok: 1 } } });
+    expect(withoutTimes[4]).toMatchObject({ op: 'accepted', ref: 8, direct: true, deduplicated: false });
+    expect(withoutTimes[5]).toMatchObject({ op: 'result', ref: 8, task: { status: 'succeeded', result: { ok: 1 } } });
     // Nothing was inserted for the refused lines.
     expect(await query(`select count(*)::int as n from "${schema}".tasks`)).toEqual([{ n: 1 }]);
     await sup.stop();
@@ -256,19 +279,9 @@ describe('direct submission', () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1', '--concurrency', '2']);
     await sup.ready();
-    const socket = connect(await socketPath(schema));
-    const replies: { op: string; ref: number; at: number; task?: { id: string; status: string }; id?: string }[] = [];
-    let buffered = '';
-    socket.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-        replies.push({ ...(JSON.parse(buffered.slice(0, nl)) as { op: string; ref: number }), at: performance.now() });
-        buffered = buffered.slice(nl + 1);
-      }
-    });
-    await new Promise((resolve) => socket.once('connect', resolve));
+    const { send, end, replies } = await rawSocket(await socketPath(schema));
     const submit = (ref: number, name: string, payload: unknown, deferAcceptMs: unknown) =>
-      socket.write(`${JSON.stringify({ op: 'submit', ref, submission: randomUUID(), name, payload, wait: true, deferAcceptMs })}\n`);
+      send({ op: 'submit', ref, submission: randomUUID(), name, payload, wait: true, deferAcceptMs });
     const sentAt = performance.now();
     // The sleep's accepted is held back 100 ms, then sent: the task is still running.
     submit(1, 'prefork.sleep', { ms: 1_500 }, 100);
@@ -276,7 +289,7 @@ describe('direct submission', () => {
     submit(2, 'prefork.echo', { n: 2 }, 10_000);
     submit(3, 'prefork.echo', { n: 3 }, -1);
     await waitFor(() => replies.filter((r) => r.op === 'result').length === 2);
-    socket.end();
+    end();
     const of = (ref: number) => replies.filter((r) => r.ref === ref).map((r) => r.op);
     expect(of(1)).toEqual(['accepted', 'result']);
     expect(of(2)).toEqual(['result']);
