@@ -89,6 +89,24 @@ describe('time limits', () => {
     await sup.stop();
   });
 
+  it("a SIGKILLed worker's running query is ended by its connection's name when the worker never reported its backend", async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const sent = await runCli(['send', 'fixture.dbSpin'], { schema });
+    const id = sent.stdout.trim();
+    const pid = await workerRunning(schema, sup, id);
+    await expect.poll(async () => (await query(`select state from pg_stat_activity where application_name like $1`, [`prefork:${schema} %`])).map((r) => r.state)).toEqual(['active']);
+    process.kill(pid, 'SIGKILL');
+    // Ended by the primary, not left to the server's check of a dead client (client_connection_check_interval).
+    await sup.waitForEvent('orphan_backends_terminated');
+    expect(sup.events('orphan_backends_terminated')).toEqual([expect.objectContaining({ terminated: 1 })]);
+    await expect.poll(() => taskConnections(schema)).toEqual([]);
+    expect(sup.events('worker_crashed')).toHaveLength(1);
+    await waitForFinal(schema, 1);
+    await sup.stop();
+  });
+
   it('a replacement that cannot start after the worker it replaced was killed is forked again until one can', async () => {
     const schema = schemaName();
     const gate = join(tmpdir(), `prefork-test-gate-${randomUUID()}`);

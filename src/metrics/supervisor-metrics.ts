@@ -120,7 +120,7 @@ export class SupervisorMetrics {
           this.set(c ? pick(c) : 0);
         },
       });
-    connections('prefork_db_connections_in_use', 'Task database connections open now, across all workers', (c) => c.inUse);
+    connections('prefork_db_connections_in_use', 'Task database connections open now, across all workers (while the budget is not enforced: those open longer than 0.2 s)', (c) => c.inUse);
     connections('prefork_db_connections_limit', 'Task database connections allowed at once (--max-db-connections, or derived from max_connections)', (c) => c.limit);
     connections('prefork_db_connections_waiting', 'Tasks waiting for a database connection slot', (c) => c.waiting);
     connections('prefork_db_connections_peak', 'Most task database connections open at once since start', (c) => c.peak);

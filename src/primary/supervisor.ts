@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { taskApplicationName } from '../db/application-name.js';
+import { taskApplicationName, taskApplicationNameIsWhole } from '../db/application-name.js';
 import { redactConnectionString } from '../db/connection-string.js';
 import { retryTransient } from '../db/connect-with-retry.js';
 import { channelsFor } from '../db/identifiers.js';
@@ -25,7 +25,7 @@ import { releaseTasks } from '../queue/release-tasks.js';
 import { notifyWake } from '../queue/notify.js';
 import { pausedTasks } from '../queue/paused-tasks.js';
 import type { TaskLimits } from '../queue/claim-tasks.js';
-import { signalBackends } from '../queue/terminate-backends.js';
+import { signalBackends, type BackendRef } from '../queue/terminate-backends.js';
 import { heartbeat, registerSupervisor, pruneSupervisors, type SupervisorState } from '../queue/supervisors.js';
 import { budgetLimit, ConnectionBudget } from './connection-budget.js';
 import { Dispatcher } from './dispatcher.js';
@@ -131,6 +131,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   /** Workers that asked whether the budget is enforced before the primary knew. */
   readonly #budgetQueries = new Set<WorkerHandle>();
   #budget: ConnectionBudget | undefined;
+  /** The most task connections reported open at once while the budget is not enforced. */
+  #openPeak = 0;
   /** Tasks whose signal was aborted because the supervisor is stopping: released, not failed. */
   readonly #abortedForStop = new Set<string>();
   readonly #background = new Set<Promise<unknown>>();
@@ -477,8 +479,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         handle.send(final ? { type: 'abort', taskId: f.task.id, reason, final } : { type: 'abort', taskId: f.task.id, reason });
       },
       stopBackend: async (handle, f, terminate) => {
-        if (f.backendPid === null) return;
-        const ref = { pid: f.backendPid, applicationName: taskApplicationName(this.#options.schema, handle.id, f.task.id) };
+        const ref = this.#backendRef(handle, f);
+        if (!ref) return;
         try {
           await signalBackends(this.#db, [ref], terminate ? 'terminate' : 'cancel');
         } catch (error) {
@@ -493,11 +495,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     };
   }
 
+  /**
+   * How to find the server side of a task's connection: by its pid with its name, once the worker reported it; before
+   * that (a connection reports once it has lived backendReportDelayMs, and a worker whose event loop a task
+   * blocks never does), by its name alone when the server keeps the whole name. Null for a task not started.
+   */
+  #backendRef(handle: WorkerHandle, f: InFlightTask): BackendRef | null {
+    const { schema } = this.#options;
+    const applicationName = taskApplicationName(schema, handle.id, f.task.id);
+    if (f.backendPid !== null) return { pid: f.backendPid, applicationName };
+    return f.started && taskApplicationNameIsWhole(schema, handle.id, f.task.id) ? { pid: null, applicationName } : null;
+  }
+
   /** A dead worker's queries may still run on the server: end them, so their locks and work go too. */
   async #terminateBackends(handle: WorkerHandle, inFlight: InFlightTask[]): Promise<void> {
-    const backends = inFlight
-      .filter((f) => f.backendPid !== null)
-      .map((f) => ({ pid: f.backendPid!, applicationName: taskApplicationName(this.#options.schema, handle.id, f.task.id) }));
+    const backends = inFlight.flatMap((f) => this.#backendRef(handle, f) ?? []);
     if (backends.length === 0) return;
     try {
       const n = await signalBackends(this.#db, backends, 'terminate');
@@ -528,7 +540,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       },
       db_backend: (m) => {
         const f = handle.inFlight.get(m.taskId);
-        if (f) f.backendPid = m.backendPid;
+        if (!f) return;
+        f.backendPid = m.backendPid;
+        if (!this.#budgetEnforced()) this.#openPeak = Math.max(this.#openPeak, this.#openConnections());
       },
       progress: (m) => {
         const f = handle.inFlight.get(m.taskId);
@@ -768,9 +782,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     const enforced = this.#budgetEnforced();
     const budget = this.#budget.snapshot();
     if (enforced) return { ...budget, enforced };
-    // Not enforced (the budget exceeds every task slot): count the tasks that opened a connection.
-    const open = this.#pool.handles.reduce((n, h) => n + [...h.inFlight.values()].filter((f) => f.backendPid !== null).length, 0);
-    return { ...budget, inUse: open, enforced };
+    // Not enforced (the budget exceeds every task slot): count the tasks whose worker reported a connection.
+    return { ...budget, inUse: this.#openConnections(), peak: this.#openPeak, enforced };
+  }
+
+  /** Task connections the workers reported (those open longer than backendReportDelayMs). */
+  #openConnections(): number {
+    return this.#pool.handles.reduce((n, h) => n + [...h.inFlight.values()].filter((f) => f.backendPid !== null).length, 0);
   }
 
   async #publish(state: SupervisorState = this.#phase === 'stopping' ? 'stopping' : 'running'): Promise<void> {

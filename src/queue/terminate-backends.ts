@@ -1,7 +1,8 @@
 import type { Queryable } from '../db/queryable.js';
 
 export interface BackendRef {
-  pid: number;
+  /** null: not known (not reported yet); the backend is found by its application_name alone, which must be whole. */
+  pid: number | null;
   applicationName: string;
 }
 
@@ -17,7 +18,9 @@ export async function signalBackends(db: Queryable, backends: readonly BackendRe
     `select count(*) filter (where ${fn}(a.pid))::int as n
        from pg_stat_activity a
        join jsonb_to_recordset($1::jsonb) as b(pid integer, application_name text)
-         on a.pid = b.pid and a.application_name = b.application_name`,
+         on a.application_name = b.application_name
+        -- By name alone only in this database: another database on the server may run a queue of the same schema.
+        and (a.pid = b.pid or (b.pid is null and a.datname = current_database()))`,
     [JSON.stringify(backends.map((b) => ({ pid: b.pid, application_name: b.applicationName })))],
   );
   return rows[0]?.n ?? 0;
