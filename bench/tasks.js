@@ -1,7 +1,6 @@
 // The benchmark's task module for `prefork start --tasks bench/tasks.js`: the same handlers the peers run.
 import { writeFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { sql } from 'kysely';
 import { defineTask } from 'prefork/task';
 
 export default {
@@ -10,7 +9,7 @@ export default {
 
   // W2: one row through this attempt's own connection (opened by the first query, closed when the task settles).
   'bench.insert': async ({ schema, i }, ctx) => {
-    await sql`insert into ${sql.id(schema, 'bench_rows')} (task_no) values (${i})`.execute(ctx.db);
+    await ctx.sql`insert into ${ctx.sql.id(schema, 'bench_rows')} (task_no) values (${i})`.execute(ctx.db);
     return null;
   },
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
 import { taskSessionSettings } from '../db/session-settings.js';
 import { TaskConnection, type ConnectionSlot, type SessionSettings } from '../db/task-connection.js';
-import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
+import { isKyselyLoaded, kysely, loadKysely } from '../db/kysely-module.js';
 import { withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
 import { jsonStorageProblem } from '../queue/task-input.js';
@@ -93,6 +93,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       get db() {
         return connection().db;
       },
+      sql: kysely().sql,
       connection: () => connection().client(),
       progress: (value) => progress.report(value),
       send: async (name, payload, options = {}) => {
