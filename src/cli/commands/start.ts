@@ -6,7 +6,7 @@ import { redactConnectionString } from '../../db/connection-string.js';
 import { PreforkError } from '../../errors.js';
 import { originsOf } from '../../config/origins.js';
 import { createLogger, resolveLogFormat } from '../../logger.js';
-import { Supervisor } from '../../primary/supervisor.js';
+import type { Supervisor } from '../../primary/supervisor.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { handleStopSignals } from '../../signals.js';
 import { resolveDatabase, type DatabaseFlags } from '../database.js';
@@ -104,6 +104,9 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
   if (tasksPath && !existsSync(tasksPath)) {
     throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
   }
+  // Loading begins now and goes on beside the metrics port and the embedded server's start.
+  const supervisorModule = import('../../primary/supervisor.js');
+  supervisorModule.catch(() => {}); // awaited below
   const logFormat = resolveLogFormat(flags.pretty);
   const log = createLogger({ level: flags.logLevel, base: { role: 'primary' }, format: logFormat });
   // The metrics port first: a port in use fails before anything starts. /healthz says 503 until the supervisor runs.
@@ -137,6 +140,7 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
       { event: 'database_selected', source, database: redactConnectionString(databaseUrl), dataDir: embedded?.server.dataDir },
       embedded ? `using the embedded PostgreSQL; its data lives in ${embedded.server.dataDir}` : `using the database from ${source}`,
     );
+    const { Supervisor } = await supervisorModule;
     supervisor = new Supervisor(
       {
         ...supervisorDefaults,
@@ -204,6 +208,7 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
 }
 
 // Loaded only when used, so that a plain `start` does not pay for them (primary module load is start-up time).
+// The supervisor itself (about 60 modules) is imported by runStart alone: the other commands never load it.
 
 /** prom-client (with @opentelemetry/api) and node:http: about 90 modules, 40 ms. */
 async function serveMetrics(...args: Parameters<typeof import('../../metrics/serve-metrics.js').serveMetrics>) {
