@@ -31,10 +31,9 @@ export interface TaskContext {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   db: Kysely<any>;
   /**
-   * kysely's `sql` tag (`ctx.sql\`select ${x}\`.execute(ctx.db)`), from the kysely instance behind `ctx.db`. A task
-   * module that takes it from here need not import kysely: a worker loads kysely only after it reported ready, and
-   * kysely's ESM build (some 260 modules) imported by the task module costs each worker about 150 ms of CPU
-   * before it is ready.
+   * kysely's `sql` tag (`ctx.sql\`select ${x}\`.execute(ctx.db)`), from the kysely behind `ctx.db`: a task module
+   * needs no kysely of its own, and cannot mix in another copy of it (another version among the application's
+   * dependencies).
    */
   sql: typeof sql;
   /** The same connection as a raw `pg` client, opened on demand. */

@@ -1,8 +1,7 @@
 /**
- * kysely, loaded on first need rather than at import: its ESM build is some 260 modules, about 140 ms of a
- * worker's start-up on these machines, and neither the primary nor a task that never touches the database
- * needs it. A worker starts loading it as soon as it has reported ready, and a task waits for it (once) before
- * it runs, so that `ctx.db` can stay a plain synchronous property.
+ * kysely, loaded when asked rather than at import: its ESM build is some 260 modules, about 140 ms of CPU on these
+ * machines, and the primary and the CLI never need it. A worker loads it beside its task module, before it reports
+ * ready, so that `ctx.db` can stay a plain synchronous property; a task still waits for it should it not be loaded.
  */
 type KyselyModule = typeof import('kysely');
 

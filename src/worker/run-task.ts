@@ -38,7 +38,7 @@ export interface RunTaskDeps {
 export const backendReportDelayMs = 200;
 
 export async function runTask(task: TaskEnvelope, controller: Pick<AbortController, 'signal' | 'abort'>, deps: RunTaskDeps): Promise<void> {
-  // ctx.db is synchronous: kysely must be in memory first (loading began when the worker reported ready).
+  // ctx.db is synchronous: kysely must be in memory first (the worker loaded it before it reported ready).
   if (!isKyselyLoaded()) await loadKysely();
   // Made on first use: a child logger serialises its bindings when it is made (≈5 µs), and most tasks never log.
   let taskLog: Logger | undefined;
