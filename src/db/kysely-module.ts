@@ -1,7 +1,7 @@
 /**
  * kysely, loaded when asked rather than at import: its ESM build is some 260 modules, about 140 ms of CPU on these
  * machines, and the primary and the CLI never need it. A worker loads it beside its task module, before it reports
- * ready, so that `ctx.db` can stay a plain synchronous property; a task still waits for it should it not be loaded.
+ * ready, so that `ctx.db` and `ctx.sql` can stay plain synchronous properties.
  */
 type KyselyModule = typeof import('kysely');
 

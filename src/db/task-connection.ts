@@ -61,7 +61,7 @@ export class TaskConnection implements AsyncDisposable {
   constructor(options: TaskConnectionOptions) {
     this.#options = options;
     const pool = singleClientPool({ client: () => this.client(), discard: (client) => this.#discard(client), end: () => this.close() });
-    // kysely is loaded before any task runs (run-task.ts awaits loadKysely()).
+    // kysely is loaded before any task runs (a worker loads it before it reports ready).
     const { Kysely, PostgresDialect } = kysely();
     this.db = new Kysely({ dialect: new PostgresDialect({ pool }) });
   }

@@ -19,7 +19,7 @@ import { loadTaskModule, TaskRegistry } from './task-registry.js';
 import { withTimeout } from '../timeout.js';
 import { ConnectionSlots } from './connection-slots.js';
 import { LazyAbortController } from './lazy-abort.js';
-import { isKyselyLoaded, loadKysely } from '../db/kysely-module.js';
+import { loadKysely } from '../db/kysely-module.js';
 import { compactMemory, memoryCompactionSupported } from './compact-memory.js';
 import { waitForDatabase } from './database-check.js';
 
@@ -273,16 +273,16 @@ function startHeartbeat(): void {
 }
 
 /**
- * Start-up is over: the first time in its first 30 s that the worker is idle (nothing running or waiting,
- * kysely loaded), V8 is asked once to give back what start-up grew (compact-memory.ts). A worker busy all
- * that time keeps its young generation, which its tasks use.
+ * Start-up is over: the first time in its first 30 s that the worker is idle (nothing running or waiting), V8 is
+ * asked once to give back what start-up grew (compact-memory.ts). A worker busy all that time keeps its young
+ * generation, which its tasks use.
  */
 function compactWhenIdle(): void {
   if (!memoryCompactionSupported()) return;
   let checksLeft = 30;
   const timer = setInterval(() => {
     if (shuttingDown || checksLeft-- <= 0) return clearInterval(timer);
-    if (running.size > 0 || queue.length > 0 || !isKyselyLoaded()) return;
+    if (running.size > 0 || queue.length > 0) return;
     clearInterval(timer);
     const c = compactMemory();
     log.debug({ event: 'worker_memory_compacted', ...c }, `gave back start-up memory: RSS ${c.rssBeforeMb} → ${c.rssAfterMb} MB in ${c.ms} ms`);
@@ -297,8 +297,8 @@ try {
   const databaseChecked = checkDatabase();
   databaseChecked.catch(() => {}); // reported below, once start-up itself went well
   // ctx.db needs kysely: loaded before ready, beside the task module, so that ready means a task runs at once.
-  // Loaded after ready, it cut the start by ~150 ms of CPU a worker, but the tasks sent at ready then waited for it
-  // (W1 right after a start: 15-16k against 18-22k tasks/s), and a task module that imports kysely loads it before anyway.
+  // Loaded after ready, it saved each worker ~150 ms of CPU before ready, but the tasks sent at ready waited for it
+  // (W1 right after a start: 15-16k against 18-22k tasks/s); and a task module that imports kysely loads it anyway.
   const kyselyLoaded = loadKysely();
   kyselyLoaded.catch(() => {}); // awaited below
   await withTimeout(start(), config.startupTimeoutMs * 2, `worker start-up did not finish within ${config.startupTimeoutMs * 2} ms`);

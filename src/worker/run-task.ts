@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { taskApplicationName } from '../db/application-name.js';
 import { taskSessionSettings } from '../db/session-settings.js';
 import { TaskConnection, type ConnectionSlot, type SessionSettings } from '../db/task-connection.js';
-import { isKyselyLoaded, kysely, loadKysely } from '../db/kysely-module.js';
+import { kysely } from '../db/kysely-module.js';
 import { withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
 import { jsonStorageProblem } from '../queue/task-input.js';
@@ -38,8 +38,8 @@ export interface RunTaskDeps {
 export const backendReportDelayMs = 200;
 
 export async function runTask(task: TaskEnvelope, controller: Pick<AbortController, 'signal' | 'abort'>, deps: RunTaskDeps): Promise<void> {
-  // ctx.db is synchronous: kysely must be in memory first (the worker loaded it before it reported ready).
-  if (!isKyselyLoaded()) await loadKysely();
+  // ctx.db and ctx.sql are synchronous: the worker loaded kysely before it reported ready, and tasks reach ready
+  // workers only.
   // Made on first use: a child logger serialises its bindings when it is made (≈5 µs), and most tasks never log.
   let taskLog: Logger | undefined;
   const log = () => (taskLog ??= deps.log.child({ taskId: task.id, task: task.name, attempt: task.attempt }));

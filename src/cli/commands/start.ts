@@ -104,7 +104,8 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
   if (tasksPath && !existsSync(tasksPath)) {
     throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
   }
-  // Loading begins now and goes on beside the metrics port and the embedded server's start.
+  // The supervisor (about 60 modules) is loaded by start alone, the other commands never need it; its loading
+  // begins now and goes on beside the metrics port and the embedded server's start.
   const supervisorModule = import('../../primary/supervisor.js');
   supervisorModule.catch(() => {}); // awaited below
   const logFormat = resolveLogFormat(flags.pretty);
@@ -208,7 +209,6 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
 }
 
 // Loaded only when used, so that a plain `start` does not pay for them (primary module load is start-up time).
-// The supervisor itself (about 60 modules) is imported by runStart alone: the other commands never load it.
 
 /** prom-client (with @opentelemetry/api) and node:http: about 90 modules, 40 ms. */
 async function serveMetrics(...args: Parameters<typeof import('../../metrics/serve-metrics.js').serveMetrics>) {
