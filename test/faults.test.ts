@@ -668,14 +668,16 @@ describe('start-up failures', () => {
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('broken-tasks.js')]);
     expect((await sup.exited).code).toBe(1);
     expect(sup.stderr).toMatch(/^prefork: error: a worker could not start: could not load the task module .*broken-tasks\.js: missing REPORTS_API_KEY\n$/);
-    // The log says the cause once (pino appended the cause's message to ours, which holds it already).
-    const failures = sup.logs.filter((l) => l.err !== undefined).map((l) => (l.err as { message: string }).message);
+    // The lines about the failure say the cause once (pino appended the cause's message to ours, which holds it
+    // already). Each line is named in the assertion, so that a failure says which one.
+    const aboutFailure = sup.logs.filter((l) => l.event === 'worker_startup_failed' || l.event === 'supervisor_start_failed');
+    const failures = aboutFailure.filter((l) => l.err !== undefined);
     expect(failures.length).toBeGreaterThan(0);
-    for (const message of failures) expect(message.match(/missing REPORTS_API_KEY/g)).toHaveLength(1);
+    for (const l of failures) expect((l.err as { message: string }).message.match(/missing REPORTS_API_KEY/g)?.length ?? 0, JSON.stringify(l)).toBe(1);
     // The stack is logged once, by the worker that failed (it names the module's line); the primary's lines
     // about it (the relayed failure, the fatal one) say the message without repeating the stack.
     const stackOf = (l: Record<string, unknown>) => (l.err as { stack?: string } | undefined)?.stack ?? (l.error as { stack?: string } | undefined)?.stack;
-    const withStack = sup.logs.filter((l) => stackOf(l) !== undefined);
+    const withStack = aboutFailure.filter((l) => stackOf(l) !== undefined);
     expect(withStack.map((l) => l.role)).toEqual(withStack.map(() => 'worker'));
     expect(withStack.length).toBeGreaterThan(0);
     for (const l of withStack) expect(stackOf(l)).toContain('broken-tasks.js:');
