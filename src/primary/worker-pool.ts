@@ -11,6 +11,12 @@ import { dispatchMessage, isWorkerMessage, type MessageHandlers, type WorkerMess
 import { encodeWorkerConfig, workerConfigEnv, type WorkerConfig } from '../worker/worker-config.js';
 import { WorkerHandle, type InFlightTask } from './worker-handle.js';
 
+/** An IPC write that failed because the worker's end of the channel is closed: the worker is gone or going. */
+export function isClosedChannelError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_IPC_CHANNEL_CLOSED';
+}
+
 const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
 export interface WorkerPoolEvents {
@@ -72,6 +78,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       if (isWorkerMessage(message)) dispatchMessage(handlers, message);
     });
     worker.on('error', (error) => {
+      // A message written just as the worker went (it exited, its end of the channel closed, and the primary has
+      // not read that yet): lost with the worker, whose exit is logged and handled (its tasks go back). Not a fault.
+      if (isClosedChannelError(error)) {
+        this.#options.log.debug({ event: 'worker_ipc_closed', workerId: handle.id, code: (error as NodeJS.ErrnoException).code }, 'a message to a worker that is gone was not delivered');
+        return;
+      }
       this.#options.log.warn({ event: 'worker_ipc_error', workerId: handle.id, err: error }, 'worker IPC error');
     });
     worker.on('exit', (code, signal) => {
