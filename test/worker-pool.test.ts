@@ -66,11 +66,11 @@ describe('worker pool', () => {
     await failed;
     // The worker exits by itself once it reported the failure. This process, its primary, does not run its event
     // loop meanwhile, so it has not read that the channel closed: the stop below is written to a closed pipe.
-    // The kernel closes a dead process's sockets a moment after it shows as exited: 300 ms more.
+    // The kernel closes a dead process's sockets a moment after it shows as exited (milliseconds): a second more.
     const began = Date.now();
     while (!exitedSince(handle.pid, began) && Date.now() - began < 10_000);
     const exitSeen = Date.now();
-    while (Date.now() - exitSeen < 300);
+    while (Date.now() - exitSeen < 1_000);
     pool.retire(handle);
     await exited;
     expect(lines.filter((l) => l.event === 'worker_ipc_error')).toEqual([]);
