@@ -11,11 +11,8 @@ import { dispatchMessage, isWorkerMessage, type MessageHandlers, type WorkerMess
 import { encodeWorkerConfig, workerConfigEnv, type WorkerConfig } from '../worker/worker-config.js';
 import { WorkerHandle, type InFlightTask } from './worker-handle.js';
 
-/** An IPC write that failed because the worker's end of the channel is closed: the worker is gone or going. */
-export function isClosedChannelError(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return code === 'EPIPE' || code === 'ECONNRESET' || code === 'ERR_IPC_CHANNEL_CLOSED';
-}
+/** The codes of an IPC write that failed because the worker's end of the channel is closed: it is gone or going. */
+const closedChannelCodes = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED']);
 
 const workerMain = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
@@ -80,8 +77,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     worker.on('error', (error) => {
       // A message written just as the worker went (it exited, its end of the channel closed, and the primary has
       // not read that yet): lost with the worker, whose exit is logged and handled (its tasks go back). Not a fault.
-      if (isClosedChannelError(error)) {
-        this.#options.log.debug({ event: 'worker_ipc_closed', workerId: handle.id, code: (error as NodeJS.ErrnoException).code }, 'a message to a worker that is gone was not delivered');
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== undefined && closedChannelCodes.has(code)) {
+        this.#options.log.debug({ event: 'worker_ipc_closed', workerId: handle.id, code }, 'a message to a worker that is gone was not delivered');
         return;
       }
       this.#options.log.warn({ event: 'worker_ipc_error', workerId: handle.id, err: error }, 'worker IPC error');
