@@ -5,7 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
+import { hostname } from 'node:os';
 import pg from 'pg';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { useClients } from './support/clients.js';
 import { admin, databaseUrl, query, useTestSchema } from './support/database.js';
@@ -14,6 +16,9 @@ import { insertTasks } from './support/tasks.js';
 import { migrate } from '../src/db/migrate.js';
 import { addSubmitted } from '../src/queue/add-submitted.js';
 import { insertClaimed } from '../src/queue/add-claimed.js';
+import { registerSupervisor } from '../src/queue/supervisors.js';
+import type { ClaimedTask } from '../src/queue/claim-tasks.js';
+import { DirectSubmissions } from '../src/primary/direct-submissions.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -136,6 +141,103 @@ describe('direct submission', () => {
       }, { timeout: 10_000 })
       .toBe(true);
     await sup.stop();
+  });
+
+  it('an insert whose sender hears of it first from a later commit skips its own WAL flush; every other insert is durable at its commit', async () => {
+    const schema = schemaName();
+    const db = await admin();
+    await migrate(db, schema);
+    const [{ setting }] = (await db.query<{ setting: string }>(`select current_setting('synchronous_commit') as setting`)).rows as [{ setting: string }];
+    expect(setting).not.toBe('off');
+    // The commit mode the insert leaves for its own transaction, read before that transaction ends.
+    const commitMode = async (o: { flushWithOutcome: boolean; key?: string; priority?: number; nothingDue?: boolean }) => {
+      await db.query('begin');
+      try {
+        const row = await insertClaimed(db, schema, {
+          name: 'prefork.echo', payload: {}, queue: 'default', priority: o.priority ?? 0, maxAttempts: null, key: o.key ?? null,
+          supervisorId: randomUUID(), submission: randomUUID(), nothingDue: o.nothingDue ?? true, flushWithOutcome: o.flushWithOutcome,
+        });
+        const { rows } = await db.query<{ mode: string }>(`select current_setting('synchronous_commit') as mode`);
+        return `${row.state}, commit ${rows[0]!.mode}`;
+      } finally {
+        await db.query('rollback');
+      }
+    };
+    expect(await commitMode({ flushWithOutcome: true })).toBe('running, commit off');
+    expect(await commitMode({ flushWithOutcome: false })).toBe(`running, commit ${setting}`);
+    // A keyed send may be answered at once (deduplicated): always durable.
+    expect(await commitMode({ flushWithOutcome: true, key: 'k' })).toBe(`running, commit ${setting}`);
+    // Queued behind a due task: the sender is answered at once.
+    await insertTasks(schema, 'nobody.runs.this', [{}], { priority: 5 });
+    expect(await commitMode({ flushWithOutcome: true, priority: 5, nothingDue: false })).toBe(`queued, commit ${setting}`);
+    // Transaction-local: the session's own setting is as it was.
+    expect((await db.query(`select current_setting('synchronous_commit') as mode`)).rows).toEqual([{ mode: setting }]);
+  });
+
+  it('a held-back accepted goes out only after a durable commit sent after the insert; an outcome within the hold needs none', async () => {
+    const schema = schemaName();
+    const db = await admin();
+    await migrate(db, schema);
+    const supervisorId = randomUUID();
+    await registerSupervisor(db, schema, { id: supervisorId, host: hostname(), pid: process.pid });
+    // The primary's side, in this process, on a session of its own whose statements are recorded as they return.
+    const session = new pg.Client({ connectionString: databaseUrl() });
+    await session.connect();
+    closeLater({ close: () => session.end() });
+    const statements: { name: string; text: string; doneAt: number }[] = [];
+    const watched = {
+      query: async (config: pg.QueryConfig | string, values?: unknown[]) => {
+        const result = typeof config === 'string' ? await session.query(config, values) : await session.query(config);
+        statements.push({ name: typeof config === 'string' ? '' : (config.name ?? ''), text: typeof config === 'string' ? config : config.text, doneAt: performance.now() });
+        return result;
+      },
+    } as unknown as pg.Client;
+    const flushes = () => statements.filter((s) => s.text.includes('set heartbeat_at = heartbeat_at'));
+    const warnings: Record<string, unknown>[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) });
+    const started: ClaimedTask[] = [];
+    const direct = new DirectSubmissions({
+      db: watched, schema, supervisorId, log,
+      accepting: () => true, runsHere: () => true, nothingDue: () => true, maxAttempts: () => 1,
+      runNow: (task) => started.push(task) > 0,
+      release: async () => {},
+      track: (promise) => void promise.catch(() => {}),
+    });
+    await direct.open();
+    closeLater({ close: async () => direct.close() });
+    const { send, end, replies } = await rawSocket(direct.socketPath!);
+    closeLater({ close: async () => end() });
+    const submit = (ref: number, deferAcceptMs?: number) => send({ op: 'submit', ref, submission: randomUUID(), name: 'prefork.echo', payload: { ref }, wait: true, deferAcceptMs });
+    const of = (ref: number) => replies.filter((r) => r.ref === ref);
+
+    // Still running when the 50 ms hold is up: `accepted` follows a commit of the supervisor's row that writes WAL.
+    submit(1, 50);
+    await waitFor(() => of(1).length > 0);
+    expect(of(1)).toMatchObject([{ op: 'accepted', direct: true, id: started[0]!.id }]);
+    expect(statements.map((s) => s.name || 'flush')).toEqual([`prefork_insert_claimed_flush_later_${schema}`, 'flush']);
+    expect(of(1)[0]!.at).toBeGreaterThan(flushes()[0]!.doneAt);
+
+    // Done within the hold: its result alone, and no commit besides its outcome's.
+    submit(2, 1_000);
+    await waitFor(() => started.length === 2);
+    direct.onSettled([{ id: started[1]!.id, state: 'succeeded', result: { ok: 2 } }], new Date(), []);
+    await waitFor(() => of(2).length > 0);
+    expect(of(2)).toMatchObject([{ op: 'result', task: { id: started[1]!.id, status: 'succeeded', result: { ok: 2 } } }]);
+
+    // No hold asked for (`send --wait`, which names the task at once): a durable insert, `accepted` at once.
+    submit(3);
+    await waitFor(() => of(3).length > 0);
+    expect(of(3)).toMatchObject([{ op: 'accepted', direct: true, id: started[2]!.id }]);
+    expect(statements.slice(2).map((s) => s.name || 'flush')).toEqual([`prefork_insert_claimed_flush_later_${schema}`, `prefork_insert_claimed_${schema}`]);
+
+    // The commit cannot be made (the row it writes is gone): no `accepted`, a warning; the sender, unanswered,
+    // resends through the database, where its submission id finds this task.
+    await query(`delete from "${schema}".supervisors where id = $1`, [supervisorId]);
+    submit(4, 20);
+    await waitFor(() => warnings.length > 0);
+    expect(warnings).toMatchObject([{ event: 'direct_accept_unconfirmed', taskId: started[3]!.id }]);
+    expect(flushes()).toHaveLength(2);
+    expect(of(4)).toEqual([]);
   });
 
   it('a retried task, and one given a key, still end with their final state', async () => {

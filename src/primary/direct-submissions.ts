@@ -9,6 +9,7 @@ import type { SubmitRequest } from '../direct/protocol.js';
 import { publicError } from '../errors.js';
 import { insertClaimed, type InsertedTask } from '../queue/add-claimed.js';
 import { addSubmitted } from '../queue/add-submitted.js';
+import { flushCommitted } from '../queue/supervisors.js';
 import type { ClaimedTask } from '../queue/claim-tasks.js';
 import type { Settlement } from '../queue/settle-tasks.js';
 import { removeStaleSockets, socketDirectory, SubmitServer, type DirectConnection } from './submit-server.js';
@@ -52,6 +53,9 @@ export class DirectSubmissions {
 
   /** Inserts sent and not yet answered (their task may be running under this supervisor already). */
   #inserting = 0;
+
+  /** The durable commit in flight (`flushCommitted`), and when it was sent: it covers what committed before. */
+  #flush: { sentAt: number; done: Promise<void> } | undefined;
 
   constructor(private readonly deps: DirectSubmissionDeps) {}
 
@@ -136,6 +140,32 @@ export class DirectSubmissions {
     }
   }
 
+  /**
+   * Sends a held-back `accepted` once a durable commit sent after the insert returned: then the insert is on disk.
+   * Not sent if the sender stopped waiting meanwhile (the outcome came, and implies it), nor if that commit
+   * failed: the sender then gives the submission up and resends it through the database, where its submission
+   * id finds this task (see `addSubmitted`).
+   */
+  #acceptOnceFlushed(id: string, waiter: Waiter | undefined, insertedAt: number, send: () => void): void {
+    let flush = this.#flush;
+    // One in flight covers this insert only if it was sent after the insert committed.
+    if (!flush || flush.sentAt <= insertedAt) {
+      const sentAt = performance.now();
+      const done = flushCommitted(this.deps.db, this.deps.schema, this.deps.supervisorId).finally(() => {
+        if (this.#flush?.done === done) this.#flush = undefined;
+      });
+      flush = this.#flush = { sentAt, done };
+    }
+    this.deps.track(
+      flush.done.then(
+        () => {
+          if (!waiter || this.#waiters.get(id) === waiter) send();
+        },
+        (error: unknown) => this.deps.log.warn({ event: 'direct_accept_unconfirmed', taskId: id, err: error }, 'could not confirm a directly submitted task on disk; its sender will resend it through the database'),
+      ),
+    );
+  }
+
   /** The waiter for task `id`, no longer waiting; its held-back `accepted` is now implied by what it is sent. */
   #take(id: string): Waiter | undefined {
     const w = this.#waiters.get(id);
@@ -166,8 +196,12 @@ export class DirectSubmissions {
         connection.send({ op: 'accepted', ref: r.ref, id: added.id, deduplicated: added.deduplicated, direct: false });
         return;
       }
+      // A sender that waits and lets `accepted` be held back hears of the task first from its outcome, whose
+      // commit is durable: the insert need not wait for its own flush (see `ClaimedInsert.flushWithOutcome`).
+      const flushWithOutcome = r.wait && Boolean(r.deferAcceptMs) && r.key === undefined;
       this.#inserting += 1;
       let row: InsertedTask;
+      let insertedAt: number;
       try {
         row = await insertClaimed(db, schema, {
           name: r.name,
@@ -179,11 +213,14 @@ export class DirectSubmissions {
           supervisorId: this.deps.supervisorId,
           submission: r.submission,
           nothingDue: this.deps.nothingDue(),
+          flushWithOutcome,
         });
+        insertedAt = performance.now();
       } finally {
         this.#inserting -= 1;
       }
       if (row.state !== 'running' || row.deduplicated) {
+        // Committed durably: only a row inserted `running` is committed without its flush.
         connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
         return;
       }
@@ -194,16 +231,18 @@ export class DirectSubmissions {
         waiter = { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString() };
         this.#waiters.set(row.id, waiter);
       }
+      // `accepted` tells the sender the task is in the database: after the insert's flush, when it did not wait for it.
+      const accept = flushWithOutcome ? () => this.#acceptOnceFlushed(row.id, waiter, insertedAt, () => connection.send(accepted)) : () => connection.send(accepted);
       // To the worker first, then the reply: the task starts while the sender reads it.
       const started = this.deps.runNow(task);
       if (waiter && r.deferAcceptMs && started) {
         // A short task's outcome says it all: `accepted` only goes out if the outcome has not come by then.
         waiter.acceptTimer = setTimeout(() => {
           waiter.acceptTimer = undefined;
-          connection.send(accepted);
+          accept();
         }, r.deferAcceptMs).unref();
       } else {
-        connection.send(accepted);
+        accept();
       }
       if (!started) {
         // Stopping since the insert: the task goes back to the queue; close() tells the sender.

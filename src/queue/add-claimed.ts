@@ -18,6 +18,15 @@ export interface ClaimedInsert {
    * name, say) and send every direct submission through the queue while they wait.
    */
   nothingDue?: boolean;
+  /**
+   * The sender learns nothing of this task before a later durable commit (its outcome's, or the one
+   * `DirectSubmissions` makes before a held-back `accepted`): a row inserted `running` is then committed without
+   * waiting for its WAL flush (`synchronous_commit` off for this statement's transaction only). Any later
+   * durable commit flushes the WAL up to its own record, this one's included, so the task is on disk before the
+   * sender hears of it. A row that goes to the queue is answered at once, and is committed durably as ever.
+   * Ignored with a `key`: a deduplicated send is answered at once.
+   */
+  flushWithOutcome?: boolean;
 }
 
 export interface InsertedTask {
@@ -32,13 +41,19 @@ export interface InsertedTask {
 
 /**
  * Inserts a task handed to a supervisor directly, claimed by it in the same statement (one commit: the task
- * is durable and claimed at once, and nobody is woken for it). The task does not jump the queue: when a due
+ * is durable, unless `flushWithOutcome`, and claimed at once, and nobody is woken for it). The task does not jump the queue: when a due
  * task of the same or higher priority is waiting, it is inserted `queued` like any other.
  */
 export async function insertClaimed(db: PreparingQueryable, schema: string, t: ClaimedInsert): Promise<InsertedTask> {
   const q = quoteIdent(schema);
   // CASE evaluates the check only when the supervisor does not already know the answer.
-  const waiting = `with waiting as (select case when $9::boolean then false else ${q}.due_task_waiting($4) end as yes)`;
+  const check = `select case when $9::boolean then false else ${q}.due_task_waiting($4) end as yes`;
+  const waiting = `with waiting as (${check})`;
+  // set_config() is volatile, so the CTE is evaluated once, before the insert reads it; `true`: for this
+  // transaction only, so the session's own setting is untouched.
+  const waitingFlushLater = `with waiting as (
+    select yes, set_config('synchronous_commit', case when yes then current_setting('synchronous_commit') else 'off' end, true) as commit_mode
+      from (${check}) checked)`;
   const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, submission, state, attempts, started_at, supervisor_id)
        select $1, $2::jsonb, $3, $4, $5, $6, $8::uuid,
               case when waiting.yes then 'queued' else 'running' end,
@@ -51,11 +66,19 @@ export async function insertClaimed(db: PreparingQueryable, schema: string, t: C
   // Without a key, the plain statement: the conflict arm costs a third of the time of the whole.
   const { rows } =
     t.key === null
-      ? await db.query<Row>({
-          name: `prefork_insert_claimed_${schema}`,
-          text: `${waiting} ${insert} returning id::text, state, false as deduplicated, max_attempts, created_at`,
-          values,
-        })
+      ? await db.query<Row>(
+          t.flushWithOutcome
+            ? {
+                name: `prefork_insert_claimed_flush_later_${schema}`,
+                text: `${waitingFlushLater} ${insert} returning id::text, state, false as deduplicated, max_attempts, created_at`,
+                values,
+              }
+            : {
+                name: `prefork_insert_claimed_${schema}`,
+                text: `${waiting} ${insert} returning id::text, state, false as deduplicated, max_attempts, created_at`,
+                values,
+              },
+        )
       : await db.query<Row>({
           name: `prefork_insert_claimed_key_${schema}`,
           text: `${waiting},

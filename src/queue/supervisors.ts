@@ -51,6 +51,16 @@ export async function heartbeat(
   return rows[0]?.previous ?? null;
 }
 
+/**
+ * A durable commit that writes WAL (an update of the supervisor's own row that changes nothing), so that
+ * everything committed before it is on disk once it returns: see `ClaimedInsert.flushWithOutcome`. A commit
+ * that writes no WAL (a bare `select`) is never flushed, so it would prove nothing. Throws when the row is gone.
+ */
+export async function flushCommitted(db: Queryable, schema: string, id: string): Promise<void> {
+  const { rowCount } = await db.query(`update ${quoteIdent(schema)}.supervisors set heartbeat_at = heartbeat_at where id = $1`, [id]);
+  if (rowCount !== 1) throw new Error(`supervisor ${id} has no row in ${schema}.supervisors: nothing was written to flush`);
+}
+
 /** Supervisors that hold a live lease. */
 export async function liveSupervisors(db: Queryable, schema: string, leaseMs: number): Promise<SupervisorRow[]> {
   const { rows } = await db.query<SupervisorRow>(
