@@ -1,15 +1,49 @@
 /**
- * kysely, loaded when asked rather than at import: its ESM build is some 260 modules, about 140 ms of CPU on these
- * machines, and the primary and the CLI never need it. A worker loads it beside its task module, before it reports
- * ready, so that `ctx.db` and `ctx.sql` can stay plain synchronous properties.
+ * kysely, loaded when asked rather than at import: the primary and the CLI never need it. A worker loads it beside
+ * its task module, before it reports ready, so that `ctx.db` and `ctx.sql` can stay plain synchronous properties.
+ *
+ * Only the modules prefork uses are loaded (`kyselyParts`): kysely's index is some 280 modules, and importing it
+ * took 136–174 ms of CPU here against 110–116 ms for these; four workers starting together on two cores reached
+ * ready about 110 ms sooner (5 alternating starts). They are the very files the index re-exports, so a task module
+ * that imports `kysely` itself gets the same classes and the same `sql`. Should a kysely release move them (or
+ * `import.meta.resolve` be missing, before Node 20.6), the index is loaded instead.
  */
-type KyselyModule = typeof import('kysely');
+type Kysely = typeof import('kysely');
+export type KyselyModule = Pick<Kysely, 'Kysely' | 'PostgresDialect' | 'sql' | 'CompiledQuery' | 'isAbortedTransactionError'>;
+
+/** The files, relative to kysely's ESM index, that define what prefork uses. */
+const kyselyParts = [
+  './kysely.js',
+  './dialect/postgres/postgres-dialect.js',
+  './raw-builder/sql.js',
+  './query-compiler/compiled-query.js',
+  './driver/aborted-transaction-error.js',
+] as const;
 
 let loaded: KyselyModule | undefined;
 let loading: Promise<KyselyModule> | undefined;
 
 export function loadKysely(): Promise<KyselyModule> {
-  return (loading ??= import('kysely').then((m) => (loaded = m)));
+  return (loading ??= loadKyselyParts()
+    .catch(() => import('kysely'))
+    .then((m) => (loaded = m)));
+}
+
+/** What prefork uses of kysely, from the files that define it; rejects when they are not where expected. */
+export async function loadKyselyParts(): Promise<KyselyModule> {
+  const index = import.meta.resolve('kysely');
+  const [k, dialect, raw, compiled, aborted] = (await Promise.all(kyselyParts.map((file) => import(new URL(file, index).href)))) as Partial<Kysely>[];
+  const parts = {
+    Kysely: k?.Kysely,
+    PostgresDialect: dialect?.PostgresDialect,
+    sql: raw?.sql,
+    CompiledQuery: compiled?.CompiledQuery,
+    isAbortedTransactionError: aborted?.isAbortedTransactionError,
+  };
+  for (const [name, value] of Object.entries(parts)) {
+    if (value === undefined) throw new Error(`kysely's ${name} is not where prefork looks for it`);
+  }
+  return parts as KyselyModule;
 }
 
 /** The module, once loadKysely() resolved; throws before (a bug: the caller skipped the wait). */
