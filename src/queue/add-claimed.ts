@@ -41,8 +41,8 @@ export interface InsertedTask {
 
 /**
  * Inserts a task handed to a supervisor directly, claimed by it in the same statement (one commit: the task
- * is durable, unless `flushWithOutcome`, and claimed at once, and nobody is woken for it). The task does not jump the queue: when a due
- * task of the same or higher priority is waiting, it is inserted `queued` like any other.
+ * is durable, unless `flushWithOutcome`, and claimed at once, and nobody is woken for it). The task does not jump
+ * the queue: when a due task of the same or higher priority is waiting, it is inserted `queued` like any other.
  */
 export async function insertClaimed(db: PreparingQueryable, schema: string, t: ClaimedInsert): Promise<InsertedTask> {
   const q = quoteIdent(schema);
