@@ -11,14 +11,14 @@
 type Kysely = typeof import('kysely');
 export type KyselyModule = Pick<Kysely, 'Kysely' | 'PostgresDialect' | 'sql' | 'CompiledQuery' | 'isAbortedTransactionError'>;
 
-/** The files, relative to kysely's ESM index, that define what prefork uses. */
-const kyselyParts = [
-  './kysely.js',
-  './dialect/postgres/postgres-dialect.js',
-  './raw-builder/sql.js',
-  './query-compiler/compiled-query.js',
-  './driver/aborted-transaction-error.js',
-] as const;
+/** Each export prefork uses, and the file, relative to kysely's ESM index, that defines it. */
+const kyselyParts: Record<keyof KyselyModule, string> = {
+  Kysely: './kysely.js',
+  PostgresDialect: './dialect/postgres/postgres-dialect.js',
+  sql: './raw-builder/sql.js',
+  CompiledQuery: './query-compiler/compiled-query.js',
+  isAbortedTransactionError: './driver/aborted-transaction-error.js',
+};
 
 let loaded: KyselyModule | undefined;
 let loading: Promise<KyselyModule> | undefined;
@@ -32,18 +32,14 @@ export function loadKysely(): Promise<KyselyModule> {
 /** What prefork uses of kysely, from the files that define it; rejects when they are not where expected. */
 export async function loadKyselyParts(): Promise<KyselyModule> {
   const index = import.meta.resolve('kysely');
-  const [k, dialect, raw, compiled, aborted] = (await Promise.all(kyselyParts.map((file) => import(new URL(file, index).href)))) as Partial<Kysely>[];
-  const parts = {
-    Kysely: k?.Kysely,
-    PostgresDialect: dialect?.PostgresDialect,
-    sql: raw?.sql,
-    CompiledQuery: compiled?.CompiledQuery,
-    isAbortedTransactionError: aborted?.isAbortedTransactionError,
-  };
-  for (const [name, value] of Object.entries(parts)) {
-    if (value === undefined) throw new Error(`kysely's ${name} is not where prefork looks for it`);
-  }
-  return parts as KyselyModule;
+  const parts = await Promise.all(
+    Object.entries(kyselyParts).map(async ([name, file]) => {
+      const value: unknown = ((await import(new URL(file, index).href)) as Record<string, unknown>)[name];
+      if (value === undefined) throw new Error(`kysely's ${name} is not in ${file}, where prefork looks for it`);
+      return [name, value] as const;
+    }),
+  );
+  return Object.fromEntries(parts) as KyselyModule;
 }
 
 /** The module, once loadKysely() resolved; throws before (a bug: the caller skipped the wait). */

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { PreparingQueryable } from '../db/queryable.js';
-import type { SubmitRequest } from '../direct/protocol.js';
+import type { DirectReply, SubmitRequest } from '../direct/protocol.js';
 import { publicError } from '../errors.js';
 import { insertClaimed, type InsertedTask } from '../queue/add-claimed.js';
 import { addSubmitted } from '../queue/add-submitted.js';
@@ -146,7 +146,7 @@ export class DirectSubmissions {
    * failed: the sender then gives the submission up and resends it through the database, where its submission
    * id finds this task (see `addSubmitted`).
    */
-  #acceptOnceFlushed(id: string, waiter: Waiter | undefined, insertedAt: number, send: () => void): void {
+  #acceptOnceFlushed(id: string, waiter: Waiter, insertedAt: number, accepted: DirectReply): void {
     let flush = this.#flush;
     // One in flight covers this insert only if it was sent after the insert committed.
     if (!flush || flush.sentAt <= insertedAt) {
@@ -159,7 +159,7 @@ export class DirectSubmissions {
     this.deps.track(
       flush.done.then(
         () => {
-          if (!waiter || this.#waiters.get(id) === waiter) send();
+          if (this.#waiters.get(id) === waiter) waiter.connection.send(accepted);
         },
         (error: unknown) => this.deps.log.warn({ event: 'direct_accept_unconfirmed', taskId: id, err: error }, 'could not confirm a directly submitted task on disk; its sender will resend it through the database'),
       ),
@@ -196,9 +196,6 @@ export class DirectSubmissions {
         connection.send({ op: 'accepted', ref: r.ref, id: added.id, deduplicated: added.deduplicated, direct: false });
         return;
       }
-      // A sender that waits and lets `accepted` be held back hears of the task first from its outcome, whose
-      // commit is durable: the insert need not wait for its own flush (see `ClaimedInsert.flushWithOutcome`).
-      const flushWithOutcome = r.wait && Boolean(r.deferAcceptMs) && r.key === undefined;
       this.#inserting += 1;
       let row: InsertedTask;
       let insertedAt: number;
@@ -213,14 +210,15 @@ export class DirectSubmissions {
           supervisorId: this.deps.supervisorId,
           submission: r.submission,
           nothingDue: this.deps.nothingDue(),
-          flushWithOutcome,
+          // A sender that waits and lets `accepted` be held back hears of the task first from its outcome, whose
+          // commit is durable: the insert need not wait for its own flush (see `ClaimedInsert.flushWithOutcome`).
+          flushWithOutcome: r.wait && Boolean(r.deferAcceptMs),
         });
         insertedAt = performance.now();
       } finally {
         this.#inserting -= 1;
       }
       if (row.state !== 'running' || row.deduplicated) {
-        // Committed durably: only a row inserted `running` is committed without its flush.
         connection.send({ op: 'accepted', ref: r.ref, id: row.id, deduplicated: row.deduplicated, direct: false });
         return;
       }
@@ -232,7 +230,7 @@ export class DirectSubmissions {
         this.#waiters.set(row.id, waiter);
       }
       // `accepted` tells the sender the task is in the database: after the insert's flush, when it did not wait for it.
-      const accept = flushWithOutcome ? () => this.#acceptOnceFlushed(row.id, waiter, insertedAt, () => connection.send(accepted)) : () => connection.send(accepted);
+      const accept = row.flushDeferred && waiter ? () => this.#acceptOnceFlushed(row.id, waiter, insertedAt, accepted) : () => connection.send(accepted);
       // To the worker first, then the reply: the task starts while the sender reads it.
       const started = this.deps.runNow(task);
       if (waiter && r.deferAcceptMs && started) {

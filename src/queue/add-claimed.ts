@@ -35,6 +35,8 @@ export interface InsertedTask {
   state: 'queued' | 'running';
   /** True when `key` matched a task already queued or running: nothing was inserted. */
   deduplicated: boolean;
+  /** Committed without its WAL flush (`flushWithOutcome`, and the row went in `running`): not yet on disk. */
+  flushDeferred: boolean;
   maxAttempts: number | null;
   createdAt: Date;
 }
@@ -46,14 +48,12 @@ export interface InsertedTask {
  */
 export async function insertClaimed(db: PreparingQueryable, schema: string, t: ClaimedInsert): Promise<InsertedTask> {
   const q = quoteIdent(schema);
-  // CASE evaluates the check only when the supervisor does not already know the answer.
-  const check = `select case when $9::boolean then false else ${q}.due_task_waiting($4) end as yes`;
-  const waiting = `with waiting as (${check})`;
-  // set_config() is volatile, so the CTE is evaluated once, before the insert reads it; `true`: for this
-  // transaction only, so the session's own setting is untouched.
-  const waitingFlushLater = `with waiting as (
-    select yes, set_config('synchronous_commit', case when yes then current_setting('synchronous_commit') else 'off' end, true) as commit_mode
-      from (${check}) checked)`;
+  // CASE evaluates the check only when the supervisor does not already know the answer. set_config() makes the
+  // CTE volatile, so it is evaluated once, before the insert reads it; `true`: for this transaction only, the
+  // session's own setting untouched. Without `flushWithOutcome`, it sets the setting the commit has anyway.
+  const waiting = `with waiting as (
+    select yes, set_config('synchronous_commit', case when $10::boolean and not yes then 'off' else current_setting('synchronous_commit') end, true) as commit_mode
+      from (select case when $9::boolean then false else ${q}.due_task_waiting($4) end as yes) checked)`;
   const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, submission, state, attempts, started_at, supervisor_id)
        select $1, $2::jsonb, $3, $4, $5, $6, $8::uuid,
               case when waiting.yes then 'queued' else 'running' end,
@@ -61,24 +61,17 @@ export async function insertClaimed(db: PreparingQueryable, schema: string, t: C
               case when waiting.yes then null else now() end,
               case when waiting.yes then null else $7::uuid end
          from waiting`;
-  const values = [t.name, payloadJson(t.payload), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId, t.submission, t.nothingDue === true];
+  const flushLater = t.flushWithOutcome === true && t.key === null;
+  const values = [t.name, payloadJson(t.payload), t.queue, t.priority, t.maxAttempts, t.key, t.supervisorId, t.submission, t.nothingDue === true, flushLater];
   type Row = { id: string; state: 'queued' | 'running'; deduplicated: boolean; max_attempts: number | null; created_at: Date };
   // Without a key, the plain statement: the conflict arm costs a third of the time of the whole.
   const { rows } =
     t.key === null
-      ? await db.query<Row>(
-          t.flushWithOutcome
-            ? {
-                name: `prefork_insert_claimed_flush_later_${schema}`,
-                text: `${waitingFlushLater} ${insert} returning id::text, state, false as deduplicated, max_attempts, created_at`,
-                values,
-              }
-            : {
-                name: `prefork_insert_claimed_${schema}`,
-                text: `${waiting} ${insert} returning id::text, state, false as deduplicated, max_attempts, created_at`,
-                values,
-              },
-        )
+      ? await db.query<Row>({
+          name: `prefork_insert_claimed_${schema}`,
+          text: `${waiting} ${insert} returning id::text, state, false as deduplicated, max_attempts, created_at`,
+          values,
+        })
       : await db.query<Row>({
           name: `prefork_insert_claimed_key_${schema}`,
           text: `${waiting},
@@ -95,5 +88,12 @@ export async function insertClaimed(db: PreparingQueryable, schema: string, t: C
         });
   const row = rows[0];
   if (!row) throw new Error(`could not add or find the task with key "${t.key}"`);
-  return { id: row.id, state: row.state, deduplicated: row.deduplicated, maxAttempts: row.max_attempts, createdAt: row.created_at };
+  return {
+    id: row.id,
+    state: row.state,
+    deduplicated: row.deduplicated,
+    flushDeferred: flushLater && row.state === 'running',
+    maxAttempts: row.max_attempts,
+    createdAt: row.created_at,
+  };
 }
