@@ -81,6 +81,25 @@ describe('prefork start', () => {
     await sup.stop();
   });
 
+  // CI runs this file on Node 20 (no type stripping), 22 and 24 (types stripped by default since 22.18).
+  const stripsTypes = Boolean((process.features as { typescript?: unknown }).typescript);
+  it(`a TypeScript task module as it is: ${stripsTypes ? 'its workers run its tasks' : 'start stops with one line that says what works instead'}`, async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('ts-tasks.ts')]);
+    if (!stripsTypes) {
+      expect((await sup.exited).code).toBe(1);
+      expect(sup.stderr).toMatch(
+        /^prefork: error: a worker could not start: could not load the task module .*ts-tasks\.ts: Node\.js v[\d.]+ does not run TypeScript: compile the task module to JavaScript, run prefork on Node\.js 22\.18 or later \(it strips the types\), or start it with a TypeScript loader \(NODE_OPTIONS='--import tsx'\)\n$/,
+      );
+      return;
+    }
+    await sup.ready();
+    const r = await runCli(['send', 'ts.greet', '{"name":"ts"}', '--wait'], { schema });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ greeting: 'hello, ts', pid: sup.workerPids()[0] });
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('runs 200 tasks on 200 different connections, spread over the workers, and leaves none open', async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '4']);

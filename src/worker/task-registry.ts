@@ -55,10 +55,23 @@ export async function loadTaskModule(registry: TaskRegistry, url: string): Promi
   } catch (error) {
     // A bad defineTask option (or schedule) keeps its code, INVALID_OPTION: the module loaded, its task is wrong.
     const code = error instanceof PreforkError && error.code === 'INVALID_OPTION' ? error.code : 'TASK_MODULE_LOAD_FAILED';
-    throw new PreforkError(code, `could not load the task module ${url}: ${(error as Error)?.message ?? error}`, { cause: error });
+    const why = typeScriptUnsupported(url, error) ?? (error as Error)?.message ?? error;
+    throw new PreforkError(code, `could not load the task module ${url}: ${why}`, { cause: error });
   }
   if (mod.default === undefined) {
     throw new PreforkError('INVALID_TASK_MODULE', `${url}: no default export (export default { 'task.name': handler })`);
   }
   registry.add(mod.default, url);
+}
+
+/**
+ * A `.ts` task module on a Node.js that does not strip types (Node 20; Node 22 before 22.18 without
+ * --experimental-strip-types): Node says only "Unknown file extension", so say what works instead.
+ */
+function typeScriptUnsupported(url: string, error: unknown): string | undefined {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !/\.[cm]?ts$/.test(new URL(url).pathname)) return undefined;
+  return (
+    `Node.js ${process.version} does not run TypeScript: compile the task module to JavaScript, run prefork on ` +
+    `Node.js 22.18 or later (it strips the types), or start it with a TypeScript loader (NODE_OPTIONS='--import tsx')`
+  );
 }
