@@ -663,6 +663,18 @@ export default { 'mod.echo': (p) => p };\n`);
 });
 
 describe('start-up failures', () => {
+  it('refuses a --tasks that is not a file at once, exit 2, as it does a missing one: no worker is forked', async () => {
+    const schema = schemaName();
+    const dir = join(fixture('tasks.js'), '..');
+    for (const [tasks, message] of [
+      [dir, `task module is a directory, not a file: ${dir}`],
+      ['/dev/null', 'task module is not a regular file: /dev/null'],
+      [fixture('nope.js'), `task module not found: ${fixture('nope.js')}`],
+    ] as const) {
+      expect(await runCli(['start', '--workers', '1', '--tasks', tasks], { schema }), tasks).toEqual({ code: 2, stdout: '', stderr: `prefork: error: ${message}\n` });
+    }
+  });
+
   it('stops with the module error when the task module cannot load, instead of forking forever', async () => {
     const schema = schemaName();
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('broken-tasks.js')]);

@@ -161,6 +161,11 @@ describe('prefork inspect', () => {
     expect(await query(`select count(*)::int as n from pg_namespace where nspname = $1`, [schema])).toEqual([{ n: 0 }]);
     await createQueue(schema);
     expect(await run('task', 'abc')).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: invalid task id "abc": a task id is a positive whole number\n' });
+    // A positive whole number past bigint (2^63 - 1), bare or not: out of range, not "not a whole number".
+    const tooLarge = 'prefork: error: invalid task id "9223372036854775808": it is out of range (task ids go up to 9223372036854775807)\n';
+    expect(await run('task', '9223372036854775808')).toEqual({ code: 2, stdout: '', stderr: tooLarge });
+    expect(await run('9223372036854775808')).toEqual({ code: 2, stdout: '', stderr: tooLarge });
+    expect(await run('9223372036854775807')).toEqual({ code: 1, stdout: '', stderr: 'prefork: error: no task 9223372036854775807\n' });
     expect(await run('worker', 'pid:x')).toMatchObject({ code: 2, stderr: 'prefork: error: invalid worker "pid:x": give the worker id (a positive whole number, as status shows it) or pid:N\n' });
     expect(await run('supervisor')).toMatchObject({ code: 2, stderr: 'prefork: error: inspect what? "supervisor" is neither task, worker nor a task id\n' });
     expect(await run('999999')).toEqual({ code: 1, stdout: '', stderr: 'prefork: error: no task 999999\n' });
@@ -189,7 +194,7 @@ describe('inspect arguments', () => {
     [['task', undefined], 'inspect task: give the task id, e.g. prefork inspect task 42'],
     [['task', '0'], 'invalid task id "0": a task id is a positive whole number'],
     [['task', '-1'], 'invalid task id "-1": a task id is a positive whole number'],
-    [['task', '99999999999999999999'], 'invalid task id "99999999999999999999": a task id is a positive whole number'],
+    [['task', '99999999999999999999'], 'invalid task id "99999999999999999999": it is out of range (task ids go up to 9223372036854775807)'],
     [['42', '7'], 'inspect 42: give only the task id (or: inspect task 42)'],
     [['worker', undefined], 'inspect worker: give the worker id or pid:N, e.g. prefork inspect worker 3'],
     [['worker', 'three'], 'invalid worker "three": give the worker id (a positive whole number, as status shows it) or pid:N'],

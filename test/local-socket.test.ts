@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Client } from '../src/index.js';
 import { preferLocalSocket, socketDirectories, socketUrlFor } from '../src/db/local-socket.js';
 import { admin, databaseUrl, useTestSchema } from './support/database.js';
-import { startWithFixtures, useProcessLeakGuard } from './support/processes.js';
+import { runCli, startWithFixtures, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -70,6 +70,36 @@ describe('local socket', () => {
     const tcp = loopbackUrl(port);
     expect(socketUrlFor(tcp, [dir])).toContain(encodeURIComponent(dir));
     expect(await preferLocalSocket(tcp, await admin(), { dirs: [dir], timeoutMs: 1_000 })).toEqual({ url: tcp, socketDir: null });
+  });
+
+  it('takes a URL with a user and no host, the socket directory in its query (as pg and psql do), and never prints its password', async () => {
+    const schema = schemaName();
+    const { dir, port } = serverSocket();
+    const given = new URL(databaseUrl());
+    // A server that trusts local connections asks for none: any password then, to see that it is not printed.
+    const password = decodeURIComponent(given.password) || 'never-printed-9f3';
+    const url = `postgres://${given.username}:${encodeURIComponent(password)}@${given.pathname}?host=${dir}&port=${port}`;
+    const shown = `postgres://${given.username}:***@${given.pathname}?host=${dir}&port=${port}`;
+
+    const sup = startWithFixtures(schema, ['--workers', '1', '--database-url', url]);
+    await sup.ready();
+    expect(sup.events('supervisor_starting')).toEqual([expect.objectContaining({ database: shown })]);
+    const status = await runCli(['status', '--database-url', url], { schema });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/: running, 1 worker/);
+    const sent = await runCli(['send', 'prefork.echo', '{"hi":1}', '--wait', '--database-url', url], { schema });
+    expect(sent).toEqual({ code: 0, stdout: '{"hi":1}\n', stderr: '' });
+    const config = await runCli(['config', '--json', '--database-url', url]);
+    expect(JSON.parse(config.stdout).options.databaseUrl).toMatchObject({ value: shown, source: 'flag' });
+    // Where nothing listens, the error names the URL, without the password.
+    const nowhere = await runCli(['status', '--database-url', url.replace(`host=${dir}`, 'host=/nonexistent-prefork')], { schema });
+    expect(nowhere).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: `prefork: error: cannot use the database at ${shown.replace(`host=${dir}`, 'host=/nonexistent-prefork')}: connect ENOENT /nonexistent-prefork/.s.PGSQL.${port}\n`,
+    });
+    await sup.stop();
+    for (const text of [sup.stdout(), sup.stderr, status.stdout, status.stderr, config.stdout, nowhere.stderr]) expect(text).not.toContain(password);
   });
 
   it('the supervisor gives its workers the socket unless --no-local-socket', async () => {

@@ -93,20 +93,37 @@ describe('values PostgreSQL cannot store', () => {
   it('a payload the command line would change is refused, null is kept, and a value the database refuses is bad input: one line, exit 2', async () => {
     const schema = schemaName();
     await migrated(schema);
-    // 1e999 parses as Infinity, which JSON would store as null.
+    // 1e999 parses as Infinity, which JSON would store as null. It is valid JSON: the message does not say otherwise.
     const huge = await runCli(['send', 'prefork.echo', '{"a": 1e999}'], { schema });
-    expect(huge).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: the payload is not valid JSON (a number at "a" is too large to represent (beyond ±1.8e308))\n' });
+    expect(huge).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: the payload contains a number at "a" too large to represent (beyond ±1.8e308); send it as a string\n' });
+    expect(await runCli(['send', 'prefork.echo', '1e999'], { schema })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'prefork: error: the payload is a number too large to represent (beyond ±1.8e308); send it as a string\n',
+    });
     // An id of 18 digits would lose its last ones (JavaScript holds integers exactly up to 2^53).
     const id = await runCli(['send', 'prefork.echo', '{"orderId": 123456789012345678, "ok": "123456789012345678"}'], { schema });
     expect(id).toEqual({
       code: 2,
       stdout: '',
-      stderr: 'prefork: error: the payload is not valid JSON (the integer 123456789012345678 is beyond what JavaScript holds exactly (2^53); send it as a string)\n',
+      stderr: 'prefork: error: the payload contains the integer 123456789012345678, beyond what JavaScript holds exactly (2^53); send it as a string\n',
     });
-    const file = await runCli(['send', '--file', '-'], { schema, input: '{"task": "prefork.echo", "payload": [1e400]}\n{"task": "prefork.echo", "payload": [-90071992547409930]}\n' });
+    // Valid JSON too deep for JavaScript to read (it runs out of stack): said so, not called invalid.
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    expect(await runCli(['send', 'prefork.echo', '-'], { schema, input: deep })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'prefork: error: the payload is nested too deeply for JavaScript to read; nest its arrays and objects less deeply\n',
+    });
+    const file = await runCli(['send', '--file', '-'], {
+      schema,
+      input: `{"task": "prefork.echo", "payload": [1e400]}\n{"task": "prefork.echo", "payload": [-90071992547409930]}\n{"task": "prefork.echo", "payload": ${deep}}\n{"task": "prefork.echo"\n`,
+    });
     expect(file.code).toBe(2);
-    expect(file.stderr).toContain('prefork: line 1: invalid JSON (a number at "0" is too large to represent (beyond ±1.8e308))');
-    expect(file.stderr).toContain('prefork: line 2: invalid JSON (the integer -90071992547409930 is beyond what JavaScript holds exactly (2^53); send it as a string)');
+    expect(file.stderr).toContain('prefork: line 1: contains a number at "0" too large to represent (beyond ±1.8e308); send it as a string\n');
+    expect(file.stderr).toContain('prefork: line 2: contains the integer -90071992547409930, beyond what JavaScript holds exactly (2^53); send it as a string\n');
+    expect(file.stderr).toContain('prefork: line 3: is nested too deeply for JavaScript to read; nest its arrays and objects less deeply\n');
+    expect(file.stderr).toMatch(/\nprefork: line 4: invalid JSON \(.+\)\n/);
     expect(await taskCount(schema)).toBe(0);
 
     // null is a payload, not the absence of one.
@@ -120,10 +137,9 @@ describe('values PostgreSQL cannot store', () => {
     ]);
 
     // A key too long for the unique index of keyed tasks: refused before the database sees it (it answered with
-    // a stack trace and exit 1).
+    // a stack trace and exit 1), and without the warning that no supervisor runs (it came first: the task waits…).
     const keyed = await runCli(['send', 'prefork.echo', '{}', '--key', randomBytes(3000).toString('hex')], { schema });
-    expect(keyed.code).toBe(2);
-    expect(keyed.stderr).toMatch(/\nprefork: error: key must be at most 1000 bytes in UTF-8 \(got 6000\)\n$/);
+    expect(keyed).toEqual({ code: 2, stdout: '', stderr: 'prefork: error: key must be at most 1000 bytes in UTF-8 (got 6000)\n' });
   });
 
   it('a result or an error PostgreSQL cannot store is recorded, and holds back no other outcome', async () => {

@@ -1,7 +1,7 @@
 /** Option parsers for commander: each failure is one exact line, exit code 2. */
 import { InvalidArgumentError } from 'commander';
 import { logLevels } from '../logger.js';
-import { isTaskId } from '../queue/task-input.js';
+import { taskIdProblem } from '../queue/task-input.js';
 
 export function integer(name: string, min: number, max: number): (value: string) => number {
   return (value) => {
@@ -21,25 +21,38 @@ export function parsePayload(text: string): unknown {
   try {
     return parseJsonText(text);
   } catch (error) {
-    throw new InvalidArgumentError(`the payload is not valid JSON (${(error as Error).message})`);
+    const message = (error as Error).message;
+    throw new InvalidArgumentError(error instanceof SyntaxError ? `the payload is not valid JSON (${message})` : `the payload ${message}`);
   }
 }
 
 /**
  * JSON.parse, refusing a number JavaScript cannot hold (1e999 parses as Infinity, which JSON.stringify
- * would then store as null): the value would change on its way to the task.
+ * would then store as null): the value would change on its way to the task. A SyntaxError is JSON that is
+ * not valid; a RangeError is valid JSON that JavaScript cannot take as it is, its message a predicate
+ * ("contains …", "is nested …") to follow what the text is.
  */
 export function parseJsonText(text: string): unknown {
   const inexact = inexactInteger(text);
   if (inexact !== null) {
-    throw new SyntaxError(`the integer ${inexact} is beyond what JavaScript holds exactly (2^53); send it as a string`);
+    throw new RangeError(`contains the integer ${inexact}, beyond what JavaScript holds exactly (2^53); send it as a string`);
   }
-  return JSON.parse(text, (key, value: unknown) => {
-    if (typeof value === 'number' && !Number.isFinite(value)) {
-      throw new SyntaxError(`a number${key === '' ? '' : ` at "${key}"`} is too large to represent (beyond ±1.8e308)`);
-    }
-    return value;
-  }) as unknown;
+  let tooLarge: string | undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text, (key, v: unknown) => {
+      if (typeof v === 'number' && !Number.isFinite(v)) tooLarge ??= key;
+      return v;
+    });
+  } catch (error) {
+    if (error instanceof SyntaxError) throw error;
+    // The stack ran out: JSON.parse's reviver recurses, a level of the stack for each level of nesting.
+    throw new RangeError('is nested too deeply for JavaScript to read; nest its arrays and objects less deeply', { cause: error });
+  }
+  if (tooLarge !== undefined) {
+    throw new RangeError(`${tooLarge === '' ? 'is a number' : `contains a number at "${tooLarge}"`} too large to represent (beyond ±1.8e308); send it as a string`);
+  }
+  return value;
 }
 
 export function queueList(value: string): string[] {
@@ -66,9 +79,10 @@ export function nonEmpty(name: string): (value: string) => string {
   };
 }
 
-/** A task id given as an argument or a flag: a positive whole number (exit 2 otherwise). */
+/** A task id given as an argument or a flag: a positive whole number up to 2^63 − 1 (exit 2 otherwise). */
 export function taskId(value: string): string {
-  if (!isTaskId(value)) throw new InvalidArgumentError(`invalid task id "${value}": a task id is a positive whole number`);
+  const problem = taskIdProblem(value);
+  if (problem) throw new InvalidArgumentError(`invalid task id "${value}": ${problem}`);
   return value;
 }
 

@@ -1,13 +1,27 @@
 /** Connection strings appear in logs and errors only through `redactConnectionString`. */
 
+// A WHATWG URL with a user must have a host, but libpq and pg take "postgres://user@/db?host=/var/run/postgresql"
+// (the socket directory in the query): pg parses it with a stand-in host, and so do we, to accept what pg accepts.
+const standInHost = '___DUMMY___';
+
+/** The URL as pg parses it (throws as `new URL` does); `hostless` when it names no host. */
+function parseUrl(connectionString: string): { url: URL; hostless: boolean } {
+  try {
+    return { url: new URL(connectionString), hostless: false };
+  } catch (error) {
+    if (!connectionString.includes('@/')) throw error;
+    return { url: new URL(connectionString.replace('@/', `@${standInHost}/`)), hostless: true };
+  }
+}
+
 export function redactConnectionString(connectionString: string): string {
   try {
-    const url = new URL(connectionString);
+    const { url, hostless } = parseUrl(connectionString);
     if (url.password) url.password = '***';
     for (const key of ['password', 'sslpassword']) {
       if (url.searchParams.has(key)) url.searchParams.set(key, '***');
     }
-    return url.toString();
+    return hostless ? url.toString().replace(`@${standInHost}/`, '@/') : url.toString();
   } catch {
     // Not a URL (a libpq key=value string, or a malformed URL): blank out anything that looks like a password.
     return connectionString.replace(/(password\s*=\s*)(\S+)/gi, '$1***').replace(/(:\/\/[^:/@\s]*:)[^@\s]*@/, '$1***@');
@@ -27,7 +41,7 @@ export function connectionUrlProblem(connectionString: string): string | null {
   }
   if (scheme !== 'postgres' && scheme !== 'postgresql') return `"${scheme}://" is not a PostgreSQL URL (postgres://user@host:5432/db)`;
   try {
-    new URL(connectionString);
+    parseUrl(connectionString);
     return null;
   } catch {
     return 'it is not a valid URL (check the port, and percent-encode special characters in the user and password)';
@@ -39,7 +53,7 @@ export function redactSecrets(message: string, connectionString: string | undefi
   if (!connectionString) return message;
   let password: string | undefined;
   try {
-    password = decodeURIComponent(new URL(connectionString).password) || undefined;
+    password = decodeURIComponent(parseUrl(connectionString).url.password) || undefined;
   } catch {
     password = /password\s*=\s*(\S+)/i.exec(connectionString)?.[1];
   }

@@ -145,6 +145,12 @@ export function isTaskId(id: unknown): id is string {
   return typeof id === 'string' && /^[1-9]\d{0,18}$/.test(id) && BigInt(id) <= 9_223_372_036_854_775_807n;
 }
 
+/** Why the text `id` is not a task id, or null: a whole number past bigint's range is one, just too large. */
+export function taskIdProblem(id: string): string | null {
+  if (isTaskId(id)) return null;
+  return /^[1-9]\d*$/.test(id) ? 'it is out of range (task ids go up to 9223372036854775807)' : 'a task id is a positive whole number';
+}
+
 /** A task id, or INVALID_TASK_ID. */
 export function assertTaskId(id: unknown): void {
   if (!isTaskId(id)) {

@@ -53,7 +53,8 @@ function parseLine(source: string, defaults: LineDefaults): TaskLine['task'] | s
   try {
     value = parseJsonText(source);
   } catch (error) {
-    return `invalid JSON (${(error as Error).message})`;
+    const message = (error as Error).message;
+    return error instanceof SyntaxError ? `invalid JSON (${message})` : message;
   }
   const problem = jsonStorageProblem(JSON.stringify(value));
   if (problem) return problem;

@@ -4,7 +4,7 @@ import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import type { WorkerRef } from '../inspect/inspect-worker.js';
-import { isTaskId } from '../../queue/task-input.js';
+import { taskIdProblem } from '../../queue/task-input.js';
 import { addDatabaseOptions } from './common.js';
 
 interface InspectFlags extends DatabaseFlags {
@@ -62,13 +62,15 @@ Examples:
 
 export function parseTarget(what: string, id: string | undefined): Target {
   const usage = (message: string) => new PreforkError('BAD_TARGET', message, { exitCode: exitCodes.usage });
-  if (isTaskId(what)) {
+  // A bare number is meant as a task id: one too large is said to be, not taken for an unknown word.
+  if (/^[1-9]\d*$/.test(what)) {
     if (id !== undefined) throw usage(`inspect ${what}: give only the task id (or: inspect task ${what})`);
-    return { kind: 'task', id: what };
+    return parseTarget('task', what);
   }
   if (what === 'task') {
     if (id === undefined) throw usage('inspect task: give the task id, e.g. prefork inspect task 42');
-    if (!isTaskId(id)) throw usage(`invalid task id "${id}": a task id is a positive whole number`);
+    const problem = taskIdProblem(id);
+    if (problem) throw usage(`invalid task id "${id}": ${problem}`);
     return { kind: 'task', id };
   }
   if (what === 'worker') {

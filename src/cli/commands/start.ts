@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
@@ -103,6 +103,13 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
   const tasksPath = flags.tasks ? resolve(flags.tasks) : undefined;
   if (tasksPath && !existsSync(tasksPath)) {
     throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
+  }
+  // Refused here too, as a missing file is: else every worker would fork and only then fail to import it
+  // (a directory: "Directory import … is not supported"), exit 1 after the start-up.
+  const tasksStat = tasksPath ? statSync(tasksPath) : undefined;
+  if (tasksStat && !tasksStat.isFile()) {
+    const what = tasksStat.isDirectory() ? 'a directory, not a file' : 'not a regular file';
+    throw new PreforkError('TASK_MODULE_NOT_A_FILE', `task module is ${what}: ${tasksPath}`, { exitCode: exitCodes.usage });
   }
   // The supervisor (about 60 modules) is loaded by start alone, the other commands never need it; its loading
   // begins now and goes on beside the metrics port and the embedded server's start.
