@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 
 /**
  * Whether a process with this pid is running. EPERM means it exists but belongs to someone else. A zombie
@@ -23,4 +23,22 @@ function isZombie(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+let scope: string | null | undefined;
+
+/**
+ * Where this process's pids mean something: the machine's boot id and this PID namespace (Linux). Two processes
+ * with the same scope see the same pids; a host name does not tell that (containers on the host's network share
+ * the node's name, each with its own pids). Null where it cannot be read (another OS).
+ */
+export function pidScope(): string | null {
+  if (scope === undefined) {
+    try {
+      scope = `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${readlinkSync('/proc/self/ns/pid')}`;
+    } catch {
+      scope = null;
+    }
+  }
+  return scope;
 }

@@ -179,7 +179,7 @@ describe('direct submission', () => {
     const db = await admin();
     await migrate(db, schema);
     const supervisorId = randomUUID();
-    await registerSupervisor(db, schema, { id: supervisorId, host: hostname(), pid: process.pid });
+    await registerSupervisor(db, schema, { id: supervisorId, host: hostname(), pid: process.pid, pidScope: null });
     // The primary's side, in this process, on a session of its own whose statements are recorded as they return.
     const session = new pg.Client({ connectionString: databaseUrl() });
     await session.connect();

@@ -62,6 +62,7 @@ const statusShape: Shape = {
   schedules: [{ name: 'string', cron: 'string', timeZone: 'string', nextAt: 'string|null', lastFiredAt: 'string|null', lastQueuedAt: 'string|null', skippedInARow: 'number' }],
   limits: [{ name: 'string', maxRunning: 'number|null', rateLimit: 'object|null', running: 'number', queued: 'number', startedInWindow: 'number|null' }],
   paused: [{ name: 'string', pausedAt: 'string', reason: 'string|null' }],
+  exited: [{ id: 'string', pid: 'number', host: 'string', heartbeatAt: 'string' }],
 };
 
 /** One refresh of `status --watch --json`. */

@@ -1,12 +1,15 @@
 /** prefork 0.1: the whole path, with real forked workers and a real PostgreSQL. */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
-import { insertTasks } from './support/tasks.js';
+import { admin, databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
+import { migrate } from '../src/db/migrate.js';
+import { distIndex, insertTasks, taskModuleFile } from './support/tasks.js';
 import { CliSession } from './support/terminal.js';
 import { memoryCompactionSupported } from '../src/worker/compact-memory.js';
+import { pidScope } from '../src/process-alive.js';
 import { fixture, isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
@@ -160,6 +163,24 @@ describe('prefork send', () => {
     expect(retried.code, retried.stderr).toBe(0);
     // The first attempt's error is in the history, not the succeeded task's error.
     expect(JSON.parse(retried.stdout)).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 }, error: null });
+    await sup.stop();
+  });
+
+  it('prefork.sleep fails any payload that is not {"ms": a number of milliseconds} the same way: NonRetryableError, one attempt', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    // Not an object, no ms, an ms that is no number or out of a timer's range: no silent sleep of 0 ms.
+    for (const payload of ['"abc"', 'null', '[5]', '{}', '{"ms": "5"}', '{"ms": -5}', '{"ms": 2147483648}']) {
+      const r = await runCli(['send', 'prefork.sleep', payload, '--wait', '--json'], { schema });
+      expect(r.code, payload).toBe(1);
+      expect(JSON.parse(r.stdout), payload).toMatchObject({
+        status: 'failed',
+        attempts: 1,
+        error: { name: 'NonRetryableError', message: 'prefork.sleep expects {"ms": a number of milliseconds from 0 to 2147483647}' },
+      });
+    }
+    expect(await runCli(['send', 'prefork.sleep', '{"ms": 5}', '--wait'], { schema })).toEqual({ code: 0, stdout: '{"sleptMs":5}\n', stderr: '' });
     await sup.stop();
   });
 
@@ -336,6 +357,81 @@ describe('durability and lifecycle', () => {
     await waitForFinalStates(schema, 1);
     expect(await query(`select state from "${schema}".tasks`)).toEqual([{ state: 'succeeded' }]);
     await sup.stop();
+  });
+
+  it('a primary SIGKILLed on this host is gone at once for status, scale, reload and stop, though its lease runs on', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    const [{ id }] = (await statusJson(schema)).supervisors as unknown as [{ id: string }];
+    // While it runs, --supervisor takes its id or the start of it, as status shows it.
+    const scaled = await runCli(['scale', '1', '--supervisor', id.slice(0, 8).toUpperCase()], { schema });
+    expect([scaled.code, scaled.stderr]).toEqual([0, 'prefork: asked 1 supervisor to run 1 worker\n']);
+    expect((await runCli(['scale', '1', '--supervisor', 'ffffffff-'], { schema })).stderr).toBe('prefork: error: no running supervisor has id ffffffff-\n');
+    sup.kill('SIGKILL');
+    await sup.exited;
+    // Its row still holds a lease (15 s), as another host sees it.
+    const [row] = await query<{ fresh: boolean }>(`select heartbeat_at > now() - interval '10 seconds' as fresh from "${schema}".supervisors where id = $1`, [id]);
+    expect(row!.fresh).toBe(true);
+    const text = await runCli(['status'], { schema });
+    expect(text.stdout).toContain(`no supervisor is running (start one with: prefork start)\nsupervisor ${id} pid ${sup.pid} on ${os.hostname()}: exited without stopping`);
+    const json = JSON.parse((await runCli(['status', '--json'], { schema })).stdout) as { supervisors: unknown[]; exited: { id: string; pid: number }[] };
+    expect(json.supervisors).toEqual([]);
+    expect(json.exited).toMatchObject([{ id, pid: sup.pid }]);
+    for (const args of [['scale', '2'], ['reload'], ['stop']]) {
+      const r = await runCli(args, { schema });
+      expect(r.code, args[0]).toBe(3);
+      expect(r.stderr, args[0]).toBe(`prefork: error: no supervisor is running on this database: supervisor ${id} (pid ${sup.pid}) has exited without stopping\n`);
+    }
+  });
+
+  it("a dead pid on this host name is only a dead supervisor in this boot and PID namespace: another container's tasks are left alone", async () => {
+    const schema = schemaName();
+    await migrate(await admin(), schema);
+    const deadPid = [4_194_000, 4_193_000, 4_192_000].find((pid) => !isAlive(pid))!;
+    const scope = pidScope();
+    expect(scope).toMatch(/^[\w-]+\/pid:\[\d+\]$/);
+    // Two supervisors registered from this host name whose pid is not running here: one in this PID namespace
+    // (killed), one in another container on the host's network (alive there). Each holds a task it started.
+    const ours = randomUUID();
+    const theirs = randomUUID();
+    await query(
+      `insert into "${schema}".supervisors (id, host, pid, pid_scope, state) values ($1, $3, $4, $5, 'running'), ($2, $3, $4, 'another-boot/pid:[4026532999]', 'running')`,
+      [ours, theirs, os.hostname(), deadPid, scope],
+    );
+    const [a, b] = await query<{ id: string }>(
+      `insert into "${schema}".tasks (name, payload, state, attempts, started_at, supervisor_id)
+       values ('prefork.echo', '{"of":"ours"}', 'running', 1, now(), $1), ('prefork.echo', '{"of":"theirs"}', 'running', 1, now(), $2) returning id::text`,
+      [ours, theirs],
+    );
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    await expect.poll(async () => (await query<{ state: string }>(`select state from "${schema}".tasks where id = $1`, [a!.id]))[0]!.state).toBe('succeeded');
+    const rows = await query<{ id: string; state: string; supervisor_id: string }>(`select id::text, state, supervisor_id::text from "${schema}".tasks where id = $1`, [b!.id]);
+    expect(rows).toEqual([{ id: b!.id, state: 'running', supervisor_id: theirs }]);
+    const states = await query<{ id: string; state: string }>(`select id::text, state from "${schema}".supervisors where id = any($1::uuid[]) order by state`, [[ours, theirs]]);
+    expect(states).toEqual([
+      { id: ours, state: 'lost' },
+      { id: theirs, state: 'running' },
+    ]);
+    await sup.stop();
+  });
+
+  it('reload says so, exit 3, when its supervisor is killed before the reload finished', async () => {
+    const schema = schemaName();
+    const moduleFile = taskModuleFile(`export default { 'mod.version': () => 1 };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
+    await sup.ready();
+    // The new worker takes a minute to start: the reload is still going when the primary is killed.
+    moduleFile.write(`import { onWorkerProcessInit } from '${distIndex}';
+onWorkerProcessInit(() => new Promise((resolve) => setTimeout(resolve, 60_000)));
+export default { 'mod.version': () => 2 };\n`);
+    const reload = runCli(['reload', '--timeout', '30000'], { schema });
+    await sup.waitForEvent('reload_started', 1, 10_000);
+    sup.kill('SIGKILL');
+    const r = await reload;
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/^prefork: asked 1 supervisor to reload\nprefork: error: supervisor \S+ went away before its reload finished \(it stopped, or its process exited\)\n$/);
   });
 
   it('SIGKILL of the primary: the task a worker ran loses its attempt, the tasks claimed ahead go back uncounted', async () => {

@@ -35,6 +35,7 @@ import { Outcomes, type TaskFinished } from './outcomes.js';
 import { ProgressWriter } from './progress.js';
 import { Listener } from './listener.js';
 import { deadSupervisorsOnHost } from './same-host.js';
+import { pidScope } from '../process-alive.js';
 import { Settler } from './settler.js';
 import { DirectSubmissions } from './direct-submissions.js';
 import { Scheduler, type ScheduledTask, type ScheduleTick } from './scheduler.js';
@@ -354,7 +355,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     } finally {
       client.release();
     }
-    await registerSupervisor(this.#db, this.#options.schema, { id: this.id, host: this.host, pid: process.pid });
+    await registerSupervisor(this.#db, this.#options.schema, { id: this.id, host: this.host, pid: process.pid, pidScope: pidScope() });
     // The row says `starting` until the workers are ready (status shows it; send does not warn that nobody serves
     // the schema), and its lease is renewed meanwhile: a large task module may take longer than a lease to load.
     this.#startBeat = this.#every(this.#options.heartbeatMs, () => (this.#tearingDown ? Promise.resolve() : this.#publish('starting')));
@@ -825,7 +826,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   async #recover(): Promise<void> {
     try {
-      const dead = await deadSupervisorsOnHost(this.#db, this.#options.schema, this.host, this.id);
+      const dead = await deadSupervisorsOnHost(this.#db, this.#options.schema, this.host, pidScope(), this.id);
       const { requeued, failed } = await recoverOrphans(this.#db, this.#options.schema, {
         supervisorId: this.id,
         leaseMs: this.#options.leaseMs,

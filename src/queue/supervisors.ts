@@ -1,5 +1,7 @@
+import { hostname } from 'node:os';
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
+import { isProcessAlive, pidScope } from '../process-alive.js';
 
 export type SupervisorState = 'starting' | 'running' | 'stopping' | 'stopped' | 'lost';
 
@@ -10,6 +12,8 @@ export interface SupervisorRow {
   id: string;
   host: string;
   pid: number;
+  /** Where `pid` means something (process-alive.ts, pidScope); null from a supervisor of an earlier version. */
+  pid_scope: string | null;
   state: SupervisorState;
   started_at: Date;
   heartbeat_at: Date;
@@ -21,9 +25,14 @@ export interface SupervisorRow {
 export async function registerSupervisor(
   db: Queryable,
   schema: string,
-  s: { id: string; host: string; pid: number },
+  s: { id: string; host: string; pid: number; pidScope: string | null },
 ): Promise<void> {
-  await db.query(`insert into ${quoteIdent(schema)}.supervisors (id, host, pid, state) values ($1, $2, $3, 'starting')`, [s.id, s.host, s.pid]);
+  await db.query(`insert into ${quoteIdent(schema)}.supervisors (id, host, pid, pid_scope, state) values ($1, $2, $3, $4, 'starting')`, [
+    s.id,
+    s.host,
+    s.pid,
+    s.pidScope,
+  ]);
 }
 
 /**
@@ -61,15 +70,34 @@ export async function flushCommitted(db: Queryable, schema: string, id: string):
   if (rowCount !== 1) throw new Error(`supervisor ${id} has no row in ${schema}.supervisors: nothing was written to flush`);
 }
 
-/** Supervisors that hold a live lease. */
+/** Supervisors that hold a live lease, less those `exited` (exitedHere) and those `lost`. */
 export async function liveSupervisors(db: Queryable, schema: string, leaseMs: number): Promise<SupervisorRow[]> {
+  return (await leasedSupervisors(db, schema, leaseMs)).live;
+}
+
+/**
+ * Supervisors whose lease has not run out: `live`, and `exited`, those this process can tell are gone (exitedHere):
+ * a primary killed by SIGKILL or the OOM killer keeps its row until its lease runs out, but not its process.
+ */
+export async function leasedSupervisors(db: Queryable, schema: string, leaseMs: number): Promise<{ live: SupervisorRow[]; exited: SupervisorRow[] }> {
   const { rows } = await db.query<SupervisorRow>(
     `select * from ${quoteIdent(schema)}.supervisors
       where state in (${liveStatesSql}) and heartbeat_at > now() - $1 * interval '1 millisecond'
       order by started_at`,
     [leaseMs],
   );
-  return rows;
+  const exited = rows.filter(exitedHere);
+  return { live: rows.filter((r) => !exited.includes(r)), exited };
+}
+
+/** Whether this process sees the pids of `row`'s supervisor: same host name, same boot and PID namespace (pidScope). */
+export function sharesPids(row: Pick<SupervisorRow, 'host' | 'pid_scope'>): boolean {
+  return row.host === hostname() && (row.pid_scope ?? null) === pidScope();
+}
+
+/** A supervisor whose pids this process sees (sharesPids) and whose process is gone. */
+export function exitedHere(row: Pick<SupervisorRow, 'host' | 'pid_scope' | 'pid'>): boolean {
+  return sharesPids(row) && !isProcessAlive(row.pid);
 }
 
 /** Forgets supervisors that stopped or were lost long ago. */

@@ -9,7 +9,7 @@ import type { StartupFailure } from '../primary/fleet.js';
 import type { LastReload } from '../primary/supervisor.js';
 import type { RateLimit } from '../task.js';
 import { countTasksByState } from './read-tasks.js';
-import { liveSupervisors, type SupervisorRow } from './supervisors.js';
+import { leasedSupervisors, liveSupervisors, type SupervisorRow } from './supervisors.js';
 import type { TaskState } from './task-row.js';
 
 /** The window of the throughput figure. */
@@ -95,9 +95,14 @@ export async function watchReport(db: Queryable, schema: string, leaseMs: number
 
 /** Every live supervisor with its snapshot (for `inspect worker`). */
 export async function liveSupervisorFigures(db: Queryable, schema: string, leaseMs: number): Promise<SupervisorFigures[]> {
-  const supervisors = await liveSupervisors(db, schema, leaseMs);
+  return (await leasedSupervisorFigures(db, schema, leaseMs)).live;
+}
+
+/** The same, and the supervisors that hold a lease though their process has exited (leasedSupervisors), for `status`. */
+export async function leasedSupervisorFigures(db: Queryable, schema: string, leaseMs: number): Promise<{ live: SupervisorFigures[]; exited: SupervisorRow[] }> {
+  const { live, exited } = await leasedSupervisors(db, schema, leaseMs);
   const { rows } = await db.query<{ now: Date }>('select now() as now');
-  return supervisors.map((s) => supervisorFigures(s, rows[0]!.now));
+  return { live: live.map((s) => supervisorFigures(s, rows[0]!.now)), exited };
 }
 
 /** Tasks that reached a final state in the window (through the partial index on finished_at). */

@@ -3,7 +3,7 @@ import { PreforkError } from '../../errors.js';
 import type { ControlCommand } from '../../primary/control.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { notifyControl } from '../../queue/notify.js';
-import { liveSupervisors, type SupervisorRow } from '../../queue/supervisors.js';
+import { leasedSupervisors, type SupervisorRow } from '../../queue/supervisors.js';
 import type pg from 'pg';
 import { exitCodes } from '../exit-codes.js';
 
@@ -13,12 +13,21 @@ export async function sendControl(
   target: string | undefined,
   command: ControlCommand,
 ): Promise<SupervisorRow[]> {
-  const targets = (await liveSupervisors(client, schema, supervisorDefaults.leaseMs)).filter((s) => !target || s.id === target);
-  if (targets.length === 0) {
-    throw new PreforkError('NO_SUPERVISOR', target ? `no running supervisor has id ${target}` : 'no supervisor is running on this database', {
-      exitCode: exitCodes.unavailable,
+  const { live, exited } = await leasedSupervisors(client, schema, supervisorDefaults.leaseMs);
+  // An id or a prefix of one (as `inspect worker --supervisor` takes it): the first characters `status` shows.
+  const matches = (s: SupervisorRow) => !target || s.id.startsWith(target.toLowerCase());
+  const targets = live.filter(matches);
+  if (target && targets.length > 1) {
+    throw new PreforkError('AMBIGUOUS_SUPERVISOR', `--supervisor ${target} matches ${targets.length} running supervisors: give more of the id`, {
+      exitCode: exitCodes.usage,
     });
   }
-  await notifyControl(client, schema, command, target);
+  if (targets.length === 0) {
+    // One killed on this host (SIGKILL, the OOM killer) holds its lease a while yet: say what became of it.
+    const gone = exited.filter(matches).map((s) => `supervisor ${s.id} (pid ${s.pid}) has exited without stopping`);
+    const none = target ? `no running supervisor has id ${target}` : 'no supervisor is running on this database';
+    throw new PreforkError('NO_SUPERVISOR', gone.length > 0 ? `${none}: ${gone.join('; ')}` : none, { exitCode: exitCodes.unavailable });
+  }
+  await notifyControl(client, schema, command, target && targets[0]!.id);
   return targets;
 }

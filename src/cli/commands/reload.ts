@@ -28,7 +28,7 @@ export function reloadCommand(): Command {
     'after',
     `
 Exit codes: 0 reloaded, 1 a new worker could not start (the reload stopped; the old workers go on), 3 no
-supervisor running or database unreachable, 124 --timeout passed.`,
+supervisor running, one went away before its reload finished, or the database unreachable, 124 --timeout passed.`,
   );
   return command.action(async (flags: DatabaseFlags & { supervisor?: string; timeout?: number; wait: boolean }) => {
     const database = resolveDatabase(flags);
@@ -45,30 +45,46 @@ supervisor running or database unreachable, 124 --timeout passed.`,
       );
       const deadline = flags.timeout === undefined ? Infinity : Date.now() + flags.timeout;
       const failed = new Map<string, string>();
+      /** Supervisors whose reload ended (reloaded, or failed): not waited for any more. */
+      const done = new Set<string>();
+      /** Gone before their reload ended: stopped, killed (seen at once on this host), or silent past their lease. */
+      const gone = new Set<string>();
       for (;;) {
         await delay(200);
-        const live = (await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).filter((s) => before.has(s.id));
-        const pending = live.filter((s) => {
+        const live = new Map((await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs)).map((s) => [s.id, s]));
+        for (const [id, asked] of before) {
+          if (done.has(id) || gone.has(id)) continue;
+          const s = live.get(id);
+          if (!s) {
+            gone.add(id);
+            continue;
+          }
           const snap = s.snapshot as Snapshot;
-          const asked = before.get(s.id)!;
           // A reload that ended after the ask, failed: this supervisor is done (its old workers go on).
           if (snap.lastReload && snap.lastReload.seq > asked.seq && snap.lastReload.outcome === 'failed' && !snap.reloading) {
-            failed.set(s.id, snap.lastReload.error ?? 'unknown error');
-            return false;
+            failed.set(id, snap.lastReload.error ?? 'unknown error');
+            done.add(id);
+            continue;
           }
           const workers = snap.workers ?? [];
-          return snap.reloading || workers.some((w) => asked.pids.has(w.pid)) || workers.filter((w) => w.state === 'ready').length < (snap.workersWanted ?? 0);
-        });
-        if (pending.length === 0) break;
+          const reloading = snap.reloading || workers.some((w) => asked.pids.has(w.pid)) || workers.filter((w) => w.state === 'ready').length < (snap.workersWanted ?? 0);
+          if (!reloading) done.add(id);
+        }
+        if (done.size + gone.size === before.size) break;
         if (Date.now() >= deadline) {
           process.stderr.write(`prefork: reload still running after ${flags.timeout} ms\n`);
           process.exitCode = exitCodes.timeout;
           return;
         }
       }
+      for (const id of gone) process.stderr.write(`prefork: error: supervisor ${id} went away before its reload finished (it stopped, or its process exited)\n`);
       if (failed.size > 0) {
         for (const [id, error] of failed) process.stderr.write(`prefork: reload failed on supervisor ${id}: ${error}\n`);
         process.exitCode = exitCodes.taskFailed;
+        return;
+      }
+      if (gone.size > 0) {
+        process.exitCode = exitCodes.unavailable;
         return;
       }
       process.stderr.write('prefork: reloaded\n');

@@ -56,6 +56,11 @@ Examples:
 export function renderStatus(report: StatusReport): string {
   const lines: string[] = [];
   if (report.supervisors.length === 0) lines.push('no supervisor is running (start one with: prefork start)');
+  for (const s of report.exited) {
+    lines.push(
+      `supervisor ${s.id} pid ${s.pid} on ${s.host}: exited without stopping (last heard from at ${s.heartbeatAt}); a supervisor on this host gives its tasks back within seconds, one elsewhere once its lease runs out`,
+    );
+  }
   for (const s of report.supervisors) {
     lines.push(`supervisor ${s.id} pid ${s.pid} on ${s.host}: ${s.state}, ${s.workers.length} worker${s.workers.length === 1 ? '' : 's'}, started ${s.startedAt}`);
     if (s.lastReload?.outcome === 'failed') lines.push(`  last reload failed at ${s.lastReload.finishedAt}: ${s.lastReload.error}`);

@@ -1,9 +1,8 @@
-import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command } from 'commander';
 import { isProcessAlive } from '../../process-alive.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
-import { liveSupervisors } from '../../queue/supervisors.js';
+import { liveSupervisors, sharesPids } from '../../queue/supervisors.js';
 import { locateDatabase, openDatabase, resolveDatabase, unreachable, type DatabaseFlags } from '../database.js';
 import { exitCodes } from '../exit-codes.js';
 import { integer } from '../parse.js';
@@ -34,17 +33,16 @@ export function stopCommand(): Command {
       if (!flags.wait) return;
       const deadline = flags.timeout === undefined ? Infinity : Date.now() + flags.timeout;
       const ids = new Set(targets.map((t) => t.id));
-      const here = hostname();
       for (;;) {
         let rows;
         try {
           rows = await liveSupervisors(client, database.schema, leaseMs);
         } catch (error) {
           // An embedded server stops right after its supervisor, ending this connection: the pids tell the rest.
-          if (state && targets.every((t) => t.host === here)) break;
+          if (state && targets.every(sharesPids)) break;
           throw unreachable(error, url);
         }
-        const live = rows.filter((s) => ids.has(s.id) && !(s.host === here && !isProcessAlive(s.pid)));
+        const live = rows.filter((s) => ids.has(s.id));
         if (live.length === 0) break;
         if (Date.now() >= deadline) {
           process.stderr.write(`prefork: ${live.length} supervisor${live.length === 1 ? ' is' : 's are'} still stopping after ${flags.timeout} ms\n`);
@@ -55,12 +53,12 @@ export function stopCommand(): Command {
       }
       // The row says stopped once the workers are gone; on this host, also wait for the primary to exit (and
       // for its embedded server, which stops after it).
-      const local = targets.filter((t) => t.host === here).map((t) => t.pid);
+      const local = targets.filter(sharesPids).map((t) => t.pid);
       if (state) local.push(state.postgresPid);
       const exitBy = Math.min(deadline, Date.now() + 10_000);
       while (local.some(isProcessAlive) && Date.now() < exitBy) await delay(50);
       // Its lease ran out but the process lives on (stopped with SIGSTOP, or hung): not stopped, and said so.
-      const alive = targets.filter((t) => t.host === here && isProcessAlive(t.pid)).map((t) => t.pid);
+      const alive = targets.filter((t) => sharesPids(t) && isProcessAlive(t.pid)).map((t) => t.pid);
       if (alive.length > 0) {
         process.stderr.write(
           `prefork: error: supervisor pid ${alive.join(', ')} stopped renewing its lease but has not exited: it may be hung (kill it to stop it)\n`,

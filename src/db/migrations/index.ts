@@ -12,6 +12,7 @@ import taskProgress from './000011-task-progress.js';
 import pausedTasks from './000012-paused-tasks.js';
 import knownTaskAttempts from './000013-known-task-attempts.js';
 import supervisorStarting from './000014-supervisor-starting.js';
+import supervisorPidScope from './000015-supervisor-pid-scope.js';
 
 export interface Migration {
   id: number;
@@ -35,4 +36,5 @@ export const migrations: readonly Migration[] = [
   { id: 12, name: 'paused tasks', sql: pausedTasks },
   { id: 13, name: 'known task attempts', sql: knownTaskAttempts },
   { id: 14, name: 'supervisor starting state', sql: supervisorStarting },
+  { id: 15, name: 'supervisor pid scope', sql: supervisorPidScope },
 ];
