@@ -175,6 +175,7 @@ describe('configuration', () => {
     // No command at all: the help, as a usage error; asked for, it is no error.
     expect(await usage([])).toContain('Usage: prefork [options] [command]');
     expect((await runCli(['help', 'send'], { cwd: dir })).code).toBe(0);
+    expect(await usage(['help', 'sned'])).toBe("prefork: error: unknown command 'sned' (prefork --help lists them)\n");
   });
 
   it('lets a database URL win over a data dir from the environment or the file, but not over --data-dir', async () => {

@@ -95,6 +95,12 @@ describe('prefork tasks, retry and cancel', () => {
     const succeeded = (await cliJson<{ id: string }>(schema, ['send', 'fixture.failOnce', '--wait'])).id;
     // The key is free again once its task failed: a later task takes it, due in a minute.
     const later = (await cliJson<{ id: string }>(schema, ['send', 'fixture.fail', '--key', 'report-7', '--delay', '60000'])).id;
+    // Sent again while that one waits: its id, and a word that nothing new was sent.
+    expect(await runCli(['send', 'fixture.fail', '--key', 'report-7'], { schema })).toEqual({
+      code: 0,
+      stdout: `${later}\n`,
+      stderr: `prefork: task ${later} has key "report-7" and is queued or running: not sent again\n`,
+    });
 
     const refused = await runCli(['retry', failed, succeeded, later, '987654'], { schema });
     expect(refused).toEqual({
@@ -204,6 +210,13 @@ describe('prefork tasks, retry and cancel', () => {
       [['tasks', '--limit', '0'], `option '--limit <n>' argument '0' is invalid. --limit must be a whole number from 1 to 10000`],
       [['tasks', '--before', 'x'], `option '--before <id>' argument 'x' is invalid. invalid task id "x": a task id is a positive whole number`],
       [['cancel', '0'], 'invalid task id "0": a task id is a positive whole number'],
+      // A whole number past bigint (2^63 - 1) is out of range, for every command that takes task ids.
+      [['cancel', '9223372036854775808'], 'invalid task id "9223372036854775808": it is out of range (task ids go up to 9223372036854775807)'],
+      [['retry', '1', '9223372036854775808'], 'invalid task id "9223372036854775808": it is out of range (task ids go up to 9223372036854775807)'],
+      [
+        ['tasks', '--before', '9223372036854775808'],
+        `option '--before <id>' argument '9223372036854775808' is invalid. invalid task id "9223372036854775808": it is out of range (task ids go up to 9223372036854775807)`,
+      ],
       [['cancel'], "missing required argument 'ids'"],
     ];
     for (const [args, message] of cases) {

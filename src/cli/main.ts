@@ -40,8 +40,8 @@ export function buildProgram(): Command {
 Exit codes: 0 ok, 1 task failed, 2 usage or invalid input, 3 database or supervisor unreachable, 124 timed out, 130 interrupted.
 
 Quick start (no database to set up: without DATABASE_URL, start runs an embedded PostgreSQL in ./.prefork):
-  $ prefork start --workers 4 --tasks ./tasks.js        # terminal 1
-  $ prefork send prefork.echo '{"hi":1}' --wait          # terminal 2`,
+  $ prefork start --workers 4                 # terminal 1 (built-in tasks; yours with --tasks ./tasks.js)
+  $ prefork send prefork.echo '{"hi":1}' --wait   # terminal 2`,
     );
   for (const command of [startCommand(), sendCommand(), statusCommand(), stopCommand(), reloadCommand(), scaleCommand()]) {
     program.addCommand(command);
@@ -64,6 +64,12 @@ Quick start (no database to set up: without DATABASE_URL, start runs an embedded
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // `prefork help nope`: commander shows the whole help, with no word of what was wrong.
+  const [first, asked] = argv.slice(2);
+  if (first === 'help' && asked !== undefined && !program.commands.some((c) => c.name() === asked || c.aliases().includes(asked))) {
+    process.stderr.write(`prefork: error: unknown command '${asked}' (prefork --help lists them)\n`);
+    return exitCodes.usage;
+  }
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : exitCodes.ok;

@@ -40,7 +40,7 @@ export function sendCommand(): Command {
     .argument('[payload]', 'JSON payload, or - to read it from stdin', '{}')
     .option('--wait', 'wait until the task finishes and print its result')
     .option('--timeout <ms>', 'with --wait: give up after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
-    .option('--json', 'print JSON: the id, or with --wait the whole task (id, task, status, result, error, attempts, workerPid, …)')
+    .option('--json', 'print JSON: { id, task, deduplicated }, or with --wait the whole task (id, task, status, result, error, attempts, workerPid, …)')
     .option('--max-attempts <n>', 'attempts before the task fails for good', integer('--max-attempts', 1, 1_000_000))
     .option('--priority <n>', 'higher runs first (0 to 1000)', integer('--priority', 0, 1000))
     .option('--delay <ms>', 'do not run before this many milliseconds from now', integer('--delay', 0, 2_147_483_647))
@@ -83,11 +83,17 @@ Examples:
       if (!check.ok) {
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
       }
-      const warning = unservedWarning(database.schema, name, check.known, await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs));
-      if (warning) process.stderr.write(warning);
+      // Said once the task is in (a refusal of the send, a key too long say, comes without it).
+      let warning = unservedWarning(database.schema, name, check.known, await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs));
+      const warn = () => {
+        if (warning) process.stderr.write(warning);
+        warning = null;
+      };
       const options = { maxAttempts: flags.maxAttempts, priority: flags.priority, queue: flags.queue, key: flags.key };
       if (!flags.wait) {
         const added = await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
+        warn();
+        if (added.deduplicated && !flags.json) process.stderr.write(`prefork: task ${added.id} has key ${JSON.stringify(flags.key)} and is queued or running: not sent again\n`);
         process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
         return;
       }
@@ -114,7 +120,10 @@ Examples:
           ({ id, view } = await runDirect(direct, { submission, name, payload, ...options }, {
             timeoutMs: left(),
             read: (taskId) => getTask(client, database.schema, taskId),
-            onAccepted: (taskId) => (sentId = taskId),
+            onAccepted: (taskId) => {
+              sentId = taskId;
+              warn();
+            },
           }));
         } catch (error) {
           const code = (error as PreforkError).code ?? 'SUBMIT_FAILED';
@@ -134,6 +143,7 @@ Examples:
             : await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
           id = inserted.id;
           sentId = id;
+          warn();
           // A task this command added (not one its key matched) cannot have finished before the LISTEN.
           added = !direct && !inserted.deduplicated;
         }
