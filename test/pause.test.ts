@@ -77,4 +77,24 @@ describe('pause and resume', () => {
     expect((await runCli(['resume', 'pause.stmap'], { schema })).stderr).toBe('');
     await Promise.all(sups.map((s) => s.stop()));
   });
+
+  it('on a schema no supervisor ever ran on: pause warns (and makes it, ahead of a deploy); resume makes nothing, exit 3', async () => {
+    const schema = schemaName();
+    const schemaExists = async () => (await query(`select 1 from pg_namespace where nspname = $1`, [schema])).length === 1;
+    const resumed = await runCli(['resume', 'roadmap.generate'], { schema });
+    expect(resumed).toEqual({
+      code: 3,
+      stdout: '',
+      stderr: `prefork: error: no prefork queue in schema "${schema}" of this database: nothing was ever started or sent there (prefork start --schema ${schema} creates it)\n`,
+    });
+    expect(await schemaExists()).toBe(false);
+    const paused = await runCli(['pause', 'roadmap.generate'], { schema });
+    expect(paused).toEqual({
+      code: 0,
+      stdout: 'roadmap.generate: paused, 0 tasks queued\n',
+      stderr: `prefork: warning: no supervisor has ever run on schema "${schema}" of this database; paused for when one does (prefork start --schema ${schema})\n`,
+    });
+    expect(await schemaExists()).toBe(true);
+    expect((await runCli(['resume', 'roadmap.generate'], { schema })).stdout).toBe('roadmap.generate: resumed, 0 tasks queued\n');
+  });
 });

@@ -29,8 +29,8 @@ export function pauseCommand(): Command {
   command.addHelpText(
     'after',
     `
-Exit codes: 0 done (paused now or already; a name no supervisor offers is paused with a warning), 2 malformed task name,
-3 database unreachable.
+Exit codes: 0 done (paused now or already; a name no supervisor offers, or a schema no supervisor ever ran on, is
+paused with a warning), 2 malformed task name, 3 database unreachable.
 
 Examples:
   $ prefork pause roadmap.generate --reason "LLM provider down"
@@ -55,7 +55,8 @@ export function resumeCommand(): Command {
   command.addHelpText(
     'after',
     `
-Exit codes: 0 done (resumed now, or was not paused), 2 malformed task name, 3 database unreachable.
+Exit codes: 0 done (resumed now, or was not paused), 2 malformed task name, 3 database unreachable or no queue in
+the schema.
 
 Example:
   $ prefork resume roadmap.generate`,
@@ -77,11 +78,20 @@ async function onNames<R>(
   const checked = [...new Set(names)];
   for (const name of checked) assertTaskName(name);
   const database = resolveDatabase(flags);
-  const client = await openDatabase(database, applicationName);
+  const pausing = applicationName === 'prefork pause';
+  // A pause may come ahead of the first deploy, so it makes the schema; a resume has nothing to do in one that
+  // holds no queue (a typo in --schema): it says so, exit 3, as status does.
+  const client = await openDatabase(database, applicationName, { existing: !pausing });
   try {
     // A typo pauses nothing that runs: say so (paused anyway, as a name may be paused ahead of its deploy).
     const { known } = await checkTaskName(client, database.schema, '');
-    const unknown = applicationName === 'prefork pause' && known.length > 0 ? checked.filter((n) => !known.includes(n)) : [];
+    if (pausing && known.length === 0) {
+      const flag = database.schema === 'prefork' ? '' : ` --schema ${database.schema}`;
+      process.stderr.write(
+        `prefork: warning: no supervisor has ever run on schema "${database.schema}" of this database; paused for when one does (prefork start${flag})\n`,
+      );
+    }
+    const unknown = pausing && known.length > 0 ? checked.filter((n) => !known.includes(n)) : [];
     for (const name of unknown) {
       process.stderr.write(`prefork: warning: no supervisor has offered a task named "${name}" on this database (they know ${known.filter((k) => !k.startsWith('prefork.')).join(', ') || 'only the built-ins'})\n`);
     }
