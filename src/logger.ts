@@ -57,10 +57,12 @@ export function createLogger(options: { level?: string; base?: Record<string, un
 
 /**
  * pino's error serializer, with the causes' messages appended only where the message does not say them already
- * (ours do: `could not load the task module …: missing KEY` came out as `…: missing KEY: missing KEY`).
+ * (ours do: `could not load the task module …: missing KEY` came out as `…: missing KEY: missing KEY`), and no
+ * `stack` for an error logged without one (pino writes an empty one).
  */
 function serializeErr(error: unknown): unknown {
-  const serialized = pino.stdSerializers.err(error as Error) as { message?: string } | undefined;
+  const serialized = pino.stdSerializers.err(error as Error) as { message?: string; stack?: string } | undefined;
+  if (serialized?.stack === '') delete serialized.stack;
   if (!serialized || !(error instanceof Error)) return serialized;
   let message = error.message;
   const seen = new Set<unknown>([error]);

@@ -185,6 +185,10 @@ describe('outages', () => {
       expect((await never.exited).code).toBe(3);
       expect(never.stderr).toMatch(/^prefork: error: could not use the database: connect ECONNREFUSED .*\(gave up after 3 attempts in \d+\.\d s\)\n$/);
       expect(never.events('database_connect_retry')).toHaveLength(2);
+      // The cause in the log is the refusal, without pg's stack (it is the driver's code, no clue to anything).
+      expect(never.events('supervisor_start_failed')).toEqual([
+        expect.objectContaining({ level: 'fatal', code: 'DATABASE_UNREACHABLE', err: { type: 'Error', message: expect.stringContaining('ECONNREFUSED'), code: 'ECONNREFUSED' } }),
+      ]);
     } finally {
       await proxy.restore();
     }

@@ -202,7 +202,7 @@ async function runStart(flags: StartFlags, command: Command): Promise<void> {
       // with its stack by the worker); its cause, if any, is logged with its own.
       const described = error instanceof PreforkError;
       log.fatal(
-        described ? { event: 'supervisor_start_failed', code: error.code, ...(error.cause === undefined ? {} : { err: error.cause }) } : { event: 'supervisor_start_failed', err: error },
+        described ? { event: 'supervisor_start_failed', code: error.code, ...(error.cause === undefined ? {} : { err: withoutDriverStack(error.cause) }) } : { event: 'supervisor_start_failed', err: error },
         (error as Error).message,
       );
       throw error;
@@ -234,4 +234,16 @@ function databaseSource(command: Command, fallback: string): string {
   const origin = originsOf(command).get('databaseUrl');
   if (!origin || origin.source === 'flag' || origin.source === 'default' || !origin.from) return fallback;
   return origin.source === 'env' ? origin.from : `config file ${origin.from}`;
+}
+
+/**
+ * A cause that is the world's answer (the server's error, a connect refused, a host that does not resolve) is
+ * logged without its stack: that is the driver's code, and says nothing the message does not.
+ */
+function withoutDriverStack(cause: unknown): unknown {
+  const fields = cause as { severity?: unknown; syscall?: unknown; code?: unknown };
+  if (!(cause instanceof Error) || (fields.severity === undefined && fields.syscall === undefined)) return cause;
+  const bare = Object.assign(new Error(cause.message), fields.code === undefined ? {} : { code: fields.code });
+  delete bare.stack;
+  return bare;
 }
