@@ -40,6 +40,7 @@ const statusShape: Shape = {
       heartbeatAt: 'string',
       concurrency: 'number|null',
       workersWanted: 'number|null',
+      queues: 'array|null',
       tasks: ['string'],
       workers: [
         {
@@ -79,6 +80,7 @@ const watchShape: Shape = {
       snapshotAgeMs: 'number',
       concurrency: 'number|null',
       workersWanted: 'number|null',
+      queues: 'array|null',
       tasks: ['string'],
       workers: [
         {

@@ -122,6 +122,20 @@ describe('prefork start', () => {
 });
 
 describe('prefork send', () => {
+  it('--queue that no running supervisor claims from (a slip of --queue): sent, with a warning; status shows --queues', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1', '--queues', 'mail']);
+    await sup.ready();
+    await expect.poll(async () => (await runCli(['status'], { schema })).stdout).toMatch(/: running, 1 worker, queues mail only, started /);
+    expect((await statusJson(schema)).supervisors[0]).toMatchObject({ queues: ['mail'] });
+    const slip = await runCli(['send', 'prefork.echo', '{}', '--queue', 'mial'], { schema });
+    expect(slip.code, slip.stderr).toBe(0);
+    expect(slip.stderr).toBe('prefork: warning: no running supervisor that offers "prefork.echo" claims from queue "mial" now (they claim from mail); the task waits queued until one does\n');
+    const right = await runCli(['send', 'prefork.echo', '{"to":"mail"}', '--queue', 'mail', '--wait'], { schema });
+    expect(right).toEqual({ code: 0, stdout: '{"to":"mail"}\n', stderr: '' });
+    await sup.stop();
+  });
+
   it('--wait prints the result; --json prints the whole task', async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '2']);

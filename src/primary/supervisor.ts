@@ -763,6 +763,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       startedAt: this.startedAt.toISOString(),
       concurrency: this.#options.concurrency,
       workersWanted: this.#fleet.wanted,
+      // --queues: the only named queues it claims from (null: all).
+      queues: this.#options.queues?.length ? this.#options.queues : null,
       reloading: this.#reloading !== undefined || this.#reloadAgain !== undefined,
       lastReload: this.#lastReload,
       startupFailure: this.#fleet.lastStartupFailure,

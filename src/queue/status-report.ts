@@ -17,7 +17,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
   const limits = await limitFigures(db, schema, supervisors);
   const paused = (await pausedTasks(db, schema)).map((p) => ({ name: p.name, pausedAt: p.pausedAt.toISOString(), reason: p.reason }));
   return {
-    supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, tasks, workers, lastReload, startupFailure }) => ({
+    supervisors: supervisors.map(({ id, pid, host, state, startedAt, heartbeatAt, concurrency, workersWanted, queues, tasks, workers, lastReload, startupFailure }) => ({
       id,
       pid,
       host,
@@ -26,6 +26,7 @@ export async function statusReport(db: Queryable, schema: string, leaseMs: numbe
       heartbeatAt,
       concurrency,
       workersWanted,
+      queues,
       tasks,
       workers,
       lastReload,

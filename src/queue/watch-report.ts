@@ -55,6 +55,8 @@ export interface SupervisorFigures {
   snapshotAgeMs: number;
   concurrency: number | null;
   workersWanted: number | null;
+  /** The named queues it claims from (`--queues`); null: every queue (or from an older prefork). */
+  queues: string[] | null;
   tasks: string[];
   workers: WorkerFigures[];
   /** null until the supervisor knows its budget (or from an older prefork). */
@@ -134,6 +136,7 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
     snapshotAgeMs: Math.max(0, now.getTime() - s.heartbeat_at.getTime()),
     concurrency: numberOr(snap.concurrency, null),
     workersWanted: numberOr(snap.workersWanted, null),
+    queues: Array.isArray(snap.queues) ? snap.queues.filter((q): q is string => typeof q === 'string') : null,
     tasks: s.tasks,
     workers: (Array.isArray(snap.workers) ? snap.workers : []).map(object).map(workerFigures),
     dbConnections: db && {

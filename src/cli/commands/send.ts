@@ -84,7 +84,7 @@ Examples:
         throw new PreforkError('UNKNOWN_TASK', `unknown task "${name}": the supervisors know ${check.known.join(', ')}`, { exitCode: exitCodes.usage });
       }
       // Said once the task is in (a refusal of the send, a key too long say, comes without it).
-      let warning = unservedWarning(database.schema, name, check.known, await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs));
+      let warning = unservedWarning(database.schema, name, flags.queue ?? 'default', check.known, await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs));
       const warn = () => {
         if (warning) process.stderr.write(warning);
         warning = null;
@@ -213,12 +213,20 @@ async function readStdin(): Promise<string> {
  * those running do not offer the name (a reload dropped it, say). Sent anyway. A supervisor on its way (its
  * workers loading) tells what it offers once ready: nothing is said meanwhile.
  */
-function unservedWarning(schema: string, name: string, known: readonly string[], live: readonly SupervisorRow[]): string | null {
+function unservedWarning(schema: string, name: string, queue: string, known: readonly string[], live: readonly SupervisorRow[]): string | null {
   if (live.some((s) => s.state === 'starting')) return null;
   if (known.length === 0) return unservedSchemaWarning(schema, 'the task waits');
   const running = live.filter((s) => s.state === 'running');
   if (running.length === 0) return `prefork: warning: no supervisor is running on schema "${schema}" now; the task waits queued until one starts\n`;
-  if (running.some((s) => s.tasks.includes(name))) return null;
-  const names = [...new Set(running.flatMap((s) => s.tasks))].filter((n) => !n.startsWith('prefork.')).sort();
-  return `prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`;
+  const offering = running.filter((s) => s.tasks.includes(name));
+  if (offering.length === 0) {
+    const names = [...new Set(running.flatMap((s) => s.tasks))].filter((n) => !n.startsWith('prefork.')).sort();
+    return `prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`;
+  }
+  // --queues on every one of them, none with this queue (a typo in --queue, say).
+  const queuesOf = (s: SupervisorRow) => (s.snapshot as { queues?: unknown } | null)?.queues;
+  const limited = offering.map(queuesOf).filter((q): q is string[] => Array.isArray(q));
+  if (limited.length < offering.length || limited.some((q) => q.includes(queue))) return null;
+  const claimed = [...new Set(limited.flat())].sort();
+  return `prefork: warning: no running supervisor that offers "${name}" claims from queue "${queue}" now (they claim from ${claimed.join(', ')}); the task waits queued until one does\n`;
 }

@@ -62,7 +62,8 @@ export function renderStatus(report: StatusReport): string {
     );
   }
   for (const s of report.supervisors) {
-    lines.push(`supervisor ${s.id} pid ${s.pid} on ${s.host}: ${s.state}, ${s.workers.length} worker${s.workers.length === 1 ? '' : 's'}, started ${s.startedAt}`);
+    const queues = s.queues ? `, queues ${s.queues.join(',')} only` : '';
+    lines.push(`supervisor ${s.id} pid ${s.pid} on ${s.host}: ${s.state}, ${s.workers.length} worker${s.workers.length === 1 ? '' : 's'}${queues}, started ${s.startedAt}`);
     if (s.lastReload?.outcome === 'failed') lines.push(`  last reload failed at ${s.lastReload.finishedAt}: ${s.lastReload.error}`);
     const ready = s.workers.filter((w) => w.state === 'ready').length;
     if (s.startupFailure && s.workersWanted !== null && ready < s.workersWanted) {
