@@ -81,6 +81,11 @@ describe('values PostgreSQL cannot store', () => {
     for (const read of [() => prefork.get('abc'), () => prefork.result('0'), () => prefork.cancel('99999999999999999999')]) {
       await expect(read()).rejects.toMatchObject({ code: 'INVALID_TASK_ID' });
     }
+    // A whole number, only too large: said so.
+    await expect(prefork.get('9223372036854775808')).rejects.toMatchObject({
+      message: 'invalid task id "9223372036854775808": it is out of range (task ids go up to 9223372036854775807)',
+    });
+    await expect(prefork.get('01')).rejects.toMatchObject({ message: 'invalid task id "01": a task id is a positive whole number, as a string' });
     await expect(prefork.send('prefork.echo', {}, { queue: 'q\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(prefork.send('prefork.echo', {}, { key: 'k\u0000' })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     expect(await taskCount(schema)).toBe(0);

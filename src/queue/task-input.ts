@@ -154,7 +154,9 @@ export function taskIdProblem(id: string): string | null {
 /** A task id, or INVALID_TASK_ID. */
 export function assertTaskId(id: unknown): void {
   if (!isTaskId(id)) {
-    throw new PreforkError('INVALID_TASK_ID', `invalid task id ${show(id)}: a task id is a positive whole number, as a string`, { exitCode: 2 });
+    const why = typeof id === 'string' ? taskIdProblem(id) : null;
+    const said = why?.startsWith('it is out of range') ? why : 'a task id is a positive whole number, as a string';
+    throw new PreforkError('INVALID_TASK_ID', `invalid task id ${show(id)}: ${said}`, { exitCode: 2 });
   }
 }
 
