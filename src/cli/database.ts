@@ -112,10 +112,11 @@ export async function locateDatabase(target: DatabaseTarget): Promise<LocatedDat
   return { url: state.connectionString, state };
 }
 
-/** For a send to a schema no supervisor ever ran on: a --schema typo, or tasks sent ahead of the first start. */
-export function unservedSchemaWarning(schema: string, what: 'the task waits' | 'the tasks wait'): string {
+/** For a send or a pause on a schema no supervisor ever ran on: a --schema typo, or ahead of the first start. */
+export function unservedSchemaWarning(schema: string, what: 'the task waits queued' | 'the tasks wait queued' | 'paused'): string {
   const flag = schema === 'prefork' ? '' : ` --schema ${schema}`;
-  return `prefork: warning: no supervisor has ever run on schema "${schema}" of this database; ${what} queued until one does (prefork start${flag})\n`;
+  const until = what === 'paused' ? 'paused for when one does' : `${what} until one does`;
+  return `prefork: warning: no supervisor has ever run on schema "${schema}" of this database; ${until} (prefork start${flag})\n`;
 }
 
 export function noSupervisorHere(paths: EmbeddedPaths): string {

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../../queue/paused-tasks.js';
 import { assertTaskName } from '../../queue/task-input.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
-import { openDatabase, resolveDatabase, type DatabaseFlags } from '../database.js';
+import { openDatabase, resolveDatabase, unservedSchemaWarning, type DatabaseFlags } from '../database.js';
 import { plural } from '../format.js';
 import { nonEmpty } from '../parse.js';
 import { addDatabaseOptions } from './common.js';
@@ -85,12 +85,7 @@ async function onNames<R>(
   try {
     // A typo pauses nothing that runs: say so (paused anyway, as a name may be paused ahead of its deploy).
     const { known } = await checkTaskName(client, database.schema, '');
-    if (pausing && known.length === 0) {
-      const flag = database.schema === 'prefork' ? '' : ` --schema ${database.schema}`;
-      process.stderr.write(
-        `prefork: warning: no supervisor has ever run on schema "${database.schema}" of this database; paused for when one does (prefork start${flag})\n`,
-      );
-    }
+    if (pausing && known.length === 0) process.stderr.write(unservedSchemaWarning(database.schema, 'paused'));
     const unknown = pausing && known.length > 0 ? checked.filter((n) => !known.includes(n)) : [];
     for (const name of unknown) {
       process.stderr.write(`prefork: warning: no supervisor has offered a task named "${name}" on this database (they know ${known.filter((k) => !k.startsWith('prefork.')).join(', ') || 'only the built-ins'})\n`);

@@ -69,7 +69,7 @@ export async function sendFile(database: DatabaseTarget, options: SendFileOption
     if (known.length === 0) {
       // Not while a supervisor is starting: it tells what it offers once its workers are ready.
       const live = await liveSupervisors(client, database.schema, supervisorDefaults.leaseMs);
-      if (!live.some((s) => s.state === 'starting')) process.stderr.write(unservedSchemaWarning(database.schema, 'the tasks wait'));
+      if (!live.some((s) => s.state === 'starting')) process.stderr.write(unservedSchemaWarning(database.schema, 'the tasks wait queued'));
     }
     const invalid = [...bad, ...unknown].sort((a, b) => a.line - b.line);
     reportInvalid(invalid, unknown.length > 0 ? known : []);

@@ -215,7 +215,7 @@ async function readStdin(): Promise<string> {
  */
 function unservedWarning(schema: string, name: string, queue: string, known: readonly string[], live: readonly SupervisorRow[]): string | null {
   if (live.some((s) => s.state === 'starting')) return null;
-  if (known.length === 0) return unservedSchemaWarning(schema, 'the task waits');
+  if (known.length === 0) return unservedSchemaWarning(schema, 'the task waits queued');
   const running = live.filter((s) => s.state === 'running');
   if (running.length === 0) return `prefork: warning: no supervisor is running on schema "${schema}" now; the task waits queued until one starts\n`;
   const offering = running.filter((s) => s.tasks.includes(name));
