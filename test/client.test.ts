@@ -120,7 +120,7 @@ describe('Client misuse', () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '1']);
     await sup.ready();
-    // Two connections: the client's LISTEN and one for its queries.
+    // The application's pool: the client's queries use it (its LISTEN has a connection of its own).
     const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
     closeLater({ close: () => pool.end() });
     const prefork = new Client({ pool, schema, direct: false });
@@ -149,6 +149,44 @@ describe('Client misuse', () => {
     for (const call of [() => prefork.send('prefork.echo'), () => prefork.get(slow), () => prefork.result(slow), () => prefork.list()]) {
       await expect(call()).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
     }
+    await sup.stop();
+  });
+
+  it("on the application's pool of one connection: the client's LISTEN is a connection of its own, so sends, the application's queries and close() go on", async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    closeLater({ close: () => pool.end() });
+    const prefork = new Client({ pool, schema, direct: false });
+    expect(await prefork.result(await prefork.send('prefork.echo', { n: 1 }), { timeoutMs: 10_000 })).toMatchObject({ status: 'succeeded' });
+    expect(await prefork.send('prefork.echo', { n: 2 })).toMatch(/^\d+$/);
+    expect((await pool.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    expect(await query(`select count(*)::int as n from pg_stat_activity where application_name = 'prefork client (listen)' and query like $1`, [`%${schema}%`])).toEqual([{ n: 1 }]);
+    await prefork.close();
+    expect(await query(`select count(*)::int as n from pg_stat_activity where application_name = 'prefork client (listen)' and query like $1`, [`%${schema}%`])).toEqual([{ n: 0 }]);
+    await sup.stop();
+  });
+
+  it('its listening connection ended by the server (a restart, a failover, idle_session_timeout): waits go on, on a new one, and nothing crashes', async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '1']);
+    await sup.ready();
+    const prefork = client(schema);
+    const terminate = () =>
+      query<{ n: number }>(
+        `select count(*) filter (where pg_terminate_backend(pid))::int as n from pg_stat_activity where application_name = 'prefork client (listen)' and query like $1`,
+        [`%${schema}%`],
+      );
+    // Under a wait: the task goes on, and its result still comes.
+    const slow = await prefork.send('prefork.sleep', { ms: 1_500 });
+    const waiting = prefork.result(slow, { timeoutMs: 20_000 });
+    await expect.poll(terminate, { timeout: 5_000 }).toEqual([{ n: 1 }]);
+    expect(await waiting).toMatchObject({ id: slow, status: 'succeeded' });
+    // Between waits: the next one opens another.
+    await expect.poll(terminate, { timeout: 5_000 }).toEqual([{ n: 1 }]);
+    const id = await prefork.send('prefork.echo', { again: 1 });
+    expect(await prefork.result(id, { timeoutMs: 10_000 })).toMatchObject({ status: 'succeeded', result: { again: 1 } });
     await sup.stop();
   });
 

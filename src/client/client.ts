@@ -12,6 +12,7 @@ import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, endPool } from '../db/pool.js';
 import { PreforkError } from '../errors.js';
+import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
 import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
 import { connectionUrlProblem, redactConnectionString } from '../db/connection-string.js';
@@ -24,6 +25,7 @@ import { listTasks, type TaskListFilter } from '../queue/list-tasks.js';
 import { retryTasks, type RetryOutcome } from '../queue/retry-tasks.js';
 import { TaskWaiter } from '../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../queue/task-view.js';
+import type { TaskRow } from '../queue/task-row.js';
 import type { TaskDefinition, TaskHandler } from '../task.js';
 import { DirectChannel, runDirect } from './direct-channel.js';
 import { toQueryable, type Executor } from './queryable-adapter.js';
@@ -79,7 +81,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   readonly #pool: pg.Pool;
   readonly #ownsPool: boolean;
   #ready: Promise<void> | undefined;
-  #waiter: Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> | undefined;
+  #waiter: Promise<Listening> | undefined;
   #closed = false;
   /**
    * The stop signals of the calls in progress, aborted by close(): every wait ends with CLIENT_CLOSED before the
@@ -202,8 +204,18 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   async #result<K extends keyof Tasks & string>(id: string, stop: AbortSignal, deadline: number | undefined, timeoutMs: number | undefined): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
     const timedOut = `the database did not answer within ${timeoutMs} ms`;
     await this.#within(this.#migrated(), deadline, stop, timedOut);
-    const { waiter } = await this.#within(this.#listening(), deadline, stop, timedOut);
-    const { row, final } = await waiter.wait(id, { timeoutMs: timeLeft(deadline), signal: stop });
+    let waited: { row: TaskRow | null; final: boolean } | undefined;
+    while (!waited) {
+      const listening = await this.#within(this.#listening(), deadline, stop, timedOut);
+      // The listening connection went (a server restart, a failover, idle_session_timeout): wait on a new one.
+      waited = await listening.waiter.wait(id, { timeoutMs: timeLeft(deadline), signal: stop }).catch((error: unknown) => {
+        const lost = (error instanceof PreforkError && error.code === 'LISTEN_LOST') || classifyDatabaseError(error).category === 'connection';
+        if (!lost || stop.aborted) throw error;
+        listening.lose(error as Error);
+        return undefined;
+      });
+    }
+    const { row, final } = waited;
     throwIfClosed(stop);
     if (!row) throw new PreforkError('NOT_FOUND', `no task with id ${id}`);
     if (!final) {
@@ -288,7 +300,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const listening = await this.#waiter?.catch(() => undefined);
     if (listening) {
       await listening.waiter.close();
-      listening.client.release();
+      await listening.end();
     }
     if (this.#ownsPool) await endPool(this.#pool);
   }
@@ -370,21 +382,67 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     return channel;
   }
 
-  #listening(): Promise<{ waiter: TaskWaiter; client: pg.PoolClient }> {
-    this.#waiter ??= (async () => {
-      const client = await this.#pool.connect();
+  /**
+   * The connection that LISTENs for finished tasks: one of its own, opened as the pool opens its connections but
+   * outside it. It is held as long as the client lives, and an application's pool (`max: 1`, say) must not lose a
+   * connection to it. When the server or the network ends it, it is forgotten (the next wait opens another) and the
+   * waits on it go on, on a new one; unwatched, its 'error' would have crashed the application.
+   */
+  #listening(): Promise<Listening> {
+    const current: Promise<Listening> = (this.#waiter ??= (async () => {
+      const { client, end } = await listenerConnection(this.#pool);
+      let waiter: TaskWaiter | undefined;
+      const lost = (error: Error) => {
+        if (this.#waiter === current) this.#waiter = undefined;
+        waiter?.lost(new PreforkError('LISTEN_LOST', `the connection waiting for tasks was lost: ${error.message}`, { cause: error }));
+        void end().catch(() => {});
+      };
+      client.on('error', lost);
+      client.on('end', () => lost(new Error('it closed')));
       try {
-        return { waiter: await TaskWaiter.listen(client as unknown as pg.Client, this.schema), client };
+        waiter = await TaskWaiter.listen(client, this.schema);
       } catch (error) {
-        client.release();
+        await end().catch(() => {});
         throw error;
       }
+      return { waiter, end, lose: lost };
     })().catch((error: unknown) => {
-      this.#waiter = undefined;
+      if (this.#waiter === current) this.#waiter = undefined;
       throw error;
-    });
-    return this.#waiter;
+    }));
+    return current;
   }
+}
+
+interface Listening {
+  waiter: TaskWaiter;
+  /** Closes the connection (or gives back the pool's, for a pool that is not a pg.Pool). */
+  end: () => Promise<void>;
+  /** Forgets it, gone with `error` (also when a query on it failed before its 'error' came): the next wait opens another. */
+  lose: (error: Error) => void;
+}
+
+/**
+ * A connection for LISTEN: a new client of the pool's own class and settings (pg.Pool keeps both), so it reaches
+ * the server as the pool's connections do. A pool that does not expose them lends one of its connections.
+ */
+async function listenerConnection(pool: pg.Pool): Promise<{ client: pg.Client; end: () => Promise<void> }> {
+  const { Client, options } = pool as pg.Pool & { Client?: new (config: pg.ClientConfig) => pg.Client; options?: pg.ClientConfig };
+  if (typeof Client === 'function' && typeof options === 'object' && options !== null) {
+    // Named apart in pg_stat_activity: the one session a client keeps open while it waits.
+    const client = new Client({ ...options, application_name: `${options.application_name ?? 'prefork client'} (listen)`.slice(0, 63) });
+    client.on('error', () => {}); // an error while connecting rejects connect(), and must not crash the application
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+    return { client, end: () => client.end() };
+  }
+  const lent = await pool.connect();
+  lent.on('error', () => {});
+  return { client: lent as unknown as pg.Client, end: async () => lent.release(true) };
 }
 
 function invalidOption(message: string): PreforkError {

@@ -16,6 +16,8 @@ export class TaskWaiter {
   readonly channel: string;
   /** One query at a time on the connection (pg queues them, but calling query() while one runs is deprecated). */
   #queries: Promise<unknown> = Promise.resolve();
+  /** Set once the connection is gone: every wait, now and later, throws it. */
+  #lost: Error | undefined;
 
   private constructor(
     private readonly client: pg.Client,
@@ -45,6 +47,7 @@ export class TaskWaiter {
     const recheckMs = options.recheckMs ?? 1_000;
     let skipRead = options.added === true;
     for (;;) {
+      if (this.#lost) throw this.#lost;
       let woken = false;
       let wake!: () => void;
       const wakeUp = new Promise<void>((resolve) => {
@@ -63,7 +66,9 @@ export class TaskWaiter {
           if (left > 0 && !options.signal?.aborted) await sleepUntil(wakeUp, Math.min(left, recheckMs), options.signal);
           continue;
         }
-        const row = await this.#serial(() => getTask(this.client, this.schema, id));
+        const row = await this.#serial(() => getTask(this.client, this.schema, id)).catch((error: unknown) => {
+          throw this.#lost ?? error;
+        });
         if (!row || finalStates.has(row.state)) return { row, final: row !== null };
         const left = deadline - Date.now();
         if (left <= 0 || options.signal?.aborted) return { row, final: false };
@@ -73,6 +78,12 @@ export class TaskWaiter {
         if (wakers.size === 0) this.#wakers.delete(id);
       }
     }
+  }
+
+  /** The connection is gone: the waits in progress wake and throw `error`, as later ones do. */
+  lost(error: Error): void {
+    this.#lost ??= error;
+    for (const wakers of this.#wakers.values()) for (const wake of wakers) wake();
   }
 
   async close(): Promise<void> {
