@@ -190,6 +190,25 @@ describe('Client misuse', () => {
     await sup.stop();
   });
 
+  it("send({ db }) in the application's transaction as the schema's first word: the queue is made first, on a connection of the client's own", async () => {
+    const schema = schemaName();
+    // The application's transaction holds the only connection of its pool.
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+    closeLater({ close: () => pool.end() });
+    const prefork = new Client({ pool, schema, direct: false });
+    closeLater(prefork);
+    const app = await pool.connect();
+    try {
+      await app.query('begin');
+      await prefork.send('prefork.echo', { n: 1 }, { db: app });
+      await prefork.sendMany([{ task: 'prefork.echo', payload: { n: 2 } }], { db: app });
+      await app.query('commit');
+    } finally {
+      app.release();
+    }
+    expect(await query(`select payload from "${schema}".tasks order by id`)).toEqual([{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+  });
+
   it('refuses what it would ignore or misread, and sends nothing for a signal aborted already', async () => {
     const schema = schemaName();
     const prefork = client(schema);

@@ -123,7 +123,8 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const { db, ...addOptions } = options ?? {};
     assertExecutor(db);
     return this.#call(async () => {
-      if (!db) await this.#migrated();
+      // With the application's executor too: its transaction may be the first word this schema ever gets.
+      await this.#migrated();
       const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload, addOptions);
       return added.id;
     });
@@ -173,7 +174,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const db = options?.db;
     assertExecutor(db);
     return this.#call(async () => {
-      if (!db) await this.#migrated();
+      await this.#migrated();
       return addTasks(db ? toQueryable(db) : this.#pool, this.schema, tasks);
     });
   }
@@ -352,13 +353,17 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     });
   }
 
+  /**
+   * Creates or migrates the schema, once, on a connection of its own: a `send({ db })` calls it while the
+   * application's transaction holds a connection of its pool, maybe the only one.
+   */
   #migrated(): Promise<void> {
     this.#ready ??= (async () => {
-      const client = await this.#pool.connect();
+      const { client, end } = await ownConnection(this.#pool, 'migrate');
       try {
         await migrate(client, this.schema);
       } finally {
-        client.release();
+        await end().catch(() => {});
       }
     })().catch((error: unknown) => {
       this.#ready = undefined;
@@ -390,7 +395,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   #listening(): Promise<Listening> {
     const current: Promise<Listening> = (this.#waiter ??= (async () => {
-      const { client, end } = await listenerConnection(this.#pool);
+      const { client, end } = await ownConnection(this.#pool, 'listen');
       let waiter: TaskWaiter | undefined;
       const lost = (error: Error) => {
         if (this.#waiter === current) this.#waiter = undefined;
@@ -423,14 +428,15 @@ interface Listening {
 }
 
 /**
- * A connection for LISTEN: a new client of the pool's own class and settings (pg.Pool keeps both), so it reaches
- * the server as the pool's connections do. A pool that does not expose them lends one of its connections.
+ * A connection outside the pool (for LISTEN, for migrations): a new client of the pool's own class and settings
+ * (pg.Pool keeps both), so it reaches the server as the pool's connections do. A pool that does not expose them
+ * lends one of its connections.
  */
-async function listenerConnection(pool: pg.Pool): Promise<{ client: pg.Client; end: () => Promise<void> }> {
+async function ownConnection(pool: pg.Pool, purpose: 'listen' | 'migrate'): Promise<{ client: pg.Client; end: () => Promise<void> }> {
   const { Client, options } = pool as pg.Pool & { Client?: new (config: pg.ClientConfig) => pg.Client; options?: pg.ClientConfig };
   if (typeof Client === 'function' && typeof options === 'object' && options !== null) {
-    // Named apart in pg_stat_activity: the one session a client keeps open while it waits.
-    const client = new Client({ ...options, application_name: `${options.application_name ?? 'prefork client'} (listen)`.slice(0, 63) });
+    // Named apart in pg_stat_activity: the listener is the one session a client keeps open while it waits.
+    const client = new Client({ ...options, application_name: `${options.application_name ?? 'prefork client'} (${purpose})`.slice(0, 63) });
     client.on('error', () => {}); // an error while connecting rejects connect(), and must not crash the application
     try {
       await client.connect();
