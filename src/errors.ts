@@ -59,18 +59,32 @@ export class CommitOutcomeUnknownError extends PreforkError {
 
 /**
  * Turns anything thrown into an Error, keeping the original as `cause` when it was not one. Never throws, whatever
- * was thrown (an object whose `message` getter throws, a revoked Proxy).
+ * was thrown (an object whose `message` getter throws, a revoked Proxy). An object that is not an Error (a plain
+ * `{ message, code, retryable: false }`, an error from another realm) keeps the `name`, `code`, `stack` and
+ * `retryable` it has with the right types, each read on its own: one whose getter throws is left out, and the
+ * others still count (its `retryable: false` still stops the retries).
  */
 export function coerceError(value: unknown): Error {
   try {
     if (value instanceof Error) return value;
-    if (typeof value === 'object' && value !== null && 'message' in value) {
-      const e = new Error(String((value as { message: unknown }).message), { cause: value });
-      const name = (value as { name?: unknown }).name;
-      if (typeof name === 'string') e.name = name;
-      return e;
+    if (typeof value !== 'object' || value === null) {
+      return new Error(typeof value === 'string' ? value : `non-error thrown: ${safeString(value)}`, { cause: value });
     }
-    return new Error(typeof value === 'string' ? value : `non-error thrown: ${safeString(value)}`, { cause: value });
+    const e = new Error('message' in value ? String(value.message) : `non-error thrown: ${safeString(value)}`, { cause: value }) as Error &
+      Record<string, unknown>;
+    const read = (key: string): unknown => {
+      try {
+        return (value as Record<string, unknown>)[key];
+      } catch {
+        return undefined;
+      }
+    };
+    const [name, code, stack, retryable] = ['name', 'code', 'stack', 'retryable'].map(read);
+    if (typeof name === 'string') e.name = name;
+    if (typeof code === 'string') e.code = code;
+    if (typeof stack === 'string') e.stack = stack;
+    if (typeof retryable === 'boolean') e.retryable = retryable;
+    return e;
   } catch (error) {
     return new Error(`a thrown value that could not be read (reading it threw: ${readableMessage(error)})`, { cause: value });
   }
@@ -92,7 +106,7 @@ export function serializeError(value: unknown): SerializedError {
   };
   const [name, message, code, stack, retryable] = ['name', 'message', 'code', 'stack', 'retryable'].map(read);
   return {
-    name: storableText(name === undefined || name === null || name === '' ? 'Error' : asText(name)),
+    name: storableText(name === undefined || name === null || name === '' ? 'Error' : name === 'error' ? className(error) : asText(name)),
     message: storableText(message === undefined || message === null ? '' : asText(message)),
     code: typeof code === 'string' ? storableText(code) : undefined,
     stack: typeof stack === 'string' ? storableText(stack) : undefined,
@@ -109,6 +123,19 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
  */
 export function storableText(text: string): string {
   return text.replace(nul, '\uFFFD').replace(loneSurrogate, '\uFFFD');
+}
+
+/**
+ * The name of an error's class, for an error named 'error': pg's DatabaseError names itself after the protocol
+ * message it came in, 'error' for every failed query, which says nothing. Its SQLSTATE stays in `code`.
+ */
+function className(error: Error): string {
+  try {
+    const name = (Object.getPrototypeOf(error) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+    return typeof name === 'string' && name !== '' ? name : 'Error';
+  } catch {
+    return 'Error';
+  }
 }
 
 /** String(value), or a placeholder when even that throws (a toString that throws). */

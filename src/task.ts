@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { taskSessionOverrideKeys, type TaskSessionOverrides } from './db/session-settings.js';
 import type { TransactionOptions } from './db/transaction.js';
 import { PreforkError } from './errors.js';
-import { payloadJson } from './queue/task-input.js';
+import { assertOptionKeys, payloadJson } from './queue/task-input.js';
 import { CronSchedule } from './schedule/cron.js';
 import type { AddTaskOptions } from './queue/add-task.js';
 import type { Executor } from './client/queryable-adapter.js';
@@ -119,6 +119,28 @@ export interface TaskDefinition<P = unknown, R = unknown> extends TaskOptions {
   run: TaskHandler<P, R>;
 }
 
+/**
+ * The keys defineTask takes, in the README's order. A key not here is refused: a typo (`hardTimeout` for
+ * `hardTimeoutMs`) would otherwise drop the protection it meant to set. Typed as a record so that an option added
+ * to TaskOptions cannot be forgotten here.
+ */
+const optionKeys = Object.keys({
+  maxAttempts: true,
+  backoff: true,
+  softTimeoutMs: true,
+  hardTimeoutMs: true,
+  statementTimeoutMs: true,
+  lockTimeoutMs: true,
+  idleInTransactionTimeoutMs: true,
+  schedule: true,
+  maxRunning: true,
+  rateLimit: true,
+  run: true,
+} satisfies Record<keyof TaskOptions | 'run', true>);
+
+/** The keys of each backoff type, checked as the options are. */
+const backoffKeys: Record<string, readonly string[]> = { exponential: ['type', 'baseMs', 'maxMs'], fixed: ['type', 'delayMs'], none: ['type'] };
+
 /** The database keeps the claim times of one rate window per task: this many at most. */
 const maxRateCount = 10_000;
 
@@ -136,6 +158,7 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
       throw invalid(`${key} must be a whole number${unit} from ${min} to ${max} (got ${String(value)})`);
     }
   };
+  if (typeof definition === 'object') assertOptionKeys(definition, optionKeys, 'defineTask: ');
   if (typeof definition?.run !== 'function') throw invalid('run must be a function');
   for (const key of taskSessionOverrideKeys) whole(key, definition[key], 0, maxTimerMs, ' of milliseconds');
   whole('maxAttempts', definition.maxAttempts, 1, 1_000_000);
@@ -144,6 +167,9 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
   const backoff = definition.backoff as Record<string, unknown> | undefined;
   if (backoff !== undefined) {
     if (backoff === null || typeof backoff !== 'object') throw invalid("backoff must be { type: 'exponential' | 'fixed' | 'none', ... }");
+    if (typeof backoff.type === 'string' && Object.hasOwn(backoffKeys, backoff.type)) {
+      assertOptionKeys(backoff, backoffKeys[backoff.type]!, `defineTask: backoff { type: '${backoff.type}' }: `);
+    }
     if (backoff.type === 'exponential') {
       // Waited in the database (run_at), not on a timer: any whole number of milliseconds.
       whole('backoff.baseMs', backoff.baseMs, 0, Number.MAX_SAFE_INTEGER, ' of milliseconds');
@@ -162,6 +188,7 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
     if (rate === null || typeof rate !== 'object' || rate.count === undefined || rate.intervalMs === undefined) {
       throw invalid('rateLimit must be { count, intervalMs }');
     }
+    assertOptionKeys(rate, ['count', 'intervalMs'], 'defineTask: rateLimit: ');
     whole('rateLimit.count', rate.count, 1, maxRateCount);
     whole('rateLimit.intervalMs', rate.intervalMs, 1, maxTimerMs, ' of milliseconds');
   }
@@ -171,6 +198,7 @@ export function defineTask<P = unknown, R = unknown>(definition: TaskOptions & {
 function checkSchedule(schedule: unknown, invalid: (message: string) => PreforkError): void {
   const { cron, timeZone, payload } = (typeof schedule === 'string' ? { cron: schedule } : (schedule ?? {})) as Record<string, unknown>;
   if (typeof cron !== 'string') throw invalid('schedule must be a cron expression or { cron, payload, timeZone }');
+  if (typeof schedule === 'object') assertOptionKeys(schedule, ['cron', 'payload', 'timeZone'], 'defineTask: schedule: ');
   if (timeZone !== undefined && typeof timeZone !== 'string') throw invalid('schedule.timeZone must be an IANA time zone name, such as Europe/Berlin');
   try {
     CronSchedule.parse(cron, timeZone);

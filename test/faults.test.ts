@@ -707,6 +707,16 @@ describe('start-up failures', () => {
     expect(sup.events('supervisor_start_failed')).toEqual([expect.objectContaining({ code: 'INVALID_OPTION' })]);
   });
 
+  it('a defineTask option it does not know (a typo) stops the start with its message and the INVALID_OPTION code', async () => {
+    const moduleFile = taskModuleFile(`import { defineTask } from '${distIndex}';\nexport default { 'mod.typo': defineTask({ hardTimeout: 5000, run: () => 1 }) };\n`);
+    const sup = SupervisorProcess.start(schemaName(), ['--workers', '1', '--tasks', moduleFile.path]);
+    expect((await sup.exited).code).toBe(1);
+    expect(sup.stderr).toMatch(
+      /^prefork: error: a worker could not start: could not load the task module .+: defineTask: unknown option "hardTimeout" \(options: maxAttempts, .*hardTimeoutMs, .*run\)\n$/,
+    );
+    expect(sup.events('supervisor_start_failed')).toEqual([expect.objectContaining({ code: 'INVALID_OPTION' })]);
+  });
+
   it('stops when a worker exits before it is ready, and a stop during start-up is not kept waiting', async () => {
     const schema = schemaName();
     const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('exit-at-import-tasks.js')]);

@@ -180,6 +180,41 @@ describe('prefork send', () => {
     await sup.stop();
   });
 
+  it('a thrown object that is not an Error keeps its name, code and retryable: false; a getter that throws or a proxy hides only its own field', async () => {
+    const schema = schemaName();
+    const moduleFile = taskModuleFile(`import { defineTask } from '${distIndex}';
+const thrower = (value) => defineTask({ maxAttempts: 3, backoff: { type: 'none' }, run: () => { throw value(); } });
+export default {
+  'throw.plain': thrower(() => ({ name: 'PlainError', message: 'plain obj', code: 'PLAIN', retryable: false, stack: 'PlainError: plain obj\\n    at the thrower' })),
+  'throw.noMessage': thrower(() => ({ code: 'NO_MESSAGE', retryable: false })),
+  'throw.badGetter': thrower(() => ({ message: 'bad getter', get code() { throw new Error('no code'); }, retryable: false })),
+  'throw.proxy': thrower(() => new Proxy({ message: 'proxied', code: 'PROXIED', retryable: false }, { get: (t, k) => { if (k === 'code') throw new Error('no code'); return t[k]; } })),
+  'throw.retryable': thrower(() => ({ message: 'try again', code: 'AGAIN', retryable: 'no' })),
+};
+`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
+    await sup.ready();
+    const run = async (task: string) => {
+      const r = await runCli(['send', task, '--wait', '--json'], { schema });
+      expect(r.code, r.stderr).toBe(1);
+      return JSON.parse(r.stdout) as { status: string; attempts: number; error: unknown };
+    };
+    expect(await run('throw.plain')).toMatchObject({ status: 'failed', attempts: 1, error: { name: 'PlainError', message: 'plain obj', code: 'PLAIN' } });
+    const [plain] = await query<{ stack: string }>(`select error->>'stack' as stack from "${schema}".tasks where name = 'throw.plain'`);
+    expect(plain?.stack).toBe('PlainError: plain obj\n    at the thrower');
+    expect(await run('throw.noMessage')).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: { name: 'Error', message: 'non-error thrown: {"code":"NO_MESSAGE","retryable":false}', code: 'NO_MESSAGE' },
+    });
+    expect(await run('throw.badGetter')).toMatchObject({ status: 'failed', attempts: 1, error: { message: 'bad getter', code: null } });
+    expect(await run('throw.proxy')).toMatchObject({ status: 'failed', attempts: 1, error: { message: 'proxied', code: null } });
+    // Only false stops the retries, as for an Error.
+    expect(await run('throw.retryable')).toMatchObject({ status: 'failed', attempts: 3, error: { message: 'try again', code: 'AGAIN' } });
+    expect(sup.events('worker_crashed')).toEqual([]);
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('prefork.sleep fails any payload that is not {"ms": a number of milliseconds} the same way: NonRetryableError, one attempt', async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '1']);

@@ -71,11 +71,13 @@ describe('values PostgreSQL cannot store', () => {
     await expect(prefork.send('prefork.\u0000echo', {})).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     await expect(prefork.send('', {})).rejects.toMatchObject({ code: 'INVALID_TASK_NAME' });
     // Options and ids, checked as the columns hold them, before the database sees them.
-    for (const options of [{ priority: 1.5 }, { maxAttempts: 0 }, { delayMs: -5 }, { runAt: new Date('nope') }, { queue: '' }]) {
+    for (const options of [{ priority: 1.5 }, { maxAttempts: 0 }, { delayMs: -5 }, { runAt: new Date('nope') }, { queue: '' }, { runAt: new Date(), delayMs: 10 }]) {
       await expect(prefork.send('prefork.echo', {}, options as never), JSON.stringify(options)).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     }
     await expect(prefork.send('prefork.echo', { n: 1n })).rejects.toMatchObject({ code: 'INVALID_PAYLOAD', message: 'the payload is not JSON-serialisable: Do not know how to serialize a BigInt' });
     await expect(prefork.sendMany([{ task: 'prefork.echo', options: { priority: 2 ** 31 } }])).rejects.toMatchObject({ code: 'INVALID_OPTION' });
+    await expect(prefork.run('prefork.echo', {}, { signal: 'x' as never, timeoutMs: 1_000 })).rejects.toMatchObject({ code: 'INVALID_OPTION', message: 'signal must be an AbortSignal (got "x")' });
+    await expect(prefork.send('prefork.echo', {}, { runAt: new Date(), delayMs: 10 })).rejects.toMatchObject({ message: 'give runAt or delayMs, not both' });
     // A wait longer than a Node timer holds would have ended at once.
     await expect(prefork.result('1', { timeoutMs: 3_000_000_000 })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
     for (const read of [() => prefork.get('abc'), () => prefork.result('0'), () => prefork.cancel('99999999999999999999')]) {

@@ -14,7 +14,7 @@ import { createPool, endPool } from '../db/pool.js';
 import { PreforkError } from '../errors.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
-import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
 import { connectionUrlProblem, redactConnectionString } from '../db/connection-string.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
@@ -140,6 +140,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertOptionKeys(options, ['timeoutMs', 'signal', ...addOptionKeys]);
     const { timeoutMs, signal, ...addOptions } = options ?? {};
     assertTimeout(timeoutMs);
+    assertSignal(signal);
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     const left = () => timeLeft(deadline);
     checkNewTask(task, payload, addOptions); // bad input is refused here, whichever way the task then goes
@@ -197,6 +198,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertOptionKeys(options, ['timeoutMs', 'signal']);
     const { timeoutMs, signal } = options ?? {};
     assertTimeout(timeoutMs);
+    assertSignal(signal);
     if (signal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: signal.reason });
     return this.#call((stop) => this.#result<K>(id, stop, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, timeoutMs), signal);
   }

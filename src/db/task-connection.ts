@@ -90,6 +90,7 @@ export class TaskConnection implements AsyncDisposable {
     return this.#opening;
   }
 
+  /** Closed from the call on: a query or client() after it fails with CONNECTION_CLOSED, even before it resolves. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -132,6 +132,8 @@ export function assertAddOptions(options: unknown, label = ''): void {
   if (given('runAt') && !(runAt instanceof Date && Number.isFinite(runAt.getTime()) && runAt.getTime() >= earliestTimestampMs)) {
     throw invalidOption(`${label}runAt must be a valid Date from 4713 BC on (got ${runAt instanceof Date && Number.isFinite(runAt.getTime()) ? runAt.toISOString() : show(runAt)})`);
   }
+  // One would silently win over the other.
+  if (given('runAt') && given('delayMs')) throw invalidOption(`${label}give runAt or delayMs, not both`);
   // Both go into the unique index of keyed tasks, whose entries PostgreSQL limits to about 2.7 kB.
   for (const [key, maxBytes] of [['queue', 800], ['key', 1_000]] as const) {
     const v = o[key];
@@ -164,6 +166,11 @@ export function assertTaskId(id: unknown): void {
  * A wait's `timeoutMs`: none, or 0 to 2^31 − 1 ms (INVALID_OPTION). A Node timer holds no more: a longer one fires
  * after 1 ms, which would end the wait at once. Without `timeoutMs` the wait has no limit.
  */
+/** A call's `signal`: none, or an AbortSignal (INVALID_OPTION). */
+export function assertSignal(signal: unknown): void {
+  if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal)) throw invalidOption(`signal must be an AbortSignal (got ${show(signal)})`);
+}
+
 export function assertTimeout(timeoutMs: unknown): void {
   if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= 2_147_483_647)) {
     throw invalidOption(`timeoutMs must be a number of milliseconds from 0 to 2147483647, or left out to wait without limit (got ${show(timeoutMs)})`);

@@ -48,8 +48,18 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
   let made: TaskConnection | undefined;
   let reportBackend: NodeJS.Timeout | undefined;
   let reported = false;
+  /** Set as the attempt settles: its connection is closed then, and none may open after. */
+  let settled = false;
   const connection = (): TaskConnection => {
     if (made) return made;
+    if (settled) {
+      // A first use after the attempt settled (a timer or a promise the task left behind): a connection opened
+      // now would never be closed, and would keep a budget slot for good. It fails as a late use of an opened
+      // connection does.
+      made = new TaskConnection({ connectionString: deps.databaseUrl, applicationName: taskApplicationName(deps.schema, deps.workerId, task.id) });
+      void made.close();
+      return made;
+    }
     made = new TaskConnection({
       ...taskSessionSettings(deps.session, definition),
       connectionString: deps.databaseUrl,
@@ -68,7 +78,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       signal: deps.attemptOver?.signal,
       slot: deps.connectionSlot?.(),
       onConnectRetry: (e) =>
-        log().warn({ event: 'db_connect_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
+        log().warn({ event: 'db_connect_retry', connectAttempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code, error: e.message }, 'connecting failed; retrying'),
     });
     deps.onConnection?.(made);
     return made;
@@ -106,7 +116,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
           ...options,
           signal: options.signal ?? deps.attemptOver?.signal,
           onRetry: (e) => {
-            log().warn({ event: 'db_transaction_retry', attempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code }, 'transaction failed; running it again');
+            log().warn({ event: 'db_transaction_retry', transactionAttempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code }, 'transaction failed; running it again');
             options.onRetry?.(e);
           },
         }),
@@ -122,6 +132,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
     // The connection closes before the outcome is reported: when a sender sees the result, the task's
     // backend is already gone.
     clearTimeout(reportBackend);
+    settled = true;
     await made?.close();
   }
   // The last word on progress goes before the outcome.
