@@ -78,6 +78,24 @@ describe('pause and resume', () => {
     await Promise.all(sups.map((s) => s.stop()));
   });
 
+  it("a run() sent right after pause() returned waits queued, though the supervisor on this host may not have heard of the pause yet", async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '2', '--tasks', fixture('tasks.js')]);
+    await sup.ready();
+    const prefork = client(schema);
+    // The direct path is open: a run goes over the supervisor's socket.
+    expect(await prefork.run('prefork.echo', { warm: 1 }, { timeoutMs: 10_000 })).toMatchObject({ status: 'succeeded' });
+    const runs: Promise<unknown>[] = [];
+    for (let i = 0; i < 10; i++) {
+      await prefork.pause('prefork.echo');
+      runs.push(prefork.run('prefork.echo', { i }, { timeoutMs: 300 }).catch((error: { code?: string }) => error.code));
+      expect(await runs[i]).toBe('TIMEOUT');
+      await prefork.resume('prefork.echo');
+      await expect.poll(() => count(schema, 'prefork.echo', 'succeeded'), { timeout: 10_000 }).toBe(i + 2);
+    }
+    await sup.stop();
+  });
+
   it('on a schema no supervisor ever ran on: pause warns (and makes it, ahead of a deploy); resume makes nothing, exit 3', async () => {
     const schema = schemaName();
     const schemaExists = async () => (await query(`select 1 from pg_namespace where nspname = $1`, [schema])).length === 1;

@@ -44,16 +44,20 @@ export interface InsertedTask {
 /**
  * Inserts a task handed to a supervisor directly, claimed by it in the same statement (one commit: the task
  * is durable, unless `flushWithOutcome`, and claimed at once, and nobody is woken for it). The task does not jump
- * the queue: when a due task of the same or higher priority is waiting, it is inserted `queued` like any other.
+ * the queue: when a due task of the same or higher priority is waiting, or its name is paused, it is inserted
+ * `queued` like any other.
  */
 export async function insertClaimed(db: PreparingQueryable, schema: string, t: ClaimedInsert): Promise<InsertedTask> {
   const q = quoteIdent(schema);
-  // CASE evaluates the check only when the supervisor does not already know the answer. set_config() makes the
-  // CTE volatile, so it is evaluated once, before the insert reads it; `true`: for this transaction only, the
-  // session's own setting untouched. Without `flushWithOutcome`, it sets the setting the commit has anyway.
+  // CASE evaluates the check only when the supervisor does not already know the answer. A paused name goes to the
+  // queue too, as read by this statement: a pause committed before the send is seen here, though the supervisor
+  // may not have heard of it yet. set_config() makes the CTE volatile, so it is evaluated once, before the insert
+  // reads it; `true`: for this transaction only, the session's own setting untouched. Without
+  // `flushWithOutcome`, it sets the setting the commit has anyway.
   const waiting = `with waiting as (
     select yes, set_config('synchronous_commit', case when $10::boolean and not yes then 'off' else current_setting('synchronous_commit') end, true) as commit_mode
-      from (select case when $9::boolean then false else ${q}.due_task_waiting($4) end as yes) checked)`;
+      from (select case when $9::boolean then false else ${q}.due_task_waiting($4) end
+                   or exists (select 1 from ${q}.paused_tasks p where p.name = $1) as yes) checked)`;
   const insert = `insert into ${q}.tasks (name, payload, queue, priority, max_attempts, key, submission, state, attempts, started_at, supervisor_id)
        select $1, $2::jsonb, $3, $4, $5, $6, $8::uuid,
               case when waiting.yes then 'queued' else 'running' end,
