@@ -37,11 +37,15 @@ export interface RunMessage {
   type: 'run';
   tasks: TaskEnvelope[];
 }
+/** Why a task's signal aborted: cancelled, its soft or hard time limit passed, or the supervisor stops past its shutdown timeout. */
+export type AbortCode = 'CANCELLED' | 'SOFT_TIMEOUT' | 'HARD_TIMEOUT' | 'SHUTDOWN';
 /** Abort the task's signal (cancel, soft time limit, shutdown deadline); a task still queued is dropped and reported failed. */
 export interface AbortMessage {
   type: 'abort';
   taskId: string;
   reason: string;
+  /** Why, for code: the `code` of `ctx.signal.reason`. */
+  code: AbortCode;
   /**
    * The attempt is over (its hard limit passed): a wait for a connection or a connect ends too. Otherwise the task
    * may still use its connection to clean up before it returns.

@@ -135,7 +135,7 @@ describe('time limits', () => {
     await sup.ready();
     const r = await sendJson(schema, ['fixture.soft']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.view.result).toEqual({ aborted: true, reason: 'soft time limit of 300 ms passed' });
+    expect(r.view.result).toEqual({ aborted: true, reason: 'soft time limit of 300 ms passed', code: 'SOFT_TIMEOUT' });
     // Past the soft limit the handler can still write its clean-up: its connection opens, a transaction runs.
     const cleanup = await sendJson(schema, ['fixture.softCleanup']);
     expect(cleanup.code, cleanup.stderr).toBe(0);

@@ -476,8 +476,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
 
   #timeLimitActions(): TimeLimitActions {
     return {
-      abort: (handle, f, reason, final) => {
-        handle.send(final ? { type: 'abort', taskId: f.task.id, reason, final } : { type: 'abort', taskId: f.task.id, reason });
+      abort: (handle, f, reason, code) => {
+        // Past the hard limit the attempt is over: a wait for a connection or a connect ends too.
+        handle.send(code === 'HARD_TIMEOUT' ? { type: 'abort', taskId: f.task.id, reason, code, final: true } : { type: 'abort', taskId: f.task.id, reason, code });
       },
       stopBackend: async (handle, f, terminate) => {
         const ref = this.#backendRef(handle, f);
@@ -728,7 +729,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       const f = handle.inFlight.get(taskId);
       if (!f) continue;
       f.cancelled = true;
-      handle.send({ type: 'abort', taskId, reason: 'the task was cancelled' });
+      handle.send({ type: 'abort', taskId, reason: 'the task was cancelled', code: 'CANCELLED' });
       return;
     }
   }
@@ -913,7 +914,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       for (const h of this.#pool.handles) {
         for (const id of h.inFlight.keys()) {
           this.#abortedForStop.add(id);
-          h.send({ type: 'abort', taskId: id, reason: 'the supervisor is stopping' });
+          h.send({ type: 'abort', taskId: id, reason: 'the supervisor is stopping', code: 'SHUTDOWN' });
         }
       }
       if (!(await until(() => this.#pool.inFlight === 0, Math.min(5_000, this.#options.shutdownTimeoutMs)))) {

@@ -15,7 +15,7 @@ export interface TimeLimitDefaults {
 
 export interface TimeLimitActions {
   /** `final`: the attempt is over (the hard limit), so the task's connection waits end too. */
-  abort(handle: WorkerHandle, f: InFlightTask, reason: string, final: boolean): void;
+  abort(handle: WorkerHandle, f: InFlightTask, reason: string, code: 'SOFT_TIMEOUT' | 'HARD_TIMEOUT'): void;
   /** pg_cancel_backend, then (terminate = true) pg_terminate_backend, on the task's own backend. */
   stopBackend(handle: WorkerHandle, f: InFlightTask, terminate: boolean): Promise<void>;
   /** Forks the worker's replacement now; the worker takes no new task and leaves once it is ready. */
@@ -41,7 +41,7 @@ export class TimeLimits {
       f.timers.push(
         setTimeout(() => {
           this.log.warn(this.#fields('task_soft_timeout', handle, f, soft), 'soft time limit passed: aborting the task signal');
-          this.actions.abort(handle, f, `soft time limit of ${soft} ms passed`, false);
+          this.actions.abort(handle, f, `soft time limit of ${soft} ms passed`, 'SOFT_TIMEOUT');
         }, soft),
       );
     }
@@ -54,7 +54,7 @@ export class TimeLimits {
     this.log.warn(this.#fields('task_hard_timeout', handle, f, hard), 'hard time limit passed: cancelling the task');
     // Started first: a worker that has to be killed 600 ms from now has its replacement ready about then.
     this.actions.replaceWorker(handle, f);
-    this.actions.abort(handle, f, `hard time limit of ${hard} ms passed`, true);
+    this.actions.abort(handle, f, `hard time limit of ${hard} ms passed`, 'HARD_TIMEOUT');
     const stillRunning = () => handle.inFlight.get(f.task.id) === f;
     void this.actions.stopBackend(handle, f, false);
     f.timers.push(

@@ -221,7 +221,7 @@ const handlers: MessageHandlers<PrimaryMessage> = {
     if (retiring) unqueue();
     else startNext();
   },
-  abort: ({ taskId, reason, final }) => {
+  abort: ({ taskId, reason, code, final }) => {
     const waiting = queue.findIndex((t) => t.id === taskId);
     if (waiting >= 0) {
       queue.splice(waiting, 1);
@@ -229,8 +229,9 @@ const handlers: MessageHandlers<PrimaryMessage> = {
       return;
     }
     const entry = running.get(taskId);
-    entry?.signal.abort(new Error(reason));
-    if (final) entry?.over.abort(new Error(reason));
+    // Its code tells the task why (a cancel, a time limit, the stop), without reading the message.
+    entry?.signal.abort(new PreforkError(code ?? 'ABORTED', reason));
+    if (final) entry?.over.abort(new PreforkError(code ?? 'ABORTED', reason));
   },
   unqueue,
   shutdown: () => {
