@@ -72,14 +72,7 @@ export function coerceError(value: unknown): Error {
     }
     const e = new Error('message' in value ? String(value.message) : `non-error thrown: ${safeString(value)}`, { cause: value }) as Error &
       Record<string, unknown>;
-    const read = (key: string): unknown => {
-      try {
-        return (value as Record<string, unknown>)[key];
-      } catch {
-        return undefined;
-      }
-    };
-    const [name, code, stack, retryable] = ['name', 'code', 'stack', 'retryable'].map(read);
+    const [name, code, stack, retryable] = ['name', 'code', 'stack', 'retryable'].map((key) => readProperty(value, key));
     if (typeof name === 'string') e.name = name;
     if (typeof code === 'string') e.code = code;
     if (typeof stack === 'string') e.stack = stack;
@@ -97,14 +90,7 @@ export function coerceError(value: unknown): Error {
  */
 export function serializeError(value: unknown): SerializedError {
   const error = coerceError(value);
-  const read = (key: string): unknown => {
-    try {
-      return (error as unknown as Record<string, unknown>)[key];
-    } catch {
-      return undefined;
-    }
-  };
-  const [name, message, code, stack, retryable] = ['name', 'message', 'code', 'stack', 'retryable'].map(read);
+  const [name, message, code, stack, retryable] = ['name', 'message', 'code', 'stack', 'retryable'].map((key) => readProperty(error, key));
   return {
     name: storableText(name === undefined || name === null || name === '' ? 'Error' : name === 'error' ? className(error) : asText(name)),
     message: storableText(message === undefined || message === null ? '' : asText(message)),
@@ -135,6 +121,15 @@ function className(error: Error): string {
     return typeof name === 'string' && name !== '' ? name : 'Error';
   } catch {
     return 'Error';
+  }
+}
+
+/** `value[key]`, or undefined when reading it throws (a getter that throws, a Proxy's trap). */
+function readProperty(value: object, key: string): unknown {
+  try {
+    return (value as Record<string, unknown>)[key];
+  } catch {
+    return undefined;
   }
 }
 

@@ -7,9 +7,8 @@ import { leasedSupervisorFigures } from './watch-report.js';
 
 /**
  * What `status` shows: every live supervisor with its workers, those killed on this host whose lease has not run
- * out yet, the queue by state, the scheduled tasks, the
- * limited ones and the paused ones. The documented subset of what `status --watch` reads from the supervisors' snapshots (one reader
- * of the snapshot, in watch-report).
+ * out yet, the queue by state, the scheduled tasks, the limited ones and the paused ones. The documented subset
+ * of what `status --watch` reads from the supervisors' snapshots (one reader of the snapshot, in watch-report).
  */
 export async function statusReport(db: Queryable, schema: string, leaseMs: number) {
   const [{ live: supervisors, exited }, queue] = await Promise.all([leasedSupervisorFigures(db, schema, leaseMs), countTasksByState(db, schema)]);

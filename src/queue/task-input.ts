@@ -147,19 +147,19 @@ export function isTaskId(id: unknown): id is string {
   return typeof id === 'string' && /^[1-9]\d{0,18}$/.test(id) && BigInt(id) <= 9_223_372_036_854_775_807n;
 }
 
-/** Why the text `id` is not a task id, or null: a whole number past bigint's range is one, just too large. */
-export function taskIdProblem(id: string): string | null {
+/**
+ * Why `id` is not a task id, or null: a whole number past bigint's range is one, just too large; anything else is
+ * `notAnId`.
+ */
+export function taskIdProblem(id: unknown, notAnId = 'a task id is a positive whole number'): string | null {
   if (isTaskId(id)) return null;
-  return /^[1-9]\d*$/.test(id) ? 'it is out of range (task ids go up to 9223372036854775807)' : 'a task id is a positive whole number';
+  return typeof id === 'string' && /^[1-9]\d*$/.test(id) ? 'it is out of range (task ids go up to 9223372036854775807)' : notAnId;
 }
 
 /** A task id, or INVALID_TASK_ID. */
 export function assertTaskId(id: unknown): void {
-  if (!isTaskId(id)) {
-    const why = typeof id === 'string' ? taskIdProblem(id) : null;
-    const said = why?.startsWith('it is out of range') ? why : 'a task id is a positive whole number, as a string';
-    throw new PreforkError('INVALID_TASK_ID', `invalid task id ${show(id)}: ${said}`, { exitCode: 2 });
-  }
+  const problem = taskIdProblem(id, 'a task id is a positive whole number, as a string');
+  if (problem) throw new PreforkError('INVALID_TASK_ID', `invalid task id ${show(id)}: ${problem}`, { exitCode: 2 });
 }
 
 /**

@@ -123,6 +123,12 @@ const object = (v: unknown): Json => (typeof v === 'object' && v !== null && !Ar
 const numberOr = <T>(v: unknown, fallback: T): number | T => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
 const stringOr = (v: unknown, fallback: string): string => (typeof v === 'string' ? v : fallback);
 
+/** The named queues a supervisor claims from (`--queues`), as its snapshot says; null: every queue (or not said). */
+export function snapshotQueues(s: SupervisorRow): string[] | null {
+  const queues = object(s.snapshot).queues;
+  return Array.isArray(queues) ? queues.filter((q): q is string => typeof q === 'string') : null;
+}
+
 function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
   const snap = object(s.snapshot);
   const db = snap.dbConnections === null || snap.dbConnections === undefined ? null : object(snap.dbConnections);
@@ -136,7 +142,7 @@ function supervisorFigures(s: SupervisorRow, now: Date): SupervisorFigures {
     snapshotAgeMs: Math.max(0, now.getTime() - s.heartbeat_at.getTime()),
     concurrency: numberOr(snap.concurrency, null),
     workersWanted: numberOr(snap.workersWanted, null),
-    queues: Array.isArray(snap.queues) ? snap.queues.filter((q): q is string => typeof q === 'string') : null,
+    queues: snapshotQueues(s),
     tasks: s.tasks,
     workers: (Array.isArray(snap.workers) ? snap.workers : []).map(object).map(workerFigures),
     dbConnections: db && {

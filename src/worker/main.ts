@@ -229,9 +229,11 @@ const handlers: MessageHandlers<PrimaryMessage> = {
       return;
     }
     const entry = running.get(taskId);
-    // Its code tells the task why (a cancel, a time limit, the stop), without reading the message.
-    entry?.signal.abort(new PreforkError(code ?? 'ABORTED', reason));
-    if (final) entry?.over.abort(new PreforkError(code ?? 'ABORTED', reason));
+    // Its code tells the task why (a cancel, a time limit, the stop), without reading the message. A primary of an
+    // earlier version (prefork upgraded on disk, then a reload forks this worker) sends none.
+    const why = new PreforkError(code ?? 'ABORTED', reason);
+    entry?.signal.abort(why);
+    if (final) entry?.over.abort(why);
   },
   unqueue,
   shutdown: () => {

@@ -37,7 +37,7 @@ Examples:
   $ prefork resume roadmap.generate`,
   );
   return command.action(async (names: string[], flags: PauseFlags) => {
-    const results = await onNames(names, flags, 'prefork pause', (client, schema, checked) => pauseTasks(client, schema, checked, flags.reason ?? null));
+    const results = await onNames(names, flags, 'pause', (client, schema, checked) => pauseTasks(client, schema, checked, flags.reason ?? null));
     process.stdout.write(
       flags.json
         ? `${JSON.stringify({ results })}\n`
@@ -62,7 +62,7 @@ Example:
   $ prefork resume roadmap.generate`,
   );
   return command.action(async (names: string[], flags: PauseFlags) => {
-    const results = await onNames(names, flags, 'prefork resume', (client, schema, checked) => resumeTasks(client, schema, checked));
+    const results = await onNames(names, flags, 'resume', (client, schema, checked) => resumeTasks(client, schema, checked));
     process.stdout.write(
       flags.json ? `${JSON.stringify({ results })}\n` : results.map((r) => `${r.name}: ${resumeWords[r.outcome]}, ${plural(r.queued, 'task')} queued\n`).join(''),
     );
@@ -72,16 +72,16 @@ Example:
 async function onNames<R>(
   names: string[],
   flags: DatabaseFlags,
-  applicationName: string,
+  command: 'pause' | 'resume',
   act: (client: Awaited<ReturnType<typeof openDatabase>>, schema: string, names: string[]) => Promise<R>,
 ): Promise<R> {
   const checked = [...new Set(names)];
   for (const name of checked) assertTaskName(name);
   const database = resolveDatabase(flags);
-  const pausing = applicationName === 'prefork pause';
+  const pausing = command === 'pause';
   // A pause may come ahead of the first deploy, so it makes the schema; a resume has nothing to do in one that
   // holds no queue (a typo in --schema): it says so, exit 3, as status does.
-  const client = await openDatabase(database, applicationName, { existing: !pausing });
+  const client = await openDatabase(database, `prefork ${command}`, { existing: !pausing });
   try {
     // A typo pauses nothing that runs: say so (paused anyway, as a name may be paused ahead of its deploy).
     const { known } = await checkTaskName(client, database.schema, '');

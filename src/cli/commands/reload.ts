@@ -20,7 +20,7 @@ interface Snapshot {
 export function reloadCommand(): Command {
   const command = new Command('reload')
     .description('rolling restart: replace every worker, one at a time, by a fresh process that loads the task module anew (as SIGHUP)')
-    .option('--supervisor <id>', 'only this supervisor (see status)')
+    .option('--supervisor <id>', 'only this supervisor: its id or a prefix of it (see status)')
     .option('--timeout <ms>', 'give up waiting after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
     .option('--no-wait', 'ask, but do not wait');
   addDatabaseOptions(command);

@@ -8,7 +8,7 @@ export function scaleCommand(): Command {
   const command = new Command('scale')
     .description('set the number of worker processes of running supervisors (retired workers finish their tasks first)')
     .argument('<workers>', 'worker processes per supervisor', integer('workers', 1, 1024))
-    .option('--supervisor <id>', 'only this supervisor (see status)');
+    .option('--supervisor <id>', 'only this supervisor: its id or a prefix of it (see status)');
   addDatabaseOptions(command);
   return command.action(async (workers: number, flags: DatabaseFlags & { supervisor?: string }) => {
     const database = resolveDatabase(flags);

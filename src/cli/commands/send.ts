@@ -9,6 +9,7 @@ import { getTask } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { pausedTasks } from '../../queue/paused-tasks.js';
 import { liveSupervisors, type SupervisorRow } from '../../queue/supervisors.js';
+import { snapshotQueues } from '../../queue/watch-report.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
 import { TaskWaiter } from '../../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../../queue/task-view.js';
@@ -224,8 +225,7 @@ function unservedWarning(schema: string, name: string, queue: string, known: rea
     return `prefork: warning: no running supervisor offers "${name}" now${names.length ? ` (they run ${names.join(', ')})` : ''}; the task waits queued until one does\n`;
   }
   // --queues on every one of them, none with this queue (a typo in --queue, say).
-  const queuesOf = (s: SupervisorRow) => (s.snapshot as { queues?: unknown } | null)?.queues;
-  const limited = offering.map(queuesOf).filter((q): q is string[] => Array.isArray(q));
+  const limited = offering.map(snapshotQueues).filter((q) => q !== null);
   if (limited.length < offering.length || limited.some((q) => q.includes(queue))) return null;
   const claimed = [...new Set(limited.flat())].sort();
   return `prefork: warning: no running supervisor that offers "${name}" claims from queue "${queue}" now (they claim from ${claimed.join(', ')}); the task waits queued until one does\n`;

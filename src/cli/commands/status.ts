@@ -24,6 +24,7 @@ export function statusCommand(): Command {
     'after',
     `
 A supervisor's state is starting until its workers are ready (as /healthz says), then running, then stopping.
+One killed on this host (SIGKILL, the OOM killer) is listed as exited until its lease runs out.
 With --watch on a terminal the view is redrawn in place; when stdout is not a terminal a plain report is
 printed per refresh, and with --json one JSON object per line. Ctrl-C (SIGINT) or SIGTERM ends it, exit 0.
 

@@ -18,7 +18,7 @@ interface StopFlags extends DatabaseFlags {
 export function stopCommand(): Command {
   const command = new Command('stop')
     .description('ask the running supervisors to stop gracefully and wait until they have')
-    .option('--supervisor <id>', 'stop only this supervisor (see status)')
+    .option('--supervisor <id>', 'stop only this supervisor: its id or a prefix of it (see status)')
     .option('--timeout <ms>', 'give up waiting after this many milliseconds (exit 124)', integer('--timeout', 1, 2_147_483_647))
     .option('--no-wait', 'ask, but do not wait');
   addDatabaseOptions(command);
