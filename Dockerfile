@@ -10,7 +10,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # No lifecycle scripts: "prepare" would build before the sources are here; nothing else needs one to build.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json rolldown.config.js ./
 COPY src ./src
 RUN npm run build
 

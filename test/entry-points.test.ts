@@ -1,9 +1,9 @@
 /** The package's two entry points: `prefork`, and `prefork/task` for task modules (the worker-side API only). */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 
@@ -49,25 +49,55 @@ it('a process that imports prefork/task loads neither the supervisor nor the cli
   expect(viaFull).toEqual(expect.arrayContaining(['primary/supervisor.js', 'client/client.js']));
 });
 
-it("a worker loads only the kysely modules prefork uses, not kysely's index; they are the objects the index exports", async () => {
+it("a worker loads kysely as one file, built from the installed kysely's version: none of kysely's own modules", async () => {
+  const moduleUrl = new URL('dist/db/kysely-module.js', rootUrl).href;
+  const kyselyPackage = new URL('node_modules/kysely/', rootUrl).href;
+  const installed = (JSON.parse(await readFile(new URL('node_modules/kysely/package.json', rootUrl), 'utf8')) as { version: string }).version;
+  const script = `
+    const { loadKysely } = await import(${JSON.stringify(moduleUrl)});
+    const k = await loadKysely();
+    console.log(JSON.stringify({ version: k.kyselyVersion, compiled: k.sql\`select \${1} as one\`.compile(new k.Kysely({ dialect: new k.PostgresDialect({ pool: {} }) })).sql }));`;
+  const loaded = await modulesLoadedBy(script);
+  expect(loaded).toContain(new URL('dist/db/kysely-bundle.js', rootUrl).href);
+  expect(loaded.filter((u) => u.startsWith(kyselyPackage))).toEqual([]);
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
+  expect(JSON.parse(stdout)).toEqual({ version: installed, compiled: 'select $1 as one' });
+});
+
+it("beside another kysely version than the one file was built from, or without it, a worker loads the files that define what prefork uses, not kysely's index; they are the objects the index exports", async () => {
+  // kysely-module.js beside a stand-in for the one file, in a directory whose node_modules is the repository's.
+  const dir = await mkdtemp(path.join(root, '.kysely-module-'));
+  try {
+    await copyFile(new URL('dist/db/kysely-module.js', rootUrl), path.join(dir, 'kysely-module.js'));
+    const installed = (JSON.parse(await readFile(new URL('node_modules/kysely/package.json', rootUrl), 'utf8')) as { version: string }).version;
+    const from = async (bundleVersion: string | null) => {
+      await rm(path.join(dir, 'kysely-bundle.js'), { force: true });
+      if (bundleVersion !== null) {
+        await writeFile(path.join(dir, 'kysely-bundle.js'), `export const Kysely = 'the one file'; export const kyselyVersion = ${JSON.stringify(bundleVersion)};\n`);
+      }
+      const script = `
+        const { loadKysely } = await import(${JSON.stringify(pathToFileURL(path.join(dir, 'kysely-module.js')).href)});
+        const parts = await loadKysely();
+        const index = await import('kysely');
+        console.log(JSON.stringify(Object.keys(parts).filter((k) => k !== 'kyselyVersion').map((name) => [name, parts[name] === index[name] ? 'index' : parts[name]])));`;
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
+      return Object.fromEntries(JSON.parse(stdout) as [string, string][]);
+    };
+    const fromParts = { Kysely: 'index', PostgresDialect: 'index', sql: 'index', CompiledQuery: 'index', isAbortedTransactionError: 'index' };
+    expect(await from(installed)).toEqual({ Kysely: 'the one file' });
+    expect(await from('0.0.1')).toEqual(fromParts);
+    expect(await from(null)).toEqual(fromParts);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  // Those files, not the index: kysely's other dialects (mysql, mssql, sqlite) are never loaded.
   const moduleUrl = new URL('dist/db/kysely-module.js', rootUrl).href;
   const kyselyEsm = new URL('node_modules/kysely/dist/esm/', rootUrl).href;
-  const loaded = (await modulesLoadedBy(`const { loadKysely } = await import(${JSON.stringify(moduleUrl)}); await loadKysely();`))
+  const loaded = (await modulesLoadedBy(`const { loadKyselyParts } = await import(${JSON.stringify(moduleUrl)}); await loadKyselyParts();`))
     .filter((u) => u.startsWith(kyselyEsm))
     .map((u) => u.slice(kyselyEsm.length));
   expect(loaded).toEqual(expect.arrayContaining(['kysely.js', 'dialect/postgres/postgres-dialect.js', 'raw-builder/sql.js']));
   expect(loaded).not.toContain('index.js');
-  // Without the index, kysely's other dialects (mysql, mssql, sqlite) are never loaded.
   expect(loaded.filter((f) => /^dialect\/(mysql|mssql|sqlite)\//.test(f))).toEqual([]);
-
-  // The same objects a task module gets from `import 'kysely'`: one kysely in the process.
-  const script = `
-    const { loadKyselyParts } = await import(${JSON.stringify(moduleUrl)});
-    const parts = await loadKyselyParts();
-    const index = await import('kysely');
-    console.log(JSON.stringify(Object.keys(parts).map((name) => [name, parts[name] === index[name]])));`;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
-  expect(Object.fromEntries(JSON.parse(stdout) as [string, boolean][])).toEqual({
-    Kysely: true, PostgresDialect: true, sql: true, CompiledQuery: true, isAbortedTransactionError: true,
-  });
 });

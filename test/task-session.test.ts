@@ -42,6 +42,17 @@ describe('task session settings', () => {
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
   });
 
+  it("a task module's own kysely is another copy than ctx.db's: its helpers and sql work in ctx.db's queries, instanceof does not", async () => {
+    // The worker loads kysely as one file (dist/db/kysely-bundle.js); `import 'kysely'` loads the package's own.
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('db-tasks.js')]);
+    await sup.ready();
+    const ownKysely = await sendJson(schema, ['db.ownKysely']);
+    expect(ownKysely.code, ownKysely.stderr).toBe(0);
+    expect(ownKysely.view.result).toEqual({ list: [{ n: 1 }, { n: 2 }, { n: 3 }], isTransaction: false, inTransaction: true, instanceOfOwnKysely: false });
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('defineTask refuses an option it cannot honour, with an exact message', () => {
     const run = () => null;
     const ms = (key: string, got: string, min = 0) => `defineTask: ${key} must be a whole number of milliseconds from ${min} to 2147483647 (got ${got})`;

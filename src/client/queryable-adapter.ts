@@ -1,5 +1,4 @@
 import type { CompiledQuery } from 'kysely';
-import { loadKysely } from '../db/kysely-module.js';
 import type { Queryable } from '../db/queryable.js';
 
 /** Something that can run SQL: a pg Client/PoolClient/Pool, or a Kysely instance or transaction. */
@@ -11,7 +10,9 @@ export function toQueryable(executor: Executor): Queryable {
     const kysely = executor;
     return {
       query: async (text: string, values?: unknown[]) => {
-        const { CompiledQuery } = await loadKysely();
+        // The application's process, which made `executor` with kysely: its index is loaded already (not the
+        // worker's single-file kysely, kysely-module.ts).
+        const { CompiledQuery } = await import('kysely');
         const result = await kysely.executeQuery(CompiledQuery.raw(text, values ?? []));
         return { rows: result.rows, rowCount: result.rows.length, command: '', oid: 0, fields: [] } as never;
       },
