@@ -96,6 +96,23 @@ describe('pause and resume', () => {
     await sup.stop();
   });
 
+  it('a claim leaves out a name paused in the database that the supervisor has not heard of yet, limited names too', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('limited-tasks.js')]);
+    await sup.ready();
+    const prefork = client(schema);
+    // Paused by a row alone, with no control NOTIFY: as a pause committed while its NOTIFY is still on the way.
+    await query(`insert into "${schema}".paused_tasks (name) values ('free.echo'), ('limited.two')`);
+    const echo = await prefork.send('free.echo', { paused: true });
+    const limited = await prefork.send('limited.two', { ms: 1 });
+    // Sent after them: once it ran, the supervisor has claimed since the paused ones were queued.
+    const marker = await prefork.run('prefork.sleep', { ms: 1 }, { timeoutMs: 10_000 });
+    expect(marker.status).toBe('succeeded');
+    expect((await prefork.get(echo))?.status).toBe('queued');
+    expect((await prefork.get(limited))?.status).toBe('queued');
+    await sup.stop();
+  });
+
   it('on a schema no supervisor ever ran on: pause warns (and makes it, ahead of a deploy); resume makes nothing, exit 3', async () => {
     const schema = schemaName();
     const schemaExists = async () => (await query(`select 1 from pg_namespace where nspname = $1`, [schema])).length === 1;

@@ -34,8 +34,11 @@ export async function claimTasks(db: PreparingQueryable, schema: string, request
   const { rows } = await db.query<{ id: string; name: string; payload: unknown; attempts: number; max_attempts: number }>({
     // Named: parsed and planned once per connection. Ordered here: the update returns rows in no set order.
     name: `prefork_claim_${schema}`,
+    // The names paused as this statement reads them are left out too: a pause committed before the claim holds
+    // even when this supervisor has not heard of it yet (its control NOTIFY still on the way).
     text: `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts
-       from ${q}.claim_tasks($3::uuid, $1::text[], $2::int, $4::jsonb, $5::int, $6::text[])
+       from ${q}.claim_tasks($3::uuid, array(select n from unnest($1::text[]) n where not exists (select 1 from ${q}.paused_tasks p where p.name = n)),
+                             $2::int, $4::jsonb, $5::int, $6::text[])
       order by task_priority desc, task_run_at, task_id`,
     values: [request.names, request.limit, request.supervisorId, JSON.stringify(request.maxAttemptsByName), request.defaultMaxAttempts, request.queues],
   });
@@ -61,7 +64,8 @@ export interface LimitedClaim {
 
 /**
  * Claims up to `limit` due tasks of one limited name, within its limits (migration 000010): claims of the same
- * name wait for each other across supervisors, those of other names do not.
+ * name wait for each other across supervisors, those of other names do not. None while the name is paused, as
+ * this statement reads it (see claimTasks).
  */
 export async function claimLimitedTasks(
   db: PreparingQueryable,
@@ -72,7 +76,9 @@ export async function claimLimitedTasks(
   const { rows } = await db.query<{ id: string | null; name: string; payload: unknown; attempts: number; max_attempts: number; blocked_until: Date | null }>({
     name: `prefork_claim_limited_${schema}`,
     text: `select task_id as id, task_name as name, task_payload as payload, attempt as attempts, attempts_allowed as max_attempts, blocked_until
-       from ${q}.claim_limited_tasks($1::uuid, $2::text, $3::int, $4::int, $5::int, $6::float8, $7::jsonb, $8::int, $9::text[])
+       from ${q}.claim_limited_tasks($1::uuid, $2::text,
+                                     case when exists (select 1 from ${q}.paused_tasks p where p.name = $2::text) then 0 else $3::int end,
+                                     $4::int, $5::int, $6::float8, $7::jsonb, $8::int, $9::text[])
       order by task_priority desc, task_run_at, task_id`,
     values: [
       request.supervisorId,
