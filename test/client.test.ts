@@ -84,6 +84,12 @@ describe('Client', () => {
     const delayed = await prefork.send('prefork.echo', { p: 'delayed' }, { delayMs: 1_500 });
     const keyed = await prefork.send('prefork.echo', { p: 'keyed' }, { key: 'user-7', priority: -1 });
     expect(await prefork.send('prefork.echo', { p: 'keyed again' }, { key: 'user-7' })).toBe(keyed);
+    // run() of another name with that key would return the echo's outcome as its own: refused, nothing added.
+    await expect(prefork.run('prefork.sleep', { ms: 1 }, { key: 'user-7', timeoutMs: 10_000 })).rejects.toMatchObject({
+      code: 'KEY_IN_USE',
+      message: `the key "user-7" is held by task ${keyed}, a queued prefork.echo task: run() of prefork.sleep would return that task's outcome`,
+    });
+    expect(await query(`select count(*)::int as n from "${schema}".tasks where key = 'user-7'`)).toEqual([{ n: 1 }]);
     const cancelled = await prefork.send('prefork.echo', { p: 'cancelled' });
     expect(await prefork.cancel(cancelled)).toBe('cancelled');
 

@@ -243,7 +243,7 @@ describe('direct submission', () => {
     expect(of(4)).toEqual([]);
   });
 
-  it('a retried task, and one given a key, still end with their final state', async () => {
+  it('a retried task, and one given a key, still end with their final state; a run() of another name with a held key is refused', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '2']);
     await sup.ready();
@@ -257,6 +257,16 @@ describe('direct submission', () => {
     expect(second.id).toBe(first.id);
     expect(first.status).toBe('succeeded');
     expect(await query(`select count(*)::int as n from "${schema}".tasks where key = 'only-one'`)).toEqual([{ n: 1 }]);
+
+    // A run() of another name with a key a running task holds: refused, not answered with that task's outcome.
+    const holder = prefork.run('prefork.sleep', { ms: 1_000 }, { key: 'held', timeoutMs: 10_000 });
+    const [held] = await waitForRows<{ id: string }>(`select id::text from "${schema}".tasks where key = 'held' and state = 'running'`);
+    await expect(prefork.run('prefork.echo', { x: 1 }, { key: 'held', timeoutMs: 10_000 })).rejects.toMatchObject({
+      code: 'KEY_IN_USE',
+      message: `the key "held" is held by task ${held!.id}, a running prefork.sleep task: run() of prefork.echo would return that task's outcome`,
+    });
+    expect(await holder).toMatchObject({ id: held!.id, status: 'succeeded' });
+    expect(await query(`select count(*)::int as n from "${schema}".tasks where key = 'held'`)).toEqual([{ n: 1 }]);
     await sup.stop();
   });
 

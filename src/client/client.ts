@@ -20,7 +20,7 @@ import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
 import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
-import { getTask } from '../queue/read-tasks.js';
+import { getTask, getTaskNameAndState } from '../queue/read-tasks.js';
 import { listTasks, type TaskListFilter } from '../queue/list-tasks.js';
 import { retryTasks, type RetryOutcome } from '../queue/retry-tasks.js';
 import { TaskWaiter } from '../queue/task-waiter.js';
@@ -152,6 +152,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
       if (!channel) {
         const id = await this.#within(this.send(task, payload, addOptions), deadline, stop, `the task was not confirmed within ${timeoutMs} ms`);
+        await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
         return this.#result<K>(id, stop, deadline, timeoutMs);
       }
       const submission = randomUUID();
@@ -165,8 +166,22 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
       // Through the database: the submission id finds the task a lost answer was about, or inserts it.
       const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payloadOrEmpty(payload), addOptions)).id;
+      await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       return this.#result<K>(id, stop, deadline, timeoutMs);
     }, signal);
+  }
+
+  /**
+   * A keyed run() whose key a queued or running task holds gets that task: its outcome is what run() returns,
+   * which is only right for a task of the same name. One of another name (two uses of one key) is refused with
+   * `KEY_IN_USE` rather than waited for and returned as this task's outcome.
+   */
+  async #keyHeldByName(id: string, task: string, key: string | undefined): Promise<void> {
+    if (key === undefined || key === null) return;
+    const row = await getTaskNameAndState(this.#pool, this.schema, id);
+    if (row && row.name !== task) {
+      throw new PreforkError('KEY_IN_USE', `the key "${key}" is held by task ${id}, a ${row.state} ${row.name} task: run() of ${task} would return that task's outcome`);
+    }
   }
 
   /** Queues many tasks in one statement; returns their ids in order. */

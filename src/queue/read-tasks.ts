@@ -18,6 +18,12 @@ export async function getTask(db: Queryable, schema: string, id: string): Promis
   return rows[0] ?? null;
 }
 
+/** A task's name and state, or null when there is no such task. */
+export async function getTaskNameAndState(db: Queryable, schema: string, id: string): Promise<Pick<TaskRow, 'name' | 'state'> | null> {
+  const { rows } = await db.query<Pick<TaskRow, 'name' | 'state'>>(`select name, state from ${quoteIdent(schema)}.tasks where id = $1`, [id]);
+  return rows[0] ?? null;
+}
+
 /**
  * SQL for a task row's whole history: the stored one, plus the attempt that ended the task when it is final (that
  * attempt is kept in the row's own columns, not in `history`). `t`: the row's alias.
