@@ -101,6 +101,17 @@ describe('prefork tasks, retry and cancel', () => {
       stdout: `${later}\n`,
       stderr: `prefork: task ${later} has key "report-7" and is queued or running: not sent again\n`,
     });
+    // Of another name: the word says whose it is; with --wait, its outcome is not this task's: refused, exit 2.
+    expect(await runCli(['send', 'fixture.failOnce', '--key', 'report-7'], { schema })).toEqual({
+      code: 0,
+      stdout: `${later}\n`,
+      stderr: `prefork: task ${later} (a fixture.fail task) has key "report-7" and is queued or running: not sent again\n`,
+    });
+    expect(await runCli(['send', 'fixture.failOnce', '--key', 'report-7', '--wait', '--timeout', '10000'], { schema })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `prefork: error: the key "report-7" is held by task ${later}, a queued fixture.fail task: not sent, and not waited for\n`,
+    });
 
     const refused = await runCli(['retry', failed, succeeded, later, '987654'], { schema });
     expect(refused).toEqual({

@@ -5,7 +5,7 @@ import { PreforkError } from '../../errors.js';
 import { addSubmitted } from '../../queue/add-submitted.js';
 import { addTask } from '../../queue/add-task.js';
 import { checkNewTask } from '../../queue/task-input.js';
-import { getTask } from '../../queue/read-tasks.js';
+import { getTask, getTaskNameAndState } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { pausedTasks } from '../../queue/paused-tasks.js';
 import { liveSupervisors, type SupervisorRow } from '../../queue/supervisors.js';
@@ -94,7 +94,11 @@ Examples:
       if (!flags.wait) {
         const added = await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
         warn();
-        if (added.deduplicated && !flags.json) process.stderr.write(`prefork: task ${added.id} has key ${JSON.stringify(flags.key)} and is queued or running: not sent again\n`);
+        if (added.deduplicated && !flags.json) {
+          const holder = await getTaskNameAndState(client, database.schema, added.id);
+          const of = holder && holder.name !== name ? ` (a ${holder.name} task)` : '';
+          process.stderr.write(`prefork: task ${added.id}${of} has key ${JSON.stringify(flags.key)} and is queued or running: not sent again\n`);
+        }
         process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
         return;
       }
@@ -149,6 +153,13 @@ Examples:
           added = !direct && !inserted.deduplicated;
         }
         const taskId = id;
+        if (flags.key !== undefined && !added) {
+          // Its outcome would be printed as this task's (as Client.run() refuses it).
+          const holder = await getTaskNameAndState(client, database.schema, taskId);
+          if (holder && holder.name !== name) {
+            throw new PreforkError('KEY_IN_USE', `the key ${JSON.stringify(flags.key)} is held by task ${taskId}, a ${holder.state} ${holder.name} task: not sent, and not waited for`, { exitCode: exitCodes.usage });
+          }
+        }
         const waited = await waiter.wait(taskId, { timeoutMs: left(), added }).catch((error: unknown) => {
           // With the embedded PostgreSQL, the database goes away when its supervisor stops.
           const why = state ? ' (the supervisor running the embedded PostgreSQL stopped?)' : '';
