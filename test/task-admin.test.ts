@@ -107,6 +107,7 @@ describe('prefork tasks, retry and cancel', () => {
       stdout: `${later}\n`,
       stderr: `prefork: task ${later} (a fixture.fail task) has key "report-7" and is queued or running: not sent again\n`,
     });
+    expect(await cliJson(schema, ['send', 'fixture.failOnce', '--key', 'report-7'])).toEqual({ id: later, task: 'fixture.fail', deduplicated: true });
     expect(await runCli(['send', 'fixture.failOnce', '--key', 'report-7', '--wait', '--timeout', '10000'], { schema })).toEqual({
       code: 2,
       stdout: '',

@@ -94,12 +94,14 @@ Examples:
       if (!flags.wait) {
         const added = await addTask(client, database.schema, name, payload, { ...options, delayMs: flags.delay });
         warn();
+        // A deduplicated send names the task that holds the key, which may be one of another name.
+        const holder = added.deduplicated ? await getTaskNameAndState(client, database.schema, added.id) : null;
+        const task = holder?.name ?? name;
         if (added.deduplicated && !flags.json) {
-          const holder = await getTaskNameAndState(client, database.schema, added.id);
-          const of = holder && holder.name !== name ? ` (a ${holder.name} task)` : '';
+          const of = task !== name ? ` (a ${task} task)` : '';
           process.stderr.write(`prefork: task ${added.id}${of} has key ${JSON.stringify(flags.key)} and is queued or running: not sent again\n`);
         }
-        process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task: name, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
+        process.stdout.write(flags.json ? `${JSON.stringify({ id: added.id, task, deduplicated: added.deduplicated })}\n` : `${added.id}\n`);
         return;
       }
       // Ctrl-C while waiting: the task goes on; say which one, so it can be found.
