@@ -383,6 +383,35 @@ describe('durability and lifecycle', () => {
     await next.stop();
   });
 
+  it('SIGKILL of the primary while a task blocks its worker: the next supervisor on this host kills that worker before the task runs again', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    const [worker] = sup.workerPids();
+    const sent = await runCli(['send', 'fixture.block', '{"ms": 60000}', '--max-attempts', '2'], { schema });
+    const id = sent.stdout.trim();
+    await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
+    sup.kill('SIGKILL');
+    await sup.exited;
+    // Its event loop blocked for a minute, the worker cannot see its IPC channel close: it runs on.
+    expect(isAlive(worker!)).toBe(true);
+
+    await query(`update "${schema}".tasks set payload = '{"ms": 0}' where id = $1`, [id]);
+    const next = startWithFixtures(schema, ['--workers', '1']);
+    await next.ready();
+    await next.waitForEvent('orphan_workers_killed');
+    const [killed] = next.events('orphan_workers_killed');
+    expect(killed).toMatchObject({ pids: [worker] });
+    await expect.poll(() => isAlive(worker!), { timeout: 10_000 }).toBe(false);
+    await waitForFinalStates(schema, 1);
+    const [row] = await query<{ state: string; attempts: number }>(`select state, attempts from "${schema}".tasks where id = $1`, [id]);
+    expect(row).toEqual({ state: 'succeeded', attempts: 2 });
+    // Killed before its task went back: the new attempt never ran beside the old one.
+    const [orphansRecovered] = next.events('orphans_recovered');
+    expect(next.logs.indexOf(killed!)).toBeLessThan(next.logs.indexOf(orphansRecovered!));
+    await next.stop();
+  });
+
   it('Ctrl-C while send --wait waits says which task goes on, exit 130; the task finishes', async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '1']);

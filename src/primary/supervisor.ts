@@ -34,7 +34,7 @@ import { parseControl, type ControlCommand, type ControlHandlers } from './contr
 import { Outcomes, type TaskFinished } from './outcomes.js';
 import { ProgressWriter } from './progress.js';
 import { Listener } from './listener.js';
-import { deadSupervisorsOnHost } from './same-host.js';
+import { deadSupervisorsOnHost, orphanWorkerPids } from './same-host.js';
 import { pidScope } from '../process-alive.js';
 import { Settler } from './settler.js';
 import { DirectSubmissions } from './direct-submissions.js';
@@ -186,6 +186,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         heartbeatMs: options.heartbeatMs,
         // Unknown while the first workers start beside the database preparation: they ask (`budget_query`).
         budgetEnforced: this.#budget ? this.#budgetEnforced() : null,
+        supervisorId: this.id,
       }),
     });
     this.#dispatcher = new Dispatcher({
@@ -827,9 +828,33 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }, wait);
   }
 
+  /**
+   * A dead supervisor's workers exit when their IPC channel closes, but one whose event loop a task blocks (CPU-bound
+   * code) never sees it close: it runs on, its task and connection with it, and no hard limit applies any more (the
+   * primary kept it). Such a worker is found by the supervisor id in its initial environment and killed.
+   */
+  #killOrphanWorkers(deadSupervisorIds: readonly string[]): void {
+    const pids = orphanWorkerPids(deadSupervisorIds);
+    if (pids.length === 0) return;
+    const killed = pids.filter((pid) => {
+      try {
+        process.kill(pid, 'SIGKILL');
+        return true;
+      } catch {
+        return false; // gone meanwhile, or not ours to signal
+      }
+    });
+    this.#log.warn(
+      { event: 'orphan_workers_killed', pids: killed, deadSupervisors: deadSupervisorIds },
+      `killed ${killed.length} worker${killed.length === 1 ? '' : 's'} left running by a dead supervisor on this host`,
+    );
+  }
+
   async #recover(): Promise<void> {
     try {
       const dead = await deadSupervisorsOnHost(this.#db, this.#options.schema, this.host, pidScope(), this.id);
+      // Before their tasks go back: a worker of a dead supervisor still running one would run it beside its new attempt.
+      this.#killOrphanWorkers(dead);
       const { requeued, failed } = await recoverOrphans(this.#db, this.#options.schema, {
         supervisorId: this.id,
         leaseMs: this.#options.leaseMs,

@@ -21,6 +21,11 @@ export interface WorkerConfig {
    * (`budget_query`) before its first connection.
    */
   budgetEnforced: boolean | null;
+  /**
+   * The supervisor that forked this worker. Read from the worker's initial environment (/proc/PID/environ) by a
+   * later supervisor on this host, to find a worker left running by a dead one (same-host.ts).
+   */
+  supervisorId?: string | undefined;
 }
 
 export const workerConfigEnv = 'PREFORK_WORKER_CONFIG';
