@@ -131,7 +131,8 @@ describe('time limits', () => {
 
   it('aborts ctx.signal at the soft limit and lets the handler finish', async () => {
     const schema = schemaName();
-    const sup = start(schema, ['--workers', '1']);
+    // The default soft limit, for the built-in sleep (the fixtures set their own).
+    const sup = start(schema, ['--workers', '1', '--soft-timeout', '300']);
     await sup.ready();
     const r = await sendJson(schema, ['fixture.soft']);
     expect(r.code, r.stderr).toBe(0);
@@ -140,6 +141,13 @@ describe('time limits', () => {
     const cleanup = await sendJson(schema, ['fixture.softCleanup']);
     expect(cleanup.code, cleanup.stderr).toBe(0);
     expect(cleanup.view.result).toEqual({ aborted: true, plain: 'plain', inTransaction: 'in a transaction' });
+    // An AbortError that carries the signal's reason as its cause (Node's promise APIs given ctx.signal) is
+    // recorded as that reason, and so is the built-in sleep's.
+    const timer = await sendJson(schema, ['fixture.softTimer']);
+    expect(timer.code).toBe(1);
+    expect(timer.view).toMatchObject({ status: 'failed', error: { name: 'PreforkError', code: 'SOFT_TIMEOUT', message: 'soft time limit of 300 ms passed' } });
+    const sleep = await sendJson(schema, ['prefork.sleep', '{"ms": 10000}', '--max-attempts', '1']);
+    expect(sleep.view).toMatchObject({ status: 'failed', error: { code: 'SOFT_TIMEOUT' } });
     await sup.stop();
   });
 });

@@ -127,7 +127,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
     // Told only of results that weigh (the settler bounds its statements by it); a small one adds nothing to IPC.
     outcome = size >= 1024 ? { type: 'task_succeeded', taskId: task.id, result, resultSize: size } : { type: 'task_succeeded', taskId: task.id, result };
   } catch (error) {
-    outcome = { type: 'task_failed', taskId: task.id, error: serializeError(error) };
+    outcome = { type: 'task_failed', taskId: task.id, error: serializeError(abortReason(error, controller.signal) ?? error) };
   } finally {
     // The connection closes before the outcome is reported: when a sender sees the result, the task's
     // backend is already gone.
@@ -138,6 +138,17 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
   // The last word on progress goes before the outcome.
   progress.end();
   deps.send(outcome);
+}
+
+/**
+ * Node's promise APIs given ctx.signal (timers/promises, events.once, stream.pipeline…) reject with an AbortError
+ * that keeps the signal's reason only as its `cause`. A task that lets one through failed for that reason: it is
+ * recorded as the reason itself (SOFT_TIMEOUT, CANCELLED, SHUTDOWN, with its message), not as "The operation was
+ * aborted".
+ */
+function abortReason(error: unknown, signal: AbortSignal): unknown {
+  if (!signal.aborted || !(error instanceof Error) || error.name !== 'AbortError') return undefined;
+  return error.cause !== undefined && error.cause === signal.reason ? signal.reason : undefined;
 }
 
 /** The most progress text a task may report at once. */
