@@ -16,7 +16,7 @@ const schemaName = useTestSchema();
 useProcessLeakGuard();
 
 interface StatusJson {
-  supervisors: { pid: number; workers: { id: number; pid: number; state: string; tasksDone: number; current: { taskId: string }[] }[] }[];
+  supervisors: { pid: number; workers: { id: number; pid: number; state: string; tasksDone: number; loopLagMs: number | null; current: { taskId: string }[] }[] }[];
   queue: Record<string, number>;
 }
 
@@ -381,6 +381,25 @@ describe('durability and lifecycle', () => {
     const [row] = await query<{ state: string; attempts: number }>(`select state, attempts from "${schema}".tasks where id = $1`, [sent.stdout.trim()]);
     expect(row).toEqual({ state: 'succeeded', attempts: 2 });
     await next.stop();
+  });
+
+  it("status shows a worker's event loop blocked while it is, not the lag its last heartbeat gave before", async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    const sent = await runCli(['send', 'fixture.block', '{"ms": 6000}'], { schema });
+    const id = sent.stdout.trim();
+    // While the task still blocks it (it is the worker's current task), the lag shown has grown past 2 s.
+    await expect
+      .poll(
+        async () => {
+          const [w] = (await statusJson(schema)).supervisors[0]!.workers;
+          return w!.current.some((c) => c.taskId === id) && (w!.loopLagMs ?? 0) >= 2_000;
+        },
+        { timeout: 5_000, interval: 250 },
+      )
+      .toBe(true);
+    await sup.stop();
   });
 
   it('SIGKILL of the primary while a task blocks its worker: the next supervisor on this host kills that worker before the task runs again', async () => {

@@ -770,7 +770,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       reloading: this.#reloading !== undefined || this.#reloadAgain !== undefined,
       lastReload: this.#lastReload,
       startupFailure: this.#fleet.lastStartupFailure,
-      workers: this.#pool.handles.map((h) => h.snapshot(now)),
+      workers: this.#pool.handles.map((h) => h.snapshot(now, this.#options.heartbeatMs)),
       pendingOutcomes: this.#settler.pending,
       // Claimed and not started: in the primary's buffer or queued on a worker.
       buffered: this.#dispatcher.buffered + this.#pool.handles.reduce((n, h) => n + h.queued, 0),

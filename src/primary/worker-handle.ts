@@ -68,6 +68,8 @@ export class WorkerHandle {
   rss: number | null = null;
   /** The event-loop lag the latest heartbeat reported. */
   loopLagMs: number | null = null;
+  /** When the latest heartbeat came, or the worker became ready (Date.now()); null: not ready yet. */
+  #heartbeatAt: number | null = null;
   /** The most lag reported since the snapshot was last published: a stall is shown even when two heartbeats came between publishes. */
   #lagPeak: number | null = null;
 
@@ -192,7 +194,15 @@ export class WorkerHandle {
     this.#pipeline = this.#runTimeMs >= pipelineWindowMs ? 0 : Math.min(this.maxQueue, Math.floor(pipelineWindowMs / Math.max(this.#runTimeMs, 0.05)));
   }
 
+  /** The worker said it is ready, with the tasks of its module; its heartbeats start now. */
+  becameReady(tasks: TaskInfo[]): void {
+    this.state = 'ready';
+    this.tasks = tasks;
+    this.#heartbeatAt = Date.now();
+  }
+
   heartbeat(rss: number, loopLagMs: number): void {
+    this.#heartbeatAt = Date.now();
     this.rss = rss;
     this.loopLagMs = loopLagMs;
     this.#lagPeak = Math.max(this.#lagPeak ?? 0, loopLagMs);
@@ -203,7 +213,15 @@ export class WorkerHandle {
     this.#lagPeak = null;
   }
 
-  snapshot(now = Date.now()) {
+  /**
+   * `heartbeatMs`: how often a worker says how it is. A worker silent for longer has a blocked event loop (CPU-bound
+   * code), which its next heartbeat would report: its lag is shown as at least the silence past one heartbeat,
+   * not as the figure its last heartbeat gave before the stall.
+   */
+  snapshot(now = Date.now(), heartbeatMs = 1_000) {
+    const reported = this.#lagPeak ?? this.loopLagMs;
+    const silentMs = this.#heartbeatAt === null ? 0 : now - this.#heartbeatAt - heartbeatMs;
+    const loopLagMs = silentMs > heartbeatMs ? Math.max(reported ?? 0, silentMs) : reported;
     return {
       id: this.id,
       pid: this.pid,
@@ -211,7 +229,7 @@ export class WorkerHandle {
       tasksDone: this.tasksDone,
       failures: this.failures,
       rss: this.rss,
-      loopLagMs: this.#lagPeak ?? this.loopLagMs,
+      loopLagMs,
       uptimeMs: now - this.startedAt,
       current: [...this.inFlight.values()].filter((f) => f.started).map((f) => ({
         taskId: f.task.id,

@@ -117,8 +117,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const handlers: MessageHandlers<WorkerMessage> = {
       ready: (m) => {
         if (handle.state !== 'starting' && handle.state !== 'waiting_for_database') return;
-        handle.state = 'ready';
-        handle.tasks = m.tasks;
+        handle.becameReady(m.tasks);
         this.emit('ready', handle);
       },
       startup_failed: (m) => {
