@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { query, taskConnections, useTestSchema } from './support/database.js';
 import { fixture, isAlive, runCli, startWithFixtures as start, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
@@ -705,6 +706,14 @@ describe('start-up failures', () => {
     expect(sup.logs.find((l) => l.event === 'supervisor_start_failed')).toMatchObject({ level: 'fatal', code: 'TASK_MODULE_LOAD_FAILED', msg: expect.stringContaining('missing REPORTS_API_KEY') });
     expect(sup.workerPids().length).toBeLessThanOrEqual(2);
     for (const pid of sup.workerPids()) expect(isAlive(pid)).toBe(false);
+  });
+
+  it('a syntax error in the task module stops the start with the file and line, as node names them', async () => {
+    const schema = schemaName();
+    const file = taskModuleFile('export default {\n  broken: () => {\n    return 1 +;\n  },\n};\n').path;
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', file]);
+    expect((await sup.exited).code).toBe(1);
+    expect(sup.stderr).toBe(`prefork: error: a worker could not start: could not load the task module ${pathToFileURL(file).href}: Unexpected token ';' (at ${file}:3)\n`);
   });
 
   it('a bad defineTask option stops the start with its message and the INVALID_OPTION code', async () => {

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { PreforkError } from '../errors.js';
 import type { TaskInfo } from '../protocol.js';
 import { defineTask, isTaskDefinition, scheduleOf, type TaskDefinition, type TaskList } from '../task.js';
@@ -56,7 +58,7 @@ export async function loadTaskModule(registry: TaskRegistry, url: string): Promi
     // A bad defineTask option (or schedule) keeps its code, INVALID_OPTION: the module loaded, its task is wrong.
     const code = error instanceof PreforkError && error.code === 'INVALID_OPTION' ? error.code : 'TASK_MODULE_LOAD_FAILED';
     const why = typeScriptUnsupported(url, error) ?? (error as Error)?.message ?? error;
-    throw new PreforkError(code, `could not load the task module ${url}: ${why}`, { cause: error });
+    throw new PreforkError(code, `could not load the task module ${url}: ${why}${syntaxErrorLocation(url, error)}`, { cause: error });
   }
   if (mod.default === undefined) {
     throw new PreforkError('INVALID_TASK_MODULE', `${url}: no default export (export default { 'task.name': handler })`);
@@ -74,4 +76,20 @@ function typeScriptUnsupported(url: string, error: unknown): string | undefined 
     `Node.js ${process.version} does not run TypeScript: compile the task module to JavaScript, run prefork on ` +
     `Node.js 22.18 or later (it strips the types), or start it with a TypeScript loader (NODE_OPTIONS='--import tsx')`
   );
+}
+
+/**
+ * Where a syntax error in the task module itself is: Node keeps an ES module's error location out of the error it
+ * rejects the import with (only an uncaught one prints it), so `node --check` is asked, once, as the start fails.
+ * Empty when the module is not a local file, the error is not a SyntaxError, or the error is in a module it imports.
+ */
+function syntaxErrorLocation(url: string, error: unknown): string {
+  if (!(error instanceof SyntaxError) || !url.startsWith('file:')) return '';
+  try {
+    const check = spawnSync(process.execPath, ['--check', fileURLToPath(url)], { encoding: 'utf8', timeout: 10_000, env: {} });
+    const where = /^(.+:\d+)\n/.exec(check.stderr ?? '');
+    return where ? ` (at ${where[1]})` : '';
+  } catch {
+    return '';
+  }
 }
