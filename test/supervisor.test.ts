@@ -383,6 +383,18 @@ describe('durability and lifecycle', () => {
     await next.stop();
   });
 
+  it("the primary's own sessions name its schema in pg_stat_activity", async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    const names = await query<{ name: string }>(
+      `select distinct application_name as name from pg_stat_activity where application_name in ($1, $2) order by 1`,
+      [`prefork listener:${schema}`, `prefork supervisor:${schema}`],
+    );
+    expect(names.map((r) => r.name)).toEqual([`prefork listener:${schema}`, `prefork supervisor:${schema}`]);
+    await sup.stop();
+  });
+
   it("status shows a worker's event loop blocked while it is, not the lag its last heartbeat gave before", async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '1']);

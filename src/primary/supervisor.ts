@@ -151,12 +151,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       {
         connectionString: options.databaseUrl,
         max: 4,
-        application_name: 'prefork supervisor',
+        // Named with its schema: several queues on one database tell their sessions apart in pg_stat_activity.
+        application_name: `prefork supervisor:${options.schema}`.slice(0, 63),
         connectionTimeoutMillis: options.session.connectTimeoutMs || undefined,
       },
       (error) => this.#log.warn({ event: 'queue_connection_error', err: error }, 'queue connection failed'),
     );
-    this.#listener = new Listener(options.databaseUrl, [this.#channels.wake, this.#channels.control], this.#log);
+    this.#listener = new Listener(options.databaseUrl, [this.#channels.wake, this.#channels.control], this.#log, `prefork listener:${options.schema}`.slice(0, 63));
     this.#settler = new Settler(this.#db, options.schema, this.id, this.#log, (settled, finishedAt, fenced) => this.#onSettled(settled, finishedAt, fenced), {
       maxLingerMs: settleLingerMs,
       outstanding: () => this.#pool.inFlight,
