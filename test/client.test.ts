@@ -5,7 +5,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { Client } from '../src/index.js';
 import { describe, expect, it } from 'vitest';
-import { databaseUrl, query, useTestSchema } from './support/database.js';
+import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
 import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
 import { countByState, executionLog, waitForFinal } from './support/tasks.js';
 import { useClients } from './support/clients.js';
@@ -109,6 +109,12 @@ describe('Client', () => {
     expect(await prefork.cancel(running)).toBe('cancelling');
     expect(await prefork.result(running, { timeoutMs: 10_000 })).toMatchObject({ status: 'cancelled', error: { code: 'CANCELLED' } });
     expect(await prefork.cancel(running)).toBe('finished');
+
+    // One waiting on the database cannot see its signal: its query is cancelled too (else it would sleep 30 s).
+    const querying = await prefork.send('fixture.dbSleep', { seconds: 30 }, { maxAttempts: 1 });
+    await expect.poll(async () => (await taskConnections(schema)).length).toBe(1);
+    expect(await prefork.cancel(querying)).toBe('cancelling');
+    expect(await prefork.result(querying, { timeoutMs: 10_000 })).toMatchObject({ status: 'cancelled' });
     await sup.stop();
   });
 });

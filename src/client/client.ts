@@ -243,7 +243,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     return toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>;
   }
 
-  /** Cancels a task: a queued one never runs; a running one has its signal aborted (then its hard limit applies). */
+  /** Cancels a task: a queued one never runs; a running one has its signal aborted and its query cancelled (then its hard limit applies). */
   async cancel(id: string): Promise<CancelOutcome> {
     assertTaskId(id);
     return this.#call(async () => {

@@ -482,15 +482,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
         // Past the hard limit the attempt is over: a wait for a connection or a connect ends too.
         handle.send(code === 'HARD_TIMEOUT' ? { type: 'abort', taskId: f.task.id, reason, code, final: true } : { type: 'abort', taskId: f.task.id, reason, code });
       },
-      stopBackend: async (handle, f, terminate) => {
-        const ref = this.#backendRef(handle, f);
-        if (!ref) return;
-        try {
-          await signalBackends(this.#db, [ref], terminate ? 'terminate' : 'cancel');
-        } catch (error) {
-          this.#log.warn({ event: 'backend_signal_failed', err: error, taskId: f.task.id, backendPid: f.backendPid }, 'could not cancel the task\'s query');
-        }
-      },
+      stopBackend: (handle, f, terminate) => this.#signalBackend(handle, f, terminate ? 'terminate' : 'cancel'),
       replaceWorker: (handle, f) => this.#replace(handle, `task ${f.task.id} passed its hard time limit`),
       killWorker: (handle) => {
         handle.killedForTimeLimit = true;
@@ -720,7 +712,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     }
   }
 
-  /** A running task was cancelled: abort its signal; its hard limit still applies. */
+  /** Cancels the query a task's connection runs (nothing if it runs none), or ends its backend. */
+  async #signalBackend(handle: WorkerHandle, f: InFlightTask, mode: 'cancel' | 'terminate'): Promise<void> {
+    const ref = this.#backendRef(handle, f);
+    if (!ref) return;
+    try {
+      await signalBackends(this.#db, [ref], mode);
+    } catch (error) {
+      this.#log.warn({ event: 'backend_signal_failed', err: error, taskId: f.task.id, backendPid: f.backendPid }, "could not cancel the task's query");
+    }
+  }
+
+  /**
+   * A running task was cancelled: abort its signal, and cancel the query it runs, which would otherwise hold it
+   * until the query returned (a task waiting on the database cannot see its signal). Only that query: the task may
+   * still write its clean-up on its connection. Its hard limit still applies.
+   */
   #cancel(taskId: string): void {
     const buffered = this.#dispatcher.unbuffer(taskId);
     if (buffered) {
@@ -732,6 +739,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       if (!f) continue;
       f.cancelled = true;
       handle.send({ type: 'abort', taskId, reason: 'the task was cancelled', code: 'CANCELLED' });
+      if (f.started) this.#track(this.#signalBackend(handle, f, 'cancel'));
       return;
     }
   }

@@ -154,7 +154,7 @@ const cancelWords: Record<CancelOutcome, string> = {
 
 export function cancelCommand(): Command {
   const command = new Command('cancel')
-    .description('cancel tasks: a queued one never runs; a running one has its signal aborted and ends cancelled')
+    .description('cancel tasks: a queued one never runs; a running one has its signal aborted and its query cancelled, and ends cancelled')
     .argument('<ids...>', 'task ids')
     .option('--json', 'print one JSON object: { results: [{ id, outcome }] }, outcome cancelled, cancelling, finished or not_found');
   addDatabaseOptions(command);
