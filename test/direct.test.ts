@@ -243,6 +243,42 @@ describe('direct submission', () => {
     expect(of(4)).toEqual([]);
   });
 
+  it("an outcome its sender hears on the socket goes without a done NOTIFY; a keyed task's, a queued task's and the waits of others by id still end", async () => {
+    const schema = schemaName();
+    const sup = start(schema, ['--workers', '2']);
+    await sup.ready();
+    const prefork = client(schema);
+    // Notifications arrive in commit order: once a later task's arrived, an earlier one's would have.
+    const listener = new pg.Client({ connectionString: databaseUrl() });
+    await listener.connect();
+    closeLater({ close: () => listener.end() });
+    const announced = new Set<string>();
+    listener.on('notification', (n) => n.payload?.split(',').forEach((id) => announced.add(id)));
+    await listener.query(`listen "${schema}:done"`);
+
+    const direct = [];
+    for (let i = 0; i < 5; i++) direct.push(await prefork.run('prefork.echo', { i }, { timeoutMs: 10_000 }));
+    direct.push(await prefork.run('fixture.fail', {}, { timeoutMs: 10_000 }));
+    expect(direct.map((t) => t.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'failed']);
+    // With a key, another send of the key may be waiting for it through the database: announced.
+    const keyed = await prefork.run('prefork.echo', { keyed: true }, { key: 'k1', timeoutMs: 10_000 });
+    // Through the database (send + result), as any task a sender waits for there.
+    const queued = await prefork.result(await prefork.send('prefork.echo', { queued: true }), { timeoutMs: 10_000 });
+    expect([keyed.status, queued.status]).toEqual(['succeeded', 'succeeded']);
+    await waitFor(() => announced.has(queued.id));
+    expect(announced.has(keyed.id)).toBe(true);
+    expect(direct.filter((t) => announced.has(t.id))).toEqual([]);
+
+    // Someone else waiting for a directly submitted task by its id still sees it end (its wait reads the task again).
+    const running = prefork.run('prefork.sleep', { ms: 400 }, { timeoutMs: 10_000 });
+    const [row] = await waitForRows<{ id: string }>(`select id::text from "${schema}".tasks where name = 'prefork.sleep' and state = 'running'`);
+    const other = client(schema);
+    const [byOther, bySender] = await Promise.all([other.result(row!.id, { timeoutMs: 10_000 }), running]);
+    expect(bySender).toMatchObject({ id: row!.id, status: 'succeeded' });
+    expect(byOther).toEqual(bySender);
+    await sup.stop();
+  });
+
   it('a retried task, and one given a key, still end with their final state; a run() of another name with a held key is refused', async () => {
     const schema = schemaName();
     const sup = start(schema, ['--workers', '2']);

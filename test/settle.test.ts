@@ -119,6 +119,25 @@ describe('settleTasks', () => {
     expect(batchNotices.wakes).toBe(1);
   });
 
+  it('quiet outcomes (their sender hears of them on its socket) are recorded alike, without a done notification, alone or in a batch', async () => {
+    const alone = await runningTasks(9);
+    const inBatch = await runningTasks(9);
+    const loud = await runningTasks(9);
+    await settledNotices([]);
+    // Every outcome quiet; a retry is never quiet in practice, and its `wake` goes whatever the flag says.
+    const quiet = (ids: string[]) => outcomes(ids).map((o) => ({ ...o, quiet: true }));
+    for (const outcome of quiet(alone)) await settleTasks(client, schema, supervisorId, [outcome]);
+    expect(await settledNotices(alone)).toEqual({ done: [], wakes: 1 });
+    // In a batch, only the quiet ones go unannounced.
+    const mixed = quiet(inBatch).map((o, i) => (i % 2 === 0 ? o : { ...o, quiet: undefined }));
+    await settleTasks(client, schema, supervisorId, mixed);
+    expect((await settledNotices(inBatch)).done.sort()).toEqual(['1', '3', '5']);
+    await settleTasks(client, schema, supervisorId, outcomes(loud));
+    await settledNotices(loud);
+    expect(await recorded(alone)).toEqual(await recorded(loud));
+    expect(await recorded(inBatch)).toEqual(await recorded(loud));
+  });
+
   it('records a late start as the claim time plus the delay measured, however long after the outcome is written', async () => {
     const [alone, a, b] = await runningTasks(3);
     // Claimed long before the outcomes are written (the rows' started_at is the claim's time).

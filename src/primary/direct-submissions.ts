@@ -42,6 +42,8 @@ interface Waiter {
   queue: string;
   maxAttempts: number | null;
   createdAt: string;
+  /** Sent with a key: another send of that key may be waiting for this task through the database. */
+  keyed: boolean;
   /** Sends the held-back `accepted` (see `deferAcceptMs`) should the outcome not come first. */
   acceptTimer?: NodeJS.Timeout | undefined;
 }
@@ -100,6 +102,17 @@ export class DirectSubmissions {
     }
     this.#waiters.clear();
     this.#server?.close();
+  }
+
+  /**
+   * Whether task `id`'s sender, and only it, waits for its outcome, on a connection still open: it hears of the
+   * outcome there, which then needs no `done` NOTIFY (`Settlement.quiet`). Not a task sent with a key: a send of
+   * the same key gets this task, and waits for it through the database. A sender that loses the connection
+   * reads the task once it waits through the database, and again every second.
+   */
+  waitsOnSocket(id: string): boolean {
+    const w = this.#waiters.get(id);
+    return w !== undefined && !w.keyed && w.connection.open;
   }
 
   /** Outcomes in the database: a sender waiting for one gets it, or is told to wait through the database. */
@@ -226,7 +239,7 @@ export class DirectSubmissions {
       const accepted = { op: 'accepted', ref: r.ref, id: row.id, deduplicated: false, direct: r.wait } as const;
       let waiter: Waiter | undefined;
       if (r.wait) {
-        waiter = { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString() };
+        waiter = { connection, ref: r.ref, name: r.name, queue, maxAttempts: task.maxAttempts, createdAt: row.createdAt.toISOString(), keyed: r.key !== undefined && r.key !== null };
         this.#waiters.set(row.id, waiter);
       }
       // `accepted` tells the sender the task is in the database: after the insert's flush, when it did not wait for it.

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { SerializedError } from '../errors.js';
 import type { TaskInfo } from '../protocol.js';
 import { backoffDelay } from './retry-policy.js';
+import type { Settlement } from '../queue/settle-tasks.js';
 import type { Settler } from './settler.js';
 import type { InFlightTask, WorkerHandle } from './worker-handle.js';
 
@@ -30,14 +31,22 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
     private readonly taskInfo: ReadonlyMap<string, TaskInfo>,
     private readonly defaultHardTimeoutMs: number | undefined,
     private readonly log: Logger,
+    /** Whether the task's sender waits for its outcome on the direct-submission socket (its final outcome is then `quiet`). */
+    private readonly heardDirectly: (taskId: string) => boolean = () => false,
   ) {
     super();
+  }
+
+  /** To the settler; a final outcome whose sender hears of it on the socket goes without a `done` NOTIFY. */
+  #record(s: Settlement, ranMs?: number): void {
+    if (s.state !== 'queued' && this.heardDirectly(s.id)) s.quiet = true;
+    this.settler.add(s, ranMs);
   }
 
   succeeded(f: InFlightTask, handle: WorkerHandle, result: unknown, resultSize?: number): void {
     // Past its hard limit the attempt is over, whatever the task returns after (it caught its query's cancel).
     if (f.timedOut) return this.#fail(f, handle, this.#timeoutError(f), this.#retryDelay(f), false);
-    this.settler.add({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) }, Date.now() - f.startedAt);
+    this.#record({ id: f.task.id, name: f.task.name, state: 'succeeded', result, resultSize, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) }, Date.now() - f.startedAt);
     this.#announce(f, 'succeeded', false);
   }
 
@@ -59,14 +68,14 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
 
   /** Cancelled while it waited in the primary's buffer: it never reached a worker. */
   cancelledBeforeStart(task: { id: string; name: string }): void {
-    this.settler.add({ id: task.id, name: task.name, state: 'cancelled', error: cancelledError });
+    this.#record({ id: task.id, name: task.name, state: 'cancelled', error: cancelledError });
   }
 
   #fail(f: InFlightTask, handle: WorkerHandle, error: SerializedError, delayMs: number, crashed: boolean): void {
     const t = f.task;
     if (f.cancelled) {
       this.log.info({ event: 'task_cancelled', taskId: t.id, task: t.name, attempt: t.attempt, workerPid: handle.pid }, 'task cancelled');
-      this.settler.add({ id: t.id, name: t.name, state: 'cancelled', error: cancelledError, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) });
+      this.#record({ id: t.id, name: t.name, state: 'cancelled', error: cancelledError, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) });
       return this.#announce(f, 'cancelled', crashed);
     }
     const retry = error.retryable !== false && t.attempt < t.maxAttempts;
@@ -84,7 +93,7 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
       },
       retry ? 'task failed; retry scheduled' : `task ${final.replace('_', ' ')}`,
     );
-    this.settler.add({ id: t.id, name: t.name, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) });
+    this.#record({ id: t.id, name: t.name, state: retry ? 'queued' : final, error, delayMs, workerPid: handle.pid, progress: f.progress, startedAfterClaimMs: lateStart(f) });
     this.#announce(f, retry ? 'retried' : final, crashed);
   }
 

@@ -20,6 +20,11 @@ export class DirectConnection {
     });
   }
 
+  /** The sender is still connected (what is sent may reach it). */
+  get open(): boolean {
+    return this.#open;
+  }
+
   send(reply: DirectReply): void {
     if (this.#open) this.socket.write(`${JSON.stringify(reply)}\n`);
   }

@@ -207,7 +207,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
     });
     this.#timeLimits = new TimeLimits(options, this.#timeLimitActions(), this.#log);
     this.#fleet = new Fleet(this.#pool, options.workers, this.#log);
-    this.#outcomes = new Outcomes(this.#settler, this.#taskInfo, options.hardTimeoutMs, this.#log);
+    this.#outcomes = new Outcomes(this.#settler, this.#taskInfo, options.hardTimeoutMs, this.#log, (id) => this.#direct.waitsOnSocket(id));
     this.#progress = new ProgressWriter(this.#db, options.schema, this.id, this.#log);
     this.#scheduler = new Scheduler({
       db: this.#db,
