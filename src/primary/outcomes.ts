@@ -31,15 +31,15 @@ export class Outcomes extends EventEmitter<{ finished: [TaskFinished] }> {
     private readonly taskInfo: ReadonlyMap<string, TaskInfo>,
     private readonly defaultHardTimeoutMs: number | undefined,
     private readonly log: Logger,
-    /** Whether the task's sender waits for its outcome on the direct-submission socket (its final outcome is then `quiet`). */
-    private readonly heardDirectly: (taskId: string) => boolean = () => false,
+    /** DirectSubmissions.waitsOnSocket: the task's sender hears of its outcome on the socket (a final one is then `quiet`). */
+    private readonly waitsOnSocket: (taskId: string) => boolean = () => false,
   ) {
     super();
   }
 
   /** To the settler; a final outcome whose sender hears of it on the socket goes without a `done` NOTIFY. */
   #record(s: Settlement, ranMs?: number): void {
-    if (s.state !== 'queued' && this.heardDirectly(s.id)) s.quiet = true;
+    if (s.state !== 'queued' && this.waitsOnSocket(s.id)) s.quiet = true;
     this.settler.add(s, ranMs);
   }
 
