@@ -1,4 +1,5 @@
 /** prefork 0.1: the whole path, with real forked workers and a real PostgreSQL. */
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -414,17 +415,46 @@ describe('durability and lifecycle', () => {
     await sup.stop();
   });
 
-  it('SIGKILL of the primary while a task blocks its worker: the next supervisor on this host kills that worker before the task runs again', async () => {
+  it("SIGKILL of the primary while a task blocks its worker: the primary's guard kills that worker at once, and the next supervisor runs the task again", async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '1']);
     await sup.ready();
     const [worker] = sup.workerPids();
+    const [guard] = childPids(sup.pid).filter((pid) => pid !== worker);
+    expect(processName(guard!)).toBe('sh');
     const sent = await runCli(['send', 'fixture.block', '{"ms": 60000}', '--max-attempts', '2'], { schema });
     const id = sent.stdout.trim();
     await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
     sup.kill('SIGKILL');
     await sup.exited;
-    // Its event loop blocked for a minute, the worker cannot see its IPC channel close: it runs on.
+    // Its event loop blocked for a minute, the worker cannot see its IPC channel close; the guard saw its pipe end.
+    await expect.poll(() => isAlive(worker!), { timeout: 5_000 }).toBe(false);
+    await expect.poll(() => isAlive(guard!), { timeout: 5_000 }).toBe(false);
+
+    await query(`update "${schema}".tasks set payload = '{"ms": 0}' where id = $1`, [id]);
+    const next = startWithFixtures(schema, ['--workers', '1']);
+    await next.ready();
+    await waitForFinalStates(schema, 1);
+    const [row] = await query<{ state: string; attempts: number }>(`select state, attempts from "${schema}".tasks where id = $1`, [id]);
+    expect(row).toEqual({ state: 'succeeded', attempts: 2 });
+    expect(next.events('orphan_workers_killed')).toEqual([]);
+    await next.stop();
+  });
+
+  it('SIGKILL of the primary and its guard while a task blocks its worker: the next supervisor on this host kills that worker before the task runs again', async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '1']);
+    await sup.ready();
+    const [worker] = sup.workerPids();
+    const [guard] = childPids(sup.pid).filter((pid) => pid !== worker);
+    const sent = await runCli(['send', 'fixture.block', '{"ms": 60000}', '--max-attempts', '2'], { schema });
+    const id = sent.stdout.trim();
+    await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
+    process.kill(guard!, 'SIGKILL');
+    await sup.waitForEvent('orphan_guard_lost');
+    sup.kill('SIGKILL');
+    await sup.exited;
+    // No guard and its event loop blocked for a minute: the worker runs on.
     expect(isAlive(worker!)).toBe(true);
 
     await query(`update "${schema}".tasks set payload = '{"ms": 0}' where id = $1`, [id]);
@@ -441,6 +471,18 @@ describe('durability and lifecycle', () => {
     const [orphansRecovered] = next.events('orphans_recovered');
     expect(next.logs.indexOf(killed!)).toBeLessThan(next.logs.indexOf(orphansRecovered!));
     await next.stop();
+  });
+
+  it("a graceful stop ends the primary's guard with its workers", async () => {
+    const schema = schemaName();
+    const sup = startWithFixtures(schema, ['--workers', '2']);
+    await sup.ready();
+    const workers = sup.workerPids();
+    const [guard] = childPids(sup.pid).filter((pid) => !workers.includes(pid));
+    expect(processName(guard!)).toBe('sh');
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+    await expect.poll(() => isAlive(guard!), { timeout: 5_000 }).toBe(false);
+    expect(sup.events('orphan_guard_lost')).toEqual([]);
   });
 
   it('Ctrl-C while send --wait waits says which task goes on, exit 130; the task finishes', async () => {
@@ -583,3 +625,17 @@ export default { 'mod.version': () => 2 };\n`);
     await next.stop();
   });
 });
+
+/** The pids of a process's children (Linux: the children file of each of its threads in /proc). */
+function childPids(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+    readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8')
+      .split(' ')
+      .filter((x) => x !== '')
+      .map(Number),
+  );
+}
+
+function processName(pid: number): string {
+  return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+}

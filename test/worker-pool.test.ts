@@ -54,6 +54,7 @@ describe('worker pool', () => {
     const handle = pool.fork();
     onTestFinished(() => {
       if (isAlive(handle.pid)) pool.kill(handle);
+      pool.close(); // its guard (a shell this process spawned) exits
     });
     await failed;
     // The worker exits by itself once it reported the failure (50 ms later at the earliest). This process, its

@@ -1003,6 +1003,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
       for (const h of this.#pool.handles) this.#pool.kill(h);
       await until(() => this.#pool.size === 0, 5_000);
     }
+    this.#pool.close();
     await Promise.allSettled([...this.#background]);
     // What the tasks said of their progress last, before the pool closes (not waiting long for a database away).
     await Promise.race([this.#progress.flush(), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { SerializedError } from '../errors.js';
 import { dispatchMessage, isWorkerMessage, type MessageHandlers, type WorkerMessage } from '../protocol.js';
 import { encodeWorkerConfig, workerConfigEnv, type WorkerConfig } from '../worker/worker-config.js';
+import { OrphanGuard } from './orphan-guard.js';
 import { WorkerHandle, type InFlightTask } from './worker-handle.js';
 
 /** The codes of an IPC write that failed because the worker's end of the channel is closed: it is gone or going. */
@@ -40,10 +41,13 @@ export interface WorkerPoolOptions {
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly #workers = new Map<number, WorkerHandle>();
   readonly #options: WorkerPoolOptions;
+  /** Kills the workers should this process die without stopping them (started at the first fork). */
+  readonly #guard: OrphanGuard;
 
   constructor(options: WorkerPoolOptions) {
     super();
     this.#options = options;
+    this.#guard = new OrphanGuard(options.log);
     cluster.setupPrimary({ exec: workerMain, args: [] });
   }
 
@@ -69,6 +73,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     handle.maxQueue = this.#options.maxQueue;
     handle.onStart = (f) => this.#options.onTaskStart(handle, f);
     this.#workers.set(handle.id, handle);
+    this.#guard.add(handle.pid);
     this.#options.log.info({ event: 'worker_forked', workerId: handle.id, workerPid: handle.pid }, 'worker forked');
     const handlers = this.#handlersFor(handle);
     worker.on('message', (message: unknown) => {
@@ -88,9 +93,15 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       const planned = handle.state === 'stopping' || worker.exitedAfterDisconnect === true;
       handle.state = 'exited';
       this.#workers.delete(handle.id);
+      this.#guard.remove(handle.pid);
       this.emit('exit', handle, { code, signal, planned });
     });
     return handle;
+  }
+
+  /** Every worker has exited: the guard goes too. Forks after it are unguarded. */
+  close(): void {
+    this.#guard.close();
   }
 
   /** Planned stop: the worker finishes what it runs, then exits. */

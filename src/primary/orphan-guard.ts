@@ -1,0 +1,143 @@
+/**
+ * Kills the workers a primary leaves behind when it dies without stopping them (SIGKILL, the OOM killer, a
+ * crash of Node itself).
+ *
+ * A worker whose primary is gone exits when its IPC channel closes (node:cluster does so on 'disconnect'),
+ * but only once its event loop turns: a task that blocks it (a CPU loop, a synchronous library call) keeps
+ * it running, and with its primary gone no hard limit ends it. The guard is a shell of its own, not a
+ * worker's thread (a V8 isolate each, ~5 MB a worker) nor a Node.js process (~40 MB): it blocks reading a pipe
+ * from the primary, which tells it each worker's pid as it is forked and as it exits. The pipe's end comes
+ * when the primary's process ends, however it ends; the workers still listed then are killed. A stop closes
+ * it with none listed. It ignores the signals a terminal or a process manager sends the whole group, so that
+ * it lives exactly as long as the primary.
+ *
+ * A pid is killed only if it still names the process forked then: its start time (field 22 of
+ * /proc/PID/stat) is given with it and checked, so a pid the system gave to another process meanwhile is
+ * left alone. Where there is no /proc, the pid alone is used.
+ *
+ * Without /bin/sh (Windows, a distroless image), there is no guard: the next supervisor started on the host
+ * still kills such workers (same-host.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+
+const script = [
+  "trap '' HUP INT QUIT TERM PIPE",
+  'set -f',
+  'list=',
+  'while read -r op pid start; do',
+  '  case $op in',
+  '    +) list="$list $pid:$start" ;;',
+  '    -) next=; for e in $list; do [ "${e%%:*}" = "$pid" ] || next="$next $e"; done; list=$next ;;',
+  '  esac',
+  'done',
+  'for e in $list; do',
+  '  pid=${e%%:*}; start=${e#*:}',
+  '  case $pid in ""|0|*[!0-9]*) continue ;; esac',
+  '  if [ "$start" != - ]; then',
+  '    [ -r "/proc/$pid/stat" ] || continue',
+  '    read -r stat < "/proc/$pid/stat" || continue',
+  '    set -- ${stat##*) }',
+  '    [ "${20}" = "$start" ] || continue',
+  '  fi',
+  '  kill -9 "$pid" 2>/dev/null',
+  'done',
+].join('\n');
+
+export class OrphanGuard {
+  /** null: it could not start. */
+  #child: ChildProcess | null | undefined;
+  /** Lines said before it started. */
+  #pending: string[] = [];
+  #closed = false;
+  readonly #log: Logger;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** The guard's pid, once it runs. */
+  get pid(): number | undefined {
+    return this.#child?.pid ?? undefined;
+  }
+
+  /** A worker was forked: killed if the primary dies before it exits. */
+  add(pid: number | undefined): void {
+    // 0 (a fork that failed) would make `kill -9 0` the whole process group's end.
+    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 0) return;
+    this.#write(`+ ${pid} ${startTime(pid)}\n`);
+  }
+
+  /** A worker exited. */
+  remove(pid: number | undefined): void {
+    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 0) return;
+    this.#write(`- ${pid} -\n`);
+  }
+
+  /** The supervisor stopped: the guard exits, killing nothing that was removed. */
+  close(): void {
+    this.#closed = true;
+    this.#child?.stdin?.end();
+  }
+
+  #write(line: string): void {
+    if (this.#closed || this.#child === null) return;
+    if (this.#child) {
+      const stdin = this.#child.stdin;
+      if (stdin && !stdin.destroyed && stdin.writable) stdin.write(line);
+      return;
+    }
+    // Started once the forks of this turn are done: spawning a shell holds the primary 3-8 ms, which would
+    // come between the first worker's fork and the next ones'.
+    if (this.#pending.length === 0) {
+      setImmediate(() => {
+        const lines = this.#pending.join('');
+        this.#pending = [];
+        if (this.#closed) return;
+        this.#child ??= this.#spawn() ?? null;
+        if (this.#child) this.#write(lines);
+      });
+    }
+    this.#pending.push(line);
+  }
+
+  #spawn(): ChildProcess | undefined {
+    let child: ChildProcess;
+    try {
+      child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
+    } catch (error) {
+      this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
+      return undefined;
+    }
+    child.on('error', (error) => {
+      if (this.#child === null) return;
+      this.#child = null;
+      this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
+    });
+    // A write after the guard went (killed on its own): its exit is what is reported.
+    child.stdin?.on('error', () => {});
+    child.on('exit', (code, signal) => {
+      if (this.#closed || this.#child === null) return;
+      this.#child = null;
+      this.#log.warn({ event: 'orphan_guard_lost', code, signal }, 'the guard for the workers exited: should this process die, the next supervisor on this host kills its workers');
+    });
+    // Neither holds the primary's event loop open: the guard lives as long as the primary, not the other way.
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    this.#log.debug({ event: 'orphan_guard_started', guardPid: child.pid }, 'guard for the workers started');
+    return child;
+  }
+}
+
+/** The process's start time since boot, in clock ticks (field 22 of /proc/PID/stat); '-' where there is no /proc. */
+function startTime(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? '-';
+  } catch {
+    return '-';
+  }
+}
