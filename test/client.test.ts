@@ -3,12 +3,13 @@ import { Kysely, PostgresDialect } from 'kysely';
 import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import pg from 'pg';
-import { Client } from '../src/index.js';
+import { Client, PreforkError } from '../src/index.js';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
 import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
 import { countByState, executionLog, waitForFinal } from './support/tasks.js';
 import { useClients } from './support/clients.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -274,6 +275,47 @@ describe('Client misuse', () => {
     }
     expect(warnings).toEqual([]);
   });
+
+  it('a database it cannot reach or use rejects with DATABASE_UNREACHABLE, without the password, pg\'s error its cause; back again, calls go on', async () => {
+    const refusing = net.createServer();
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    const closedPort = (refusing.address() as net.AddressInfo).port;
+    await new Promise((resolve) => refusing.close(resolve));
+    const cases: [string, RegExp, string][] = [
+      [`postgres://postgres:hunter2@127.0.0.1:${closedPort}/test`, /^cannot use the database at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/test: connect ECONNREFUSED/, 'ECONNREFUSED'],
+      [databaseUrl().replace(/\/[^/?]*(\?|$)/, '/prefork_no_such_db$1'), /^cannot use the database at .*: database "prefork_no_such_db" does not exist$/, '3D000'],
+    ];
+    for (const [url, message, code] of cases) {
+      const prefork = new Client({ connectionString: url, schema: schemaName(), direct: false });
+      try {
+        const error = await prefork.send('prefork.echo', {}).catch((e: unknown) => e as PreforkError);
+        expect(error).toBeInstanceOf(PreforkError);
+        expect(error).toMatchObject({ code: 'DATABASE_UNREACHABLE', cause: expect.objectContaining({ code }) });
+        expect((error as Error).message).toMatch(message);
+        expect((error as Error).message).not.toContain('hunter2');
+      } finally {
+        await prefork.close();
+      }
+    }
+
+    // Reached once, then an outage: a call that needs a new connection says so the same way; it ends, calls go on.
+    await using proxy = await TcpProxy.start(databaseUrl());
+    const schema = schemaName();
+    const prefork = new Client({ connectionString: proxy.url({ password: 'hunter2' }), schema, direct: false });
+    try {
+      const id = await prefork.send('prefork.echo', { n: 1 });
+      const refused = proxy.refuse();
+      proxy.cutAll();
+      await refused;
+      const error = await prefork.get(id).catch((e: unknown) => e as PreforkError);
+      expect(error).toMatchObject({ code: 'DATABASE_UNREACHABLE', message: expect.stringMatching(/^cannot reach the database \((connection terminated unexpectedly|connection refused|connection reset)\): /) });
+      expect((error as Error).message).not.toContain('hunter2');
+      await proxy.restore();
+      expect(await prefork.get(id)).toMatchObject({ id, status: 'queued' });
+    } finally {
+      await prefork.close();
+    }
+  }, 30_000);
 
   it('timeoutMs and the signal bound connecting too: a server that accepts and never answers', async () => {
     const sockets = new Set<net.Socket>();

@@ -15,7 +15,7 @@ import { PreforkError } from '../errors.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
 import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
-import { connectionUrlProblem, redactConnectionString } from '../db/connection-string.js';
+import { connectionUrlProblem, redactConnectionString, redactSecrets } from '../db/connection-string.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
@@ -338,13 +338,40 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     const onAbort = () => stop.abort(new PreforkError('ABORTED', 'the signal aborted', { cause: callerSignal?.reason }));
     this.#stops.add(stop);
     callerSignal?.addEventListener('abort', onAbort, { once: true });
-    const promise: Promise<T> = fn(stop.signal).finally(() => {
+    const promise: Promise<T> = fn(stop.signal).catch((error: unknown) => {
+      throw this.#databaseError(error);
+    }).finally(() => {
       this.#stops.delete(stop);
       callerSignal?.removeEventListener('abort', onAbort);
       this.#inFlight.delete(promise);
     });
     this.#inFlight.add(promise);
     return promise;
+  }
+
+  /**
+   * pg's errors of a connection that failed or a server that turns sessions away, as DATABASE_UNREACHABLE (pg's
+   * error its cause): one code for "the database is not there" whichever call met it. Others go as they are.
+   */
+  #databaseError(error: unknown): unknown {
+    if (error instanceof PreforkError) return error;
+    const verdict = classifyDatabaseError(error);
+    if (verdict.category !== 'connection' && verdict.category !== 'unavailable') return error;
+    const message = redactSecrets((error as Error)?.message ?? String(error), this.#connectionString());
+    return new PreforkError('DATABASE_UNREACHABLE', `cannot reach the database (${verdict.reason}): ${message}`, { cause: error, exitCode: 3 });
+  }
+
+  /** The connection string of the client's pool, if it has one: what to keep out of messages. */
+  #connectionString(): string | undefined {
+    return (this.#pool as pg.Pool & { options?: pg.ClientConfig }).options?.connectionString;
+  }
+
+  /** Where the client's pool connects, without the password. */
+  #target(): string {
+    const url = this.#connectionString();
+    if (url) return redactConnectionString(url);
+    const o = (this.#pool as pg.Pool & { options?: pg.ClientConfig }).options ?? {};
+    return `${o.host ?? process.env.PGHOST ?? 'localhost'}:${o.port ?? process.env.PGPORT ?? 5432}/${o.database ?? process.env.PGDATABASE ?? ''}`;
   }
 
   /**
@@ -384,7 +411,10 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       }
     })().catch((error: unknown) => {
       this.#ready = undefined;
-      throw error;
+      if (error instanceof PreforkError) throw error;
+      // The first word with the database: a refused connect, a wrong password, a database that is not there.
+      const message = redactSecrets((error as Error)?.message ?? String(error), this.#connectionString());
+      throw new PreforkError('DATABASE_UNREACHABLE', `cannot use the database at ${this.#target()}: ${message}`, { cause: error, exitCode: 3 });
     });
     return this.#ready;
   }
