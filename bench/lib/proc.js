@@ -61,6 +61,15 @@ export function childPids(pid) {
   return [...new Set(out)];
 }
 
+/** A process's command line, its arguments joined by spaces ('' once it is gone). */
+export function commandLine(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
 function readdirSafe(path) {
   try {
     return readdirSync(path);

@@ -9,7 +9,7 @@ import { TaskWaiter } from '../../dist/queue/task-waiter.js';
 import { scope } from '../lib/cleanup.js';
 import { checkRows, createRowsTable, databaseUrl, dropLater, freshSchema, query, quoteIdent } from '../lib/db.js';
 import { SupervisorProcess } from '../lib/prefork-process.js';
-import { childPids, rssBytes, treePssBytes, ussBytes } from '../lib/proc.js';
+import { childPids, commandLine, rssBytes, treePssBytes, ussBytes } from '../lib/proc.js';
 import { latencyFigures, mb, perSecond } from '../lib/timing.js';
 import { delay, pollUntil, waitUntilDone } from '../lib/wait.js';
 
@@ -200,7 +200,11 @@ export async function idle({ idleMs }) {
     const line = await sup.ready();
     const startMs = line.seenAt - sup.spawnedAt;
     await delay(idleMs);
-    const pids = childPids(sup.pid);
+    // The primary's children are its workers and its guard (a /bin/sh that kills them should the primary die):
+    // the guard's memory counts in the PSS of all processes, not in the per-worker figures.
+    const children = childPids(sup.pid);
+    const pids = children.filter((pid) => commandLine(pid).includes('worker/main.js'));
+    const guard = children.filter((pid) => !pids.includes(pid));
     const workers = pids.map((pid) => rssBytes(pid)).filter((r) => r !== null);
     const unique = pids.map((pid) => ussBytes(pid)).filter((r) => r !== null);
     if (workers.length !== 4) throw new Error(`expected 4 worker processes, found ${workers.length}`);
@@ -212,7 +216,11 @@ export async function idle({ idleMs }) {
         'USS worker MB': mb(unique.reduce((a, b) => a + b, 0) / unique.length),
         'PSS total MB': mb(treePssBytes(sup.pid)),
       },
-      detail: { workerRssMb: workers.map((w) => Math.round(mb(w) * 10) / 10), workerUssMb: unique.map((w) => Math.round(mb(w) * 10) / 10) },
+      detail: {
+        workerRssMb: workers.map((w) => Math.round(mb(w) * 10) / 10),
+        workerUssMb: unique.map((w) => Math.round(mb(w) * 10) / 10),
+        otherChildrenRssMb: guard.map((pid) => Math.round(mb(rssBytes(pid) ?? 0) * 10) / 10),
+      },
     };
   });
 }
