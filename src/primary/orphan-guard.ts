@@ -57,11 +57,6 @@ export class OrphanGuard {
     this.#log = log;
   }
 
-  /** The guard's pid, once it runs. */
-  get pid(): number | undefined {
-    return this.#child?.pid ?? undefined;
-  }
-
   /** A worker was forked: killed if the primary dies before it exits. */
   add(pid: number | undefined): void {
     // 0 (a fork that failed) would make `kill -9 0` the whole process group's end.
