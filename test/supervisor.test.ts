@@ -416,20 +416,12 @@ describe('durability and lifecycle', () => {
   });
 
   it("SIGKILL of the primary while a task blocks its worker: the primary's guard kills that worker at once, and the next supervisor runs the task again", async () => {
-    const schema = schemaName();
-    const sup = startWithFixtures(schema, ['--workers', '1']);
-    await sup.ready();
-    const [worker] = sup.workerPids();
-    const [guard] = childPids(sup.pid).filter((pid) => pid !== worker);
-    expect(processName(guard!)).toBe('sh');
-    const sent = await runCli(['send', 'fixture.block', '{"ms": 60000}', '--max-attempts', '2'], { schema });
-    const id = sent.stdout.trim();
-    await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
+    const { schema, sup, worker, guard, id } = await workerBlockedByTask();
     sup.kill('SIGKILL');
     await sup.exited;
     // Its event loop blocked for a minute, the worker cannot see its IPC channel close; the guard saw its pipe end.
-    await expect.poll(() => isAlive(worker!), { timeout: 5_000 }).toBe(false);
-    await expect.poll(() => isAlive(guard!), { timeout: 5_000 }).toBe(false);
+    await expect.poll(() => isAlive(worker), { timeout: 5_000 }).toBe(false);
+    await expect.poll(() => isAlive(guard), { timeout: 5_000 }).toBe(false);
 
     await query(`update "${schema}".tasks set payload = '{"ms": 0}' where id = $1`, [id]);
     const next = startWithFixtures(schema, ['--workers', '1']);
@@ -442,20 +434,13 @@ describe('durability and lifecycle', () => {
   });
 
   it('SIGKILL of the primary and its guard while a task blocks its worker: the next supervisor on this host kills that worker before the task runs again', async () => {
-    const schema = schemaName();
-    const sup = startWithFixtures(schema, ['--workers', '1']);
-    await sup.ready();
-    const [worker] = sup.workerPids();
-    const [guard] = childPids(sup.pid).filter((pid) => pid !== worker);
-    const sent = await runCli(['send', 'fixture.block', '{"ms": 60000}', '--max-attempts', '2'], { schema });
-    const id = sent.stdout.trim();
-    await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
-    process.kill(guard!, 'SIGKILL');
+    const { schema, sup, worker, guard, id } = await workerBlockedByTask();
+    process.kill(guard, 'SIGKILL');
     await sup.waitForEvent('orphan_guard_lost');
     sup.kill('SIGKILL');
     await sup.exited;
     // No guard and its event loop blocked for a minute: the worker runs on.
-    expect(isAlive(worker!)).toBe(true);
+    expect(isAlive(worker)).toBe(true);
 
     await query(`update "${schema}".tasks set payload = '{"ms": 0}' where id = $1`, [id]);
     const next = startWithFixtures(schema, ['--workers', '1']);
@@ -463,7 +448,7 @@ describe('durability and lifecycle', () => {
     await next.waitForEvent('orphan_workers_killed');
     const [killed] = next.events('orphan_workers_killed');
     expect(killed).toMatchObject({ pids: [worker] });
-    await expect.poll(() => isAlive(worker!), { timeout: 10_000 }).toBe(false);
+    await expect.poll(() => isAlive(worker), { timeout: 10_000 }).toBe(false);
     await waitForFinalStates(schema, 1);
     const [row] = await query<{ state: string; attempts: number }>(`select state, attempts from "${schema}".tasks where id = $1`, [id]);
     expect(row).toEqual({ state: 'succeeded', attempts: 2 });
@@ -625,6 +610,23 @@ export default { 'mod.version': () => 2 };\n`);
     await next.stop();
   });
 });
+
+/**
+ * A supervisor of one worker whose event loop a task of a minute blocks (the task sent with two attempts, seen
+ * running on it), with the pids of that worker and of the primary's guard.
+ */
+async function workerBlockedByTask(): Promise<{ schema: string; sup: SupervisorProcess; worker: number; guard: number; id: string }> {
+  const schema = schemaName();
+  const sup = startWithFixtures(schema, ['--workers', '1']);
+  await sup.ready();
+  const [worker] = sup.workerPids();
+  const [guard] = childPids(sup.pid).filter((pid) => pid !== worker);
+  expect(processName(guard!)).toBe('sh');
+  const sent = await runCli(['send', 'fixture.block', '{"ms": 60000}', '--max-attempts', '2'], { schema });
+  const id = sent.stdout.trim();
+  await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
+  return { schema, sup, worker: worker!, guard: guard!, id };
+}
 
 /** The pids of a process's children (Linux: the children file of each of its threads in /proc). */
 function childPids(pid: number): number[] {
