@@ -3,7 +3,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import pg from 'pg';
-import { Client, PreforkError } from '../src/index.js';
+import { classifyDatabaseError, Client, PreforkError } from '../src/index.js';
 import { describe, expect, it } from 'vitest';
 import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
 import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
@@ -293,6 +293,8 @@ describe('Client misuse', () => {
         expect(error).toMatchObject({ code: 'DATABASE_UNREACHABLE', cause: expect.objectContaining({ code }) });
         expect((error as Error).message).toMatch(message);
         expect((error as Error).message).not.toContain('hunter2');
+        // Classified as pg's error is: a refused connect is worth another try, an unknown database is not.
+        expect(classifyDatabaseError(error).transient).toBe(code === 'ECONNREFUSED');
       } finally {
         await prefork.close();
       }
@@ -310,12 +312,32 @@ describe('Client misuse', () => {
       const error = await prefork.get(id).catch((e: unknown) => e as PreforkError);
       expect(error).toMatchObject({ code: 'DATABASE_UNREACHABLE', message: expect.stringMatching(/^cannot reach the database \((connection terminated unexpectedly|connection refused|connection reset)\): /) });
       expect((error as Error).message).not.toContain('hunter2');
+      expect(classifyDatabaseError(error)).toMatchObject({ transient: true, category: 'connection' });
       await proxy.restore();
       expect(await prefork.get(id)).toMatchObject({ id, status: 'queued' });
     } finally {
       await prefork.close();
     }
   }, 30_000);
+
+  it("send({ db }) on the application's connection, lost: pg's error as it is, which the application's own retry recognises", async () => {
+    await using proxy = await TcpProxy.start(databaseUrl());
+    const prefork = new Client({ connectionString: databaseUrl(), schema: schemaName(), direct: false });
+    const app = new pg.Client({ connectionString: proxy.url() });
+    app.on('error', () => {});
+    try {
+      await app.connect();
+      await prefork.send('prefork.echo', {}, { db: app }); // the schema is made, and the app's connection works
+      proxy.cutAll();
+      const error = await prefork.send('prefork.echo', {}, { db: app }).catch((e: unknown) => e as Error);
+      expect(error).toBeInstanceOf(Error);
+      expect(error).not.toBeInstanceOf(PreforkError);
+      expect(classifyDatabaseError(error)).toMatchObject({ transient: true, category: 'connection' });
+    } finally {
+      await app.end().catch(() => {});
+      await prefork.close();
+    }
+  });
 
   it('timeoutMs and the signal bound connecting too: a server that accepts and never answers', async () => {
     const sockets = new Set<net.Socket>();

@@ -122,12 +122,16 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertOptionKeys(options, ['db', ...addOptionKeys]);
     const { db, ...addOptions } = options ?? {};
     assertExecutor(db);
-    return this.#call(async () => {
-      // With the application's executor too: its transaction may be the first word this schema ever gets.
-      await this.#migrated();
-      const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload, addOptions);
-      return added.id;
-    });
+    return this.#call(
+      async () => {
+        // With the application's executor too: its transaction may be the first word this schema ever gets.
+        await this.#migrated();
+        const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload, addOptions);
+        return added.id;
+      },
+      undefined,
+      { ownConnection: !db },
+    );
   }
 
   /**
@@ -189,10 +193,14 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertOptionKeys(options, ['db']);
     const db = options?.db;
     assertExecutor(db);
-    return this.#call(async () => {
-      await this.#migrated();
-      return addTasks(db ? toQueryable(db) : this.#pool, this.schema, tasks);
-    });
+    return this.#call(
+      async () => {
+        await this.#migrated();
+        return addTasks(db ? toQueryable(db) : this.#pool, this.schema, tasks);
+      },
+      undefined,
+      { ownConnection: !db },
+    );
   }
 
   async get<K extends keyof Tasks & string>(id: string, _task?: K): Promise<TypedTaskView<ResultOf<Tasks[K]>> | null> {
@@ -330,16 +338,19 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   /**
    * Runs one public call: refused once closed, tracked so that close() waits for it, and given one signal that
    * aborts when the caller's does (ABORTED) or the client closes (CLIENT_CLOSED). Its listeners go when it ends:
-   * a long-lived client must not gather one per call on its own signal or the caller's.
+   * a long-lived client must not gather one per call on its own signal or the caller's. `ownConnection`: it runs
+   * on the client's pool, whose connection errors are DATABASE_UNREACHABLE.
    */
-  #call<T>(fn: (stop: AbortSignal) => Promise<T>, callerSignal?: AbortSignal): Promise<T> {
+  #call<T>(fn: (stop: AbortSignal) => Promise<T>, callerSignal?: AbortSignal, { ownConnection = true } = {}): Promise<T> {
     if (this.#closed) throw closedError();
     const stop = new AbortController();
     const onAbort = () => stop.abort(new PreforkError('ABORTED', 'the signal aborted', { cause: callerSignal?.reason }));
     this.#stops.add(stop);
     callerSignal?.addEventListener('abort', onAbort, { once: true });
+    // On the application's connection (`db`), its errors are the application's: a lost connection stays pg's,
+    // which its own retry (withTransaction, say) recognises.
     const promise: Promise<T> = fn(stop.signal).catch((error: unknown) => {
-      throw this.#databaseError(error);
+      throw ownConnection ? this.#databaseError(error) : error;
     }).finally(() => {
       this.#stops.delete(stop);
       callerSignal?.removeEventListener('abort', onAbort);
@@ -357,7 +368,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     if (error instanceof PreforkError) return error;
     const verdict = classifyDatabaseError(error);
     if (verdict.category !== 'connection' && verdict.category !== 'unavailable') return error;
-    const message = redactSecrets((error as Error)?.message ?? String(error), this.#connectionString());
+    const message = redactSecrets(errorText(error), this.#connectionString());
     return new PreforkError('DATABASE_UNREACHABLE', `cannot reach the database (${verdict.reason}): ${message}`, { cause: error, exitCode: 3 });
   }
 
@@ -411,9 +422,12 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       }
     })().catch((error: unknown) => {
       this.#ready = undefined;
+      // The first word with the database: a refused connect, a wrong password, a database that is not there, no
+      // right to create the schema. What has no code from pg or the system (a bug) goes as it is.
       if (error instanceof PreforkError) throw error;
-      // The first word with the database: a refused connect, a wrong password, a database that is not there.
-      const message = redactSecrets((error as Error)?.message ?? String(error), this.#connectionString());
+      const category = classifyDatabaseError(error).category;
+      if (category !== 'connection' && category !== 'unavailable' && typeof (error as { code?: unknown })?.code !== 'string') throw error;
+      const message = redactSecrets(errorText(error), this.#connectionString());
       throw new PreforkError('DATABASE_UNREACHABLE', `cannot use the database at ${this.#target()}: ${message}`, { cause: error, exitCode: 3 });
     });
     return this.#ready;
@@ -496,6 +510,17 @@ async function ownConnection(pool: pg.Pool, purpose: 'listen' | 'migrate'): Prom
   const lent = await pool.connect();
   lent.on('error', () => {});
   return { client: lent as unknown as pg.Client, end: async () => lent.release(true) };
+}
+
+/**
+ * An error's message; for Node's happy-eyeballs connect (`localhost` with an IPv6 and an IPv4 address) an
+ * AggregateError with an empty one, its errors' messages.
+ */
+function errorText(error: unknown): string {
+  const e = error as { message?: unknown; errors?: unknown } | null;
+  if (typeof e?.message === 'string' && e.message !== '') return e.message;
+  if (Array.isArray(e?.errors) && e.errors.length > 0) return [...new Set(e.errors.map((x) => String((x as Error)?.message ?? x)))].join('; ');
+  return String(error);
 }
 
 function invalidOption(message: string): PreforkError {

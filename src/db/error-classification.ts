@@ -20,7 +20,8 @@
  *   so a host that does not resolve now is a configuration problem, not a blip (EAI_AGAIN, a resolver that
  *   could not answer, is transient).
  * - prefork's own errors (PreforkError): a connect that already used up its retries, a closed task
- *   connection, an unknown commit outcome. They are final by construction.
+ *   connection, an unknown commit outcome. They are final by construction. Except DATABASE_UNREACHABLE, which
+ *   only names pg's error (its cause) for the Client's callers: that is classified as the cause is.
  */
 import { PreforkError } from '../errors.js';
 
@@ -93,7 +94,10 @@ export function isTransientDatabaseError(error: unknown): boolean {
 
 function classify(error: unknown, depth: number): DatabaseErrorClassification {
   if (typeof error !== 'object' || error === null) return permanent('not an error object');
-  if (error instanceof PreforkError) return permanent(`prefork error ${error.code}`, error.code);
+  if (error instanceof PreforkError) {
+    if (error.code === 'DATABASE_UNREACHABLE' && error.cause !== undefined && depth < 5) return classify(error.cause, depth + 1);
+    return permanent(`prefork error ${error.code}`, error.code);
+  }
   const e = error as { code?: unknown; syscall?: unknown; message?: unknown; errors?: unknown; cause?: unknown };
   const code = typeof e.code === 'string' ? e.code : undefined;
   if (code !== undefined) {
