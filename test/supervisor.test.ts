@@ -458,7 +458,7 @@ describe('durability and lifecycle', () => {
     await next.stop();
   });
 
-  it("a graceful stop ends the primary's guard with its workers", async () => {
+  it("a graceful stop leaves no guard behind and no warning of one (close() while the process goes on: worker-pool.test.ts)", async () => {
     const schema = schemaName();
     const sup = startWithFixtures(schema, ['--workers', '2']);
     await sup.ready();

@@ -2,7 +2,7 @@
  * The worker pool of the built primary, in this process, forking real workers: what it says when a message
  * goes to a worker that has just gone.
  */
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
@@ -24,31 +24,49 @@ function socketListed(inode: string): boolean {
   return readFileSync('/proc/net/unix', 'utf8').split('\n').some((line) => line.trim().split(/\s+/)[6] === inode);
 }
 
+/** A pool of this process whose workers fail their start-up (their task module throws) and exit; its log in `lines`. */
+async function brokenWorkerPool(lines: Record<string, unknown>[]) {
+  const { WorkerPool } = (await import(workerPoolUrl)) as WorkerPoolModule;
+  const log = pino(
+    { level: 'debug', formatters: { level: (label) => ({ level: label }) } },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  return new WorkerPool({
+    concurrency: 1,
+    maxQueue: 1,
+    onTaskStart: () => {},
+    log,
+    workerConfig: () => ({
+      tasksUrl: pathToFileURL(fixture('broken-tasks.js')).href,
+      databaseUrl: databaseUrl(),
+      schema: 'unused',
+      concurrency: 1,
+      logLevel: 'silent',
+      startupTimeoutMs: 10_000,
+      session: {},
+      heartbeatMs: 1_000,
+      budgetEnforced: false,
+    }),
+  });
+}
+
+/** This process's children that are a worker guard (the shell of orphan-guard.ts). */
+function guardPids(): number[] {
+  return readdirSync(`/proc/${process.pid}/task`)
+    .flatMap((t) => readFileSync(`/proc/${process.pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith("/bin/sh\0-c\0trap '' HUP");
+      } catch {
+        return false;
+      }
+    });
+}
+
 describe('worker pool', () => {
   it.skipIf(process.platform !== 'linux')('a message written to a worker that exited before the primary read its end of the channel is a debug line, not a warning', async () => {
-    const { WorkerPool } = (await import(workerPoolUrl)) as WorkerPoolModule;
     const lines: Record<string, unknown>[] = [];
-    const log = pino(
-      { level: 'debug', formatters: { level: (label) => ({ level: label }) } },
-      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
-    );
-    const pool = new WorkerPool({
-      concurrency: 1,
-      maxQueue: 1,
-      onTaskStart: () => {},
-      log,
-      workerConfig: () => ({
-        tasksUrl: pathToFileURL(fixture('broken-tasks.js')).href,
-        databaseUrl: databaseUrl(),
-        schema: 'unused',
-        concurrency: 1,
-        logLevel: 'silent',
-        startupTimeoutMs: 10_000,
-        session: {},
-        heartbeatMs: 1_000,
-        budgetEnforced: false,
-      }),
-    });
+    const pool = await brokenWorkerPool(lines);
     const exited = new Promise<void>((resolve) => pool.on('exit', () => resolve()));
     const failed = new Promise<void>((resolve) => pool.on('startupFailed', () => resolve()));
     const handle = pool.fork();
@@ -67,5 +85,23 @@ describe('worker pool', () => {
     await exited;
     expect(lines.filter((l) => l.event === 'worker_ipc_error')).toEqual([]);
     expect(lines.filter((l) => l.event === 'worker_ipc_closed')).toEqual([expect.objectContaining({ level: 'debug', code: 'EPIPE' })]);
+  });
+  it.skipIf(process.platform !== 'linux')('close() ends the guard while the process that forked the workers goes on', async () => {
+    const before = new Set(guardPids());
+    const pool = await brokenWorkerPool([]);
+    const exited = new Promise<void>((resolve) => pool.on('exit', () => resolve()));
+    const handle = pool.fork();
+    onTestFinished(() => {
+      if (isAlive(handle.pid)) pool.kill(handle);
+      pool.close();
+    });
+    await expect.poll(() => guardPids().filter((pid) => !before.has(pid))).toHaveLength(1);
+    const [guard] = guardPids().filter((pid) => !before.has(pid));
+    await exited;
+    // The worker has gone; the guard waits on, as long as this process lives, until the pool is closed.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(isAlive(guard!)).toBe(true);
+    pool.close();
+    await expect.poll(() => isAlive(guard!), { timeout: 5_000 }).toBe(false);
   });
 });

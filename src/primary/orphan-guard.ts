@@ -13,7 +13,8 @@
  *
  * A pid is killed only if it still names the process forked then: its start time (field 22 of
  * /proc/PID/stat) is given with it and checked, so a pid the system gave to another process meanwhile is
- * left alone. Where there is no /proc, the pid alone is used.
+ * left alone. On Linux a worker whose start time cannot be read is not guarded; where there is no /proc
+ * (macOS), the pid alone is used.
  *
  * Without /bin/sh (Windows, a distroless image), there is no guard: the next supervisor started on the host
  * still kills such workers (same-host.ts).
@@ -29,12 +30,12 @@ const script = [
   'while read -r op pid start; do',
   '  case $op in',
   '    +) list="$list $pid:$start" ;;',
-  '    -) next=; for e in $list; do [ "${e%%:*}" = "$pid" ] || next="$next $e"; done; list=$next ;;',
+  '    -) next=; for e in $list; do [ "$e" = "$pid:$start" ] || next="$next $e"; done; list=$next ;;',
   '  esac',
   'done',
   'for e in $list; do',
   '  pid=${e%%:*}; start=${e#*:}',
-  '  case $pid in ""|0|*[!0-9]*) continue ;; esac',
+  '  case $pid in ""|0*|*[!0-9]*) continue ;; esac',
   '  if [ "$start" != - ]; then',
   '    [ -r "/proc/$pid/stat" ] || continue',
   '    read -r stat < "/proc/$pid/stat" || continue',
@@ -50,6 +51,8 @@ export class OrphanGuard {
   #child: ChildProcess | null | undefined;
   /** Lines said before it started. */
   #pending: string[] = [];
+  /** The workers listed, by pid: their start time. */
+  readonly #guarded = new Map<number, string>();
   #closed = false;
   readonly #log: Logger;
 
@@ -61,13 +64,20 @@ export class OrphanGuard {
   add(pid: number | undefined): void {
     // 0 (a fork that failed) would make `kill -9 0` the whole process group's end.
     if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 0) return;
-    this.#write(`+ ${pid} ${startTime(pid)}\n`);
+    const start = startTime(pid);
+    // On Linux a pid is guarded with its start time or not at all: never by the pid alone.
+    if (start === null) return void this.#log.debug({ event: 'orphan_guard_skipped', workerPid: pid }, 'could not read the worker\'s start time: not guarded');
+    this.#guarded.set(pid, start);
+    this.#write(`+ ${pid} ${start}\n`);
   }
 
-  /** A worker exited. */
+  /** A worker exited. Removed by pid and start time: a later worker given the same pid stays listed. */
   remove(pid: number | undefined): void {
-    if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 0) return;
-    this.#write(`- ${pid} -\n`);
+    if (pid === undefined) return;
+    const start = this.#guarded.get(pid);
+    if (start === undefined) return;
+    this.#guarded.delete(pid);
+    this.#write(`- ${pid} ${start}\n`);
   }
 
   /** The supervisor stopped: the guard exits, killing nothing that was removed. */
@@ -100,7 +110,8 @@ export class OrphanGuard {
   #spawn(): ChildProcess | undefined {
     let child: ChildProcess;
     try {
-      child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
+      // Nothing of the primary's environment (its DATABASE_URL, say): the script uses the shell's builtins only.
+      child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'], env: { PATH: '/usr/bin:/bin' }, cwd: '/' });
     } catch (error) {
       this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
       return undefined;
@@ -125,14 +136,18 @@ export class OrphanGuard {
   }
 }
 
-/** The process's start time since boot, in clock ticks (field 22 of /proc/PID/stat); '-' where there is no /proc. */
-function startTime(pid: number): string {
+/**
+ * The process's start time since boot, in clock ticks (field 22 of /proc/PID/stat). Where there is no /proc
+ * (not Linux), '-': the pid alone. On Linux, null when it cannot be read.
+ */
+function startTime(pid: number): string | null {
+  if (process.platform !== 'linux') return '-';
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? '-';
+    const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return field !== undefined && /^\d+$/.test(field) ? field : null;
   } catch {
-    return '-';
+    return null;
   }
 }
