@@ -25,6 +25,21 @@ function isZombie(pid: number): boolean {
   }
 }
 
+/**
+ * The process's start time in clock ticks after boot (field 22 of /proc/PID/stat): with the pid, what tells it
+ * from a later process given the same pid. Undefined on other platforms and for a process that is gone.
+ */
+export function processStartTime(pid: number): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may itself contain ") ", so count from the last one; state is field 3.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 let scope: string | null | undefined;
 
 /**

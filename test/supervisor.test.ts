@@ -1,5 +1,5 @@
 /** prefork 0.1: the whole path, with real forked workers and a real PostgreSQL. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import { distIndex, insertTasks, taskModuleFile } from './support/tasks.js';
 import { CliSession } from './support/terminal.js';
 import { memoryCompactionSupported } from '../src/worker/compact-memory.js';
 import { pidScope } from '../src/process-alive.js';
-import { fixture, isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
+import { childPids, fixture, isAlive, runCli, startWithFixtures, SupervisorProcess, useProcessLeakGuard } from './support/processes.js';
 
 const schemaName = useTestSchema();
 useProcessLeakGuard();
@@ -626,16 +626,6 @@ async function workerBlockedByTask(): Promise<{ schema: string; sup: SupervisorP
   const id = sent.stdout.trim();
   await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
   return { schema, sup, worker: worker!, guard: guard!, id };
-}
-
-/** The pids of a process's children (Linux: the children file of each of its threads in /proc). */
-function childPids(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
-    readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8')
-      .split(' ')
-      .filter((x) => x !== '')
-      .map(Number),
-  );
 }
 
 function processName(pid: number): string {

@@ -2,13 +2,13 @@
  * The worker pool of the built primary, in this process, forking real workers: what it says when a message
  * goes to a worker that has just gone.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { databaseUrl } from './support/database.js';
-import { fixture, isAlive } from './support/processes.js';
+import { childPids, fixture, isAlive } from './support/processes.js';
 
 type WorkerPoolModule = typeof import('../src/primary/worker-pool.js');
 const workerPoolUrl = pathToFileURL(join(process.cwd(), 'dist/primary/worker-pool.js')).href;
@@ -52,15 +52,13 @@ async function brokenWorkerPool(lines: Record<string, unknown>[]) {
 
 /** This process's children that are a worker guard (the shell of orphan-guard.ts). */
 function guardPids(): number[] {
-  return readdirSync(`/proc/${process.pid}/task`)
-    .flatMap((t) => readFileSync(`/proc/${process.pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith("/bin/sh\0-c\0trap '' HUP");
-      } catch {
-        return false;
-      }
-    });
+  return childPids(process.pid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith("/bin/sh\0-c\0trap '' HUP");
+    } catch {
+      return false;
+    }
+  });
 }
 
 describe('worker pool', () => {
@@ -99,7 +97,6 @@ describe('worker pool', () => {
     const [guard] = guardPids().filter((pid) => !before.has(pid));
     await exited;
     // The worker has gone; the guard waits on, as long as this process lives, until the pool is closed.
-    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(isAlive(guard!)).toBe(true);
     pool.close();
     await expect.poll(() => isAlive(guard!), { timeout: 5_000 }).toBe(false);

@@ -204,7 +204,7 @@ export async function idle({ idleMs }) {
     // the guard's memory counts in the PSS of all processes, not in the per-worker figures.
     const children = childPids(sup.pid);
     const pids = children.filter((pid) => commandLine(pid).includes('worker/main.js'));
-    const guard = children.filter((pid) => !pids.includes(pid));
+    const others = children.filter((pid) => !pids.includes(pid));
     const workers = pids.map((pid) => rssBytes(pid)).filter((r) => r !== null);
     const unique = pids.map((pid) => ussBytes(pid)).filter((r) => r !== null);
     if (workers.length !== 4) throw new Error(`expected 4 worker processes, found ${workers.length}`);
@@ -219,7 +219,7 @@ export async function idle({ idleMs }) {
       detail: {
         workerRssMb: workers.map((w) => Math.round(mb(w) * 10) / 10),
         workerUssMb: unique.map((w) => Math.round(mb(w) * 10) / 10),
-        otherChildrenRssMb: guard.map((pid) => Math.round(mb(rssBytes(pid) ?? 0) * 10) / 10),
+        otherChildrenRssMb: others.map((pid) => Math.round(mb(rssBytes(pid) ?? 0) * 10) / 10),
       },
     };
   });

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import { nameOrigin, originOf } from '../config/origins.js';
-import { connectionUrlProblem, redactConnectionString, redactSecrets } from '../db/connection-string.js';
+import { connectionUrlProblem, databaseUnreachable, redactConnectionString } from '../db/connection-string.js';
 import { assertSchemaName, quoteIdent } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
 import { isProcessAlive, pathsFor, readStateFile, type EmbeddedState } from '../embedded/state-file.js';
@@ -158,11 +158,7 @@ export async function openDatabase(target: DatabaseTarget, applicationName: stri
 }
 
 export function unreachable(error: unknown, url: string): PreforkError {
-  const message = redactSecrets((error as Error)?.message ?? String(error), url);
-  return new PreforkError('DATABASE_UNREACHABLE', `cannot use the database at ${redactConnectionString(url)}: ${message}`, {
-    cause: error,
-    exitCode: exitCodes.unavailable,
-  });
+  return databaseUnreachable(error, `cannot use the database at ${redactConnectionString(url)}`, url);
 }
 
 /** Relative to the working directory when inside it (`.prefork/state.json`), else absolute. */

@@ -15,7 +15,7 @@ import { PreforkError } from '../errors.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
 import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
-import { connectionUrlProblem, redactConnectionString, redactSecrets } from '../db/connection-string.js';
+import { connectionUrlProblem, databaseUnreachable, redactConnectionString } from '../db/connection-string.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
@@ -129,7 +129,6 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
         const added = await addTask(db ? toQueryable(db) : this.#pool, this.schema, task, payload, addOptions);
         return added.id;
       },
-      undefined,
       { ownConnection: !db },
     );
   }
@@ -172,7 +171,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payloadOrEmpty(payload), addOptions)).id;
       await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       return this.#result<K>(id, stop, deadline, timeoutMs);
-    }, signal);
+    }, { signal });
   }
 
   /**
@@ -198,7 +197,6 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
         await this.#migrated();
         return addTasks(db ? toQueryable(db) : this.#pool, this.schema, tasks);
       },
-      undefined,
       { ownConnection: !db },
     );
   }
@@ -223,7 +221,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertTimeout(timeoutMs);
     assertSignal(signal);
     if (signal?.aborted) throw new PreforkError('ABORTED', `stopped waiting for task ${id}: the signal aborted`, { cause: signal.reason });
-    return this.#call((stop) => this.#result<K>(id, stop, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, timeoutMs), signal);
+    return this.#call((stop) => this.#result<K>(id, stop, timeoutMs === undefined ? undefined : Date.now() + timeoutMs, timeoutMs), { signal });
   }
 
   /** Waits for task `id` until `deadline` or `stop` (the call's signal: the caller's, and close()). */
@@ -338,10 +336,10 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   /**
    * Runs one public call: refused once closed, tracked so that close() waits for it, and given one signal that
    * aborts when the caller's does (ABORTED) or the client closes (CLIENT_CLOSED). Its listeners go when it ends:
-   * a long-lived client must not gather one per call on its own signal or the caller's. `ownConnection`: it runs
-   * on the client's pool, whose connection errors are DATABASE_UNREACHABLE.
+   * a long-lived client must not gather one per call on its own signal or the caller's. `ownConnection` (the
+   * default): it runs on the client's pool, whose connection errors are DATABASE_UNREACHABLE.
    */
-  #call<T>(fn: (stop: AbortSignal) => Promise<T>, callerSignal?: AbortSignal, { ownConnection = true } = {}): Promise<T> {
+  #call<T>(fn: (stop: AbortSignal) => Promise<T>, { signal: callerSignal, ownConnection = true }: { signal?: AbortSignal | undefined; ownConnection?: boolean } = {}): Promise<T> {
     if (this.#closed) throw closedError();
     const stop = new AbortController();
     const onAbort = () => stop.abort(new PreforkError('ABORTED', 'the signal aborted', { cause: callerSignal?.reason }));
@@ -368,8 +366,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     if (error instanceof PreforkError) return error;
     const verdict = classifyDatabaseError(error);
     if (verdict.category !== 'connection' && verdict.category !== 'unavailable') return error;
-    const message = redactSecrets(errorText(error), this.#connectionString());
-    return new PreforkError('DATABASE_UNREACHABLE', `cannot reach the database (${verdict.reason}): ${message}`, { cause: error, exitCode: 3 });
+    return databaseUnreachable(error, `cannot reach the database (${verdict.reason})`, this.#connectionString());
   }
 
   /** The connection string of the client's pool, if it has one: what to keep out of messages. */
@@ -427,8 +424,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       if (error instanceof PreforkError) throw error;
       const category = classifyDatabaseError(error).category;
       if (category !== 'connection' && category !== 'unavailable' && typeof (error as { code?: unknown })?.code !== 'string') throw error;
-      const message = redactSecrets(errorText(error), this.#connectionString());
-      throw new PreforkError('DATABASE_UNREACHABLE', `cannot use the database at ${this.#target()}: ${message}`, { cause: error, exitCode: 3 });
+      throw databaseUnreachable(error, `cannot use the database at ${this.#target()}`, this.#connectionString());
     });
     return this.#ready;
   }
@@ -510,17 +506,6 @@ async function ownConnection(pool: pg.Pool, purpose: 'listen' | 'migrate'): Prom
   const lent = await pool.connect();
   lent.on('error', () => {});
   return { client: lent as unknown as pg.Client, end: async () => lent.release(true) };
-}
-
-/**
- * An error's message; for Node's happy-eyeballs connect (`localhost` with an IPv6 and an IPv4 address) an
- * AggregateError with an empty one, its errors' messages.
- */
-function errorText(error: unknown): string {
-  const e = error as { message?: unknown; errors?: unknown } | null;
-  if (typeof e?.message === 'string' && e.message !== '') return e.message;
-  if (Array.isArray(e?.errors) && e.errors.length > 0) return [...new Set(e.errors.map((x) => String((x as Error)?.message ?? x)))].join('; ');
-  return String(error);
 }
 
 function invalidOption(message: string): PreforkError {

@@ -1,4 +1,5 @@
 /** Connection strings appear in logs and errors only through `redactConnectionString`. */
+import { PreforkError } from '../errors.js';
 
 // A WHATWG URL with a user must have a host, but libpq and pg take "postgres://user@/db?host=/var/run/postgresql"
 // (the socket directory in the query): pg parses it with a stand-in host, and so do we, to accept what pg accepts.
@@ -46,6 +47,25 @@ export function connectionUrlProblem(connectionString: string): string | null {
   } catch {
     return 'it is not a valid URL (check the port, and percent-encode special characters in the user and password)';
   }
+}
+
+/**
+ * DATABASE_UNREACHABLE (exit 3), the database's error its cause: `${what}: ${its message}`, without the
+ * connection string's password.
+ */
+export function databaseUnreachable(error: unknown, what: string, connectionString: string | undefined): PreforkError {
+  return new PreforkError('DATABASE_UNREACHABLE', `${what}: ${redactSecrets(errorText(error), connectionString)}`, { cause: error, exitCode: 3 });
+}
+
+/**
+ * An error's message; for Node's happy-eyeballs connect (`localhost` with an IPv6 and an IPv4 address) an
+ * AggregateError with an empty one, its errors' messages.
+ */
+function errorText(error: unknown): string {
+  const e = error as { message?: unknown; errors?: unknown } | null;
+  if (typeof e?.message === 'string' && e.message !== '') return e.message;
+  if (Array.isArray(e?.errors) && e.errors.length > 0) return [...new Set(e.errors.map((x) => String((x as Error)?.message ?? x)))].join('; ');
+  return String(error);
 }
 
 /** Replaces every occurrence of the connection string's password in a message. */

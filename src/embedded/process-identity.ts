@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { processStartTime } from '../process-alive.js';
 
 /**
  * What tells a process from a later one that got the same pid (after a reboot, or a container restart, where
@@ -6,13 +7,10 @@ import { readFileSync } from 'node:fs';
  * /proc/<pid>/stat). Undefined on other platforms and for a process that is gone.
  */
 export function processIdentity(pid: number): string | undefined {
-  if (process.platform !== 'linux') return undefined;
+  const startTime = processStartTime(pid);
+  if (startTime === undefined) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid ...": comm may itself contain ") ", so count from the last one; state is field 3.
-    const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3];
-    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    return startTime ? `${bootId}/${startTime}` : undefined;
+    return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${startTime}`;
   } catch {
     return undefined;
   }

@@ -20,8 +20,8 @@
  * still kills such workers (same-host.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { processStartTime } from '../process-alive.js';
 
 const script = [
   "trap '' HUP INT QUIT TERM PIPE",
@@ -64,9 +64,9 @@ export class OrphanGuard {
   add(pid: number | undefined): void {
     // 0 (a fork that failed) would make `kill -9 0` the whole process group's end.
     if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 0) return;
-    const start = startTime(pid);
-    // On Linux a pid is guarded with its start time or not at all: never by the pid alone.
-    if (start === null) return void this.#log.debug({ event: 'orphan_guard_skipped', workerPid: pid }, 'could not read the worker\'s start time: not guarded');
+    // On Linux a pid is guarded with its start time or not at all: never by the pid alone. Elsewhere ('-'), by it.
+    const start = process.platform === 'linux' ? processStartTime(pid) : '-';
+    if (start === undefined) return void this.#log.debug({ event: 'orphan_guard_skipped', workerPid: pid }, 'could not read the worker\'s start time: not guarded');
     this.#guarded.set(pid, start);
     this.#write(`+ ${pid} ${start}\n`);
   }
@@ -107,19 +107,23 @@ export class OrphanGuard {
     this.#pending.push(line);
   }
 
+  #unavailable(error: unknown): void {
+    this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
+  }
+
   #spawn(): ChildProcess | undefined {
     let child: ChildProcess;
     try {
       // Nothing of the primary's environment (its DATABASE_URL, say): the script uses the shell's builtins only.
       child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'], env: { PATH: '/usr/bin:/bin' }, cwd: '/' });
     } catch (error) {
-      this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
+      this.#unavailable(error);
       return undefined;
     }
     child.on('error', (error) => {
       if (this.#child === null) return;
       this.#child = null;
-      this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
+      this.#unavailable(error);
     });
     // A write after the guard went (killed on its own): its exit is what is reported.
     child.stdin?.on('error', () => {});
@@ -133,21 +137,5 @@ export class OrphanGuard {
     (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     this.#log.debug({ event: 'orphan_guard_started', guardPid: child.pid }, 'guard for the workers started');
     return child;
-  }
-}
-
-/**
- * The process's start time since boot, in clock ticks (field 22 of /proc/PID/stat). Where there is no /proc
- * (not Linux), '-': the pid alone. On Linux, null when it cannot be read.
- */
-function startTime(pid: number): string | null {
-  if (process.platform !== 'linux') return '-';
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
-    const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    return field !== undefined && /^\d+$/.test(field) ? field : null;
-  } catch {
-    return null;
   }
 }

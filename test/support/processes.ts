@@ -3,6 +3,7 @@
  * leaves one running (and kills it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect, onTestFailed } from 'vitest';
 import { isProcessAlive } from '../../src/process-alive.js';
@@ -22,6 +23,16 @@ const live = new Set<ChildProcess>();
 
 /** Whether the process runs (a zombie awaiting its reaper counts as gone). */
 export const isAlive = isProcessAlive;
+
+/** The pids of a process's children (Linux: the children file of each of its threads in /proc). */
+export function childPids(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+    readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8')
+      .split(' ')
+      .filter((x) => x !== '')
+      .map(Number),
+  );
+}
 
 export class SupervisorProcess {
   readonly logs: LogLine[] = [];
