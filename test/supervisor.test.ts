@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { admin, databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
 import { migrate } from '../src/db/migrate.js';
 import { distIndex, insertTasks, taskModuleFile } from './support/tasks.js';
@@ -433,13 +433,35 @@ describe('durability and lifecycle', () => {
     await next.stop();
   });
 
-  it('SIGKILL of the primary and its guard while a task blocks its worker: the next supervisor on this host kills that worker before the task runs again', async () => {
-    const { schema, sup, worker, guard, id } = await workerBlockedByTask();
+  it('a guard killed while the primary lives is started again and told the workers: SIGKILL of the primary then still ends a blocked worker at once', async () => {
+    const { sup, worker, guard } = await workerBlockedByTask();
     process.kill(guard, 'SIGKILL');
     await sup.waitForEvent('orphan_guard_lost');
+    expect(sup.events('orphan_guard_lost')[0]).toMatchObject({ level: 'warn', signal: 'SIGKILL', restartInMs: 0 });
+    const second = await restartedGuard(sup, worker, guard);
+    // Lost again within a minute of its start: the next start waits (100 ms, doubling up to 30 s).
+    process.kill(second, 'SIGKILL');
+    await sup.waitForEvent('orphan_guard_lost', 2);
+    expect(sup.events('orphan_guard_lost')[1]).toMatchObject({ restartInMs: 100 });
+    const third = await restartedGuard(sup, worker, second);
+
     sup.kill('SIGKILL');
     await sup.exited;
-    // No guard and its event loop blocked for a minute: the worker runs on.
+    await expect.poll(() => isAlive(worker), { timeout: 5_000 }).toBe(false);
+    await expect.poll(() => isAlive(third), { timeout: 5_000 }).toBe(false);
+  });
+
+  it('SIGKILL of the primary while its guard is stopped and a task blocks its worker: the next supervisor on this host kills that worker before the task runs again', async () => {
+    const { schema, sup, worker, guard, id } = await workerBlockedByTask();
+    // Stopped, not killed (a killed one is started again): it cannot act on the pipe's end.
+    process.kill(guard, 'SIGSTOP');
+    onTestFinished(() => {
+      if (isAlive(guard)) process.kill(guard, 'SIGKILL');
+    });
+    sup.kill('SIGKILL');
+    await sup.exited;
+    // No guard acting and its event loop blocked for a minute: the worker runs on.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     expect(isAlive(worker)).toBe(true);
 
     await query(`update "${schema}".tasks set payload = '{"ms": 0}' where id = $1`, [id]);
@@ -626,6 +648,14 @@ async function workerBlockedByTask(): Promise<{ schema: string; sup: SupervisorP
   const id = sent.stdout.trim();
   await expect.poll(async () => (await statusJson(schema)).supervisors[0]?.workers.flatMap((w) => w.current.map((c) => c.taskId))).toEqual([id]);
   return { schema, sup, worker: worker!, guard: guard!, id };
+}
+
+/** The guard started after `lost` went: a new shell child of the primary, listing `worker` (its start line says 1). */
+async function restartedGuard(sup: SupervisorProcess, worker: number, lost: number): Promise<number> {
+  let guard: number | undefined;
+  await expect.poll(() => (guard = childPids(sup.pid).find((pid) => pid !== worker && pid !== lost && processName(pid) === 'sh'))).toBeDefined();
+  await expect.poll(() => sup.events('orphan_guard_started').find((e) => e.guardPid === guard)).toMatchObject({ workers: 1 });
+  return guard!;
 }
 
 function processName(pid: number): string {

@@ -101,4 +101,28 @@ describe('worker pool', () => {
     pool.close();
     await expect.poll(() => isAlive(guard!), { timeout: 5_000 }).toBe(false);
   });
+  it.skipIf(process.platform !== 'linux')('a guard killed again soon after its restart waits to start again, and close() during the wait starts none', async () => {
+    const before = new Set(guardPids());
+    const lines: Record<string, unknown>[] = [];
+    const pool = await brokenWorkerPool(lines);
+    const handle = pool.fork();
+    onTestFinished(() => {
+      if (isAlive(handle.pid)) pool.kill(handle);
+      pool.close();
+    });
+    const newGuards = () => guardPids().filter((pid) => !before.has(pid));
+    await expect.poll(newGuards).toHaveLength(1);
+    const [first] = newGuards();
+    process.kill(first!, 'SIGKILL');
+    await expect.poll(() => lines.filter((l) => l.event === 'orphan_guard_lost')).toEqual([expect.objectContaining({ restartInMs: 0 })]);
+    await expect.poll(() => newGuards().filter((pid) => pid !== first)).toHaveLength(1);
+    const [second] = newGuards().filter((pid) => pid !== first);
+    process.kill(second!, 'SIGKILL');
+    await expect.poll(() => lines.filter((l) => l.event === 'orphan_guard_lost')).toHaveLength(2);
+    expect(lines.filter((l) => l.event === 'orphan_guard_lost')[1]).toMatchObject({ restartInMs: 100 });
+    pool.close();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(newGuards().filter((pid) => pid !== first && pid !== second)).toEqual([]);
+    expect(lines.filter((l) => l.event === 'orphan_guard_started')).toHaveLength(2);
+  });
 });

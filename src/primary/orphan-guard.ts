@@ -16,8 +16,11 @@
  * left alone. On Linux a worker whose start time cannot be read is not guarded; where there is no /proc
  * (macOS), the pid alone is used.
  *
- * Without /bin/sh (Windows, a distroless image), there is no guard: the next supervisor started on the host
- * still kills such workers (same-host.ts).
+ * A guard that exits while the primary lives (something killed it) is started again, told every worker listed
+ * then: at once the first time, then after a delay doubling from 100 ms to 30 s while it keeps going within a
+ * minute of its start. Until it is back, the next supervisor started on the host is the fallback, as it is
+ * without /bin/sh (Windows, a distroless image), where there is no guard: that supervisor kills such workers
+ * (same-host.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
@@ -46,14 +49,22 @@ const script = [
   'done',
 ].join('\n');
 
+/** A guard that lived this long before it went is started again at once; a shorter life doubles the delay. */
+const stableAfterMs = 60_000;
+const firstRestartDelayMs = 100;
+const maxRestartDelayMs = 30_000;
+
 export class OrphanGuard {
-  /** null: it could not start. */
+  /** The running guard; undefined before it starts and while it is restarted; null: /bin/sh could not start. */
   #child: ChildProcess | null | undefined;
-  /** Lines said before it started. */
-  #pending: string[] = [];
-  /** The workers listed, by pid: their start time. */
+  /** Its start is scheduled: once this turn's forks are done (the first), or after a delay (a restart). */
+  #starting: NodeJS.Timeout | undefined;
+  /** The workers listed, by pid: their start time. What a started guard is told. */
   readonly #guarded = new Map<number, string>();
   #closed = false;
+  /** Guards lost in a row, each within a minute of its start. */
+  #losses = 0;
+  #startedAt = 0;
   readonly #log: Logger;
 
   constructor(log: Logger) {
@@ -83,6 +94,8 @@ export class OrphanGuard {
   /** The supervisor stopped: the guard exits, killing nothing that was removed. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#starting);
+    this.#starting = undefined;
     this.#child?.stdin?.end();
   }
 
@@ -93,18 +106,30 @@ export class OrphanGuard {
       if (stdin && !stdin.destroyed && stdin.writable) stdin.write(line);
       return;
     }
-    // Started once the forks of this turn are done: spawning a shell holds the primary 3-8 ms, which would
-    // come between the first worker's fork and the next ones'.
-    if (this.#pending.length === 0) {
-      setImmediate(() => {
-        const lines = this.#pending.join('');
-        this.#pending = [];
-        if (this.#closed) return;
-        this.#child ??= this.#spawn() ?? null;
-        if (this.#child) this.#write(lines);
-      });
-    }
-    this.#pending.push(line);
+    // Not running yet: the guard is told the whole list when it starts. The first start waits for the forks of
+    // this turn to be done: spawning a shell holds the primary 3-8 ms, which would come between the first
+    // worker's fork and the next ones'.
+    this.#starting ??= setTimeout(() => this.#start(), 0);
+  }
+
+  #start(): void {
+    this.#starting = undefined;
+    if (this.#closed || this.#child !== undefined) return;
+    const child = this.#spawn();
+    if (!child) return void (this.#child = null);
+    this.#child = child;
+    this.#startedAt = performance.now();
+    const stdin = child.stdin;
+    if (stdin && this.#guarded.size > 0) stdin.write([...this.#guarded].map(([pid, start]) => `+ ${pid} ${start}\n`).join(''));
+  }
+
+  /** It went while this process lives: started again, told the workers listed by then. */
+  #lost(code: number | null, signal: NodeJS.Signals | null): void {
+    this.#child = undefined;
+    this.#losses = performance.now() - this.#startedAt >= stableAfterMs ? 1 : this.#losses + 1;
+    const restartInMs = this.#losses === 1 ? 0 : Math.min(maxRestartDelayMs, firstRestartDelayMs * 2 ** (this.#losses - 2));
+    this.#log.warn({ event: 'orphan_guard_lost', code, signal, restartInMs }, 'the guard for the workers exited: starting it again');
+    this.#starting = setTimeout(() => this.#start(), restartInMs).unref();
   }
 
   #unavailable(error: unknown): void {
@@ -121,21 +146,20 @@ export class OrphanGuard {
       return undefined;
     }
     child.on('error', (error) => {
-      if (this.#child === null) return;
+      if (this.#child !== child) return;
       this.#child = null;
       this.#unavailable(error);
     });
     // A write after the guard went (killed on its own): its exit is what is reported.
     child.stdin?.on('error', () => {});
     child.on('exit', (code, signal) => {
-      if (this.#closed || this.#child === null) return;
-      this.#child = null;
-      this.#log.warn({ event: 'orphan_guard_lost', code, signal }, 'the guard for the workers exited: should this process die, the next supervisor on this host kills its workers');
+      if (this.#closed || this.#child !== child) return;
+      this.#lost(code, signal);
     });
     // Neither holds the primary's event loop open: the guard lives as long as the primary, not the other way.
     child.unref();
     (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    this.#log.debug({ event: 'orphan_guard_started', guardPid: child.pid }, 'guard for the workers started');
+    this.#log[this.#losses > 0 ? 'info' : 'debug']({ event: 'orphan_guard_started', guardPid: child.pid, workers: this.#guarded.size }, this.#losses > 0 ? 'guard for the workers started again' : 'guard for the workers started');
     return child;
   }
 }
