@@ -238,6 +238,9 @@ describe('Client misuse', () => {
     expect(() => new Client({ connectionString: 'host=127.0.0.1 dbname=test' })).toThrow(/^connectionString host=127\.0\.0\.1 dbname=test: it is not a PostgreSQL URL/);
     expect(() => new Client(null as never)).toThrow(/needs an options object/);
     expect(() => new Client({ pool: {} as never })).toThrow(/^pool must be a pg\.Pool$/);
+    expect(() => new Client({ connectionString: databaseUrl(), connectRetry: { retries: -1 } })).toThrow(/^connectRetry\.retries must be a whole number of 0 or more$/);
+    expect(() => new Client({ connectionString: databaseUrl(), connectRetry: { tries: 3 } as never })).toThrow(/^connectRetry: unknown option "tries"/);
+    expect(() => new Client({ connectionString: databaseUrl(), connectRetry: true as never })).toThrow(/^connectRetry must be false or \{ retries, maxElapsedMs \}$/);
     // null options are no options.
     expect(await prefork.send('prefork.echo', { n: 1 }, null as never)).toMatch(/^\d+$/);
     expect((await prefork.list(null as never)).tasks).toHaveLength(1);
@@ -286,12 +289,13 @@ describe('Client misuse', () => {
       [databaseUrl().replace(/\/[^/?]*(\?|$)/, '/prefork_no_such_db$1'), /^cannot use the database at .*: database "prefork_no_such_db" does not exist$/, '3D000'],
     ];
     for (const [url, message, code] of cases) {
-      const prefork = new Client({ connectionString: url, schema: schemaName(), direct: false });
+      const prefork = new Client({ connectionString: url, schema: schemaName(), direct: false, connectRetry: false });
       try {
         const error = await prefork.send('prefork.echo', {}).catch((e: unknown) => e as PreforkError);
         expect(error).toBeInstanceOf(PreforkError);
         expect(error).toMatchObject({ code: 'DATABASE_UNREACHABLE', cause: expect.objectContaining({ code }) });
         expect((error as Error).message).toMatch(message);
+        expect((error as Error).message).not.toContain('gave up');
         expect((error as Error).message).not.toContain('hunter2');
         // Classified as pg's error is: a refused connect is worth another try, an unknown database is not.
         expect(classifyDatabaseError(error).transient).toBe(code === 'ECONNREFUSED');
@@ -303,7 +307,7 @@ describe('Client misuse', () => {
     // Reached once, then an outage: a call that needs a new connection says so the same way; it ends, calls go on.
     await using proxy = await TcpProxy.start(databaseUrl());
     const schema = schemaName();
-    const prefork = new Client({ connectionString: proxy.url({ password: 'hunter2' }), schema, direct: false });
+    const prefork = new Client({ connectionString: proxy.url({ password: 'hunter2' }), schema, direct: false, connectRetry: false });
     try {
       const id = await prefork.send('prefork.echo', { n: 1 });
       const refused = proxy.refuse();
@@ -318,6 +322,60 @@ describe('Client misuse', () => {
     } finally {
       await prefork.close();
     }
+  }, 30_000);
+
+  it('a connection that fails to open is opened again: a send while the server refuses goes through once it is back, queued once; past connectRetry it gives up and says so; close() ends the wait', async () => {
+    await using proxy = await TcpProxy.start(databaseUrl());
+    const schema = schemaName();
+    const url = proxy.url({ password: 'hunter2' });
+    const back = (ms: number) => setTimeout(() => void proxy.restore(), ms);
+    const prefork = new Client({ connectionString: url, schema, direct: false });
+    try {
+      // The first call (a connection of its own, which makes the schema), refused for 0.7 s.
+      await proxy.refuse();
+      back(700);
+      const first = await prefork.send('prefork.echo', { n: 1 });
+      const rows = await query<{ id: string; payload: unknown }>(`select id::text, payload from "${schema}".tasks`);
+      expect(rows).toEqual([{ id: first, payload: { n: 1 } }]);
+    } finally {
+      await prefork.close();
+    }
+
+    // The pool's first connection, refused for 0.7 s: a client whose only call so far went on the application's
+    // connection has none open (an idle one cut by an outage fails the query that picks it up, which is not retried).
+    const other = new Client({ connectionString: url, schema, direct: false });
+    const app = new pg.Client({ connectionString: databaseUrl() });
+    try {
+      await app.connect();
+      const second = await other.send('prefork.echo', { n: 2 }, { db: app });
+      await proxy.refuse();
+      back(700);
+      expect(await other.get(second)).toMatchObject({ id: second, task: 'prefork.echo', status: 'queued' });
+    } finally {
+      await app.end();
+      await other.close();
+    }
+
+    await proxy.refuse();
+    const quick = new Client({ connectionString: url, schema: schemaName(), direct: false, connectRetry: { maxElapsedMs: 600 } });
+    try {
+      const started = Date.now();
+      const error = await quick.send('prefork.echo', {}).catch((e: unknown) => e as PreforkError);
+      expect(error).toMatchObject({ code: 'DATABASE_UNREACHABLE', cause: expect.objectContaining({ code: 'ECONNREFUSED' }) });
+      expect((error as Error).message).toMatch(/^cannot use the database at .*: connect ECONNREFUSED .* \(gave up after \d+ attempts in \d+\.\d s/);
+      expect((error as Error).message).not.toContain('hunter2');
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await quick.close();
+    }
+
+    const patient = new Client({ connectionString: url, schema: schemaName(), direct: false, connectRetry: { retries: 1_000, maxElapsedMs: 60_000 } });
+    const pending = patient.send('prefork.echo', {}).catch((e: unknown) => e as PreforkError);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const closing = Date.now();
+    await patient.close();
+    expect(await pending).toMatchObject({ code: 'CLIENT_CLOSED' });
+    expect(Date.now() - closing).toBeLessThan(2_000);
   }, 30_000);
 
   it("send({ db }) on the application's connection, lost: pg's error as it is, which the application's own retry recognises", async () => {

@@ -15,7 +15,8 @@ import { PreforkError } from '../errors.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
 import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
-import { connectionUrlProblem, databaseUnreachable, redactConnectionString } from '../db/connection-string.js';
+import { connectionUrlProblem, databaseUnreachable, errorText, redactConnectionString } from '../db/connection-string.js';
+import { retryTransient, type ConnectRetryPolicy, type RetryFailure } from '../db/connect-with-retry.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
@@ -33,6 +34,13 @@ import { toQueryable, type Executor } from './queryable-adapter.js';
 /** Per connection attempt of the client's own pool. */
 const connectTimeoutMs = 10_000;
 
+/**
+ * Opening a connection of the client's own (its pool's, its listener's, the first call's) is retried while it fails
+ * transiently (refused, reset, the server starting or stopping, too many connections): up to 4 retries within 5 s.
+ * Nothing was sent on a connection that did not open, so no task can be queued twice by it.
+ */
+const connectRetryDefaults: ConnectRetryPolicy = { retries: 4, maxElapsedMs: 5_000, baseDelayMs: 250, maxDelayMs: 2_000 };
+
 /** How long a client that found no supervisor socket on this host goes through the database before looking again. */
 const rediscoverMs = 5_000;
 
@@ -48,6 +56,12 @@ export interface ClientOptions {
    * false: always through the database).
    */
   direct?: boolean;
+  /**
+   * Retries of a connection that fails to open transiently (default `{ retries: 4, maxElapsedMs: 5000 }`); `false`:
+   * none, the call fails at once. Applies to the connections the client opens: with `pool`, to those it opens
+   * outside it (the first call's and the listener's), not to the pool's own.
+   */
+  connectRetry?: false | { retries?: number; maxElapsedMs?: number };
 }
 
 export interface SendOptions extends AddTaskOptions {
@@ -92,13 +106,17 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   /** Calls in progress, which close() lets end before it releases what they use. */
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #directEnabled: boolean;
+  readonly #connectRetry: ConnectRetryPolicy | undefined;
+  /** Aborted by close(): a connect retry in progress ends with CLIENT_CLOSED. */
+  readonly #closing = new AbortController();
   #direct: { channel: Promise<DirectChannel | null>; at: number } | undefined;
 
   constructor(options: ClientOptions) {
     if (typeof options !== 'object' || options === null) throw invalidOption('new Client() needs an options object: { connectionString } or { pool }');
-    assertOptionKeys(options, ['connectionString', 'pool', 'schema', 'direct']);
+    assertOptionKeys(options, ['connectionString', 'pool', 'schema', 'direct', 'connectRetry']);
     this.schema = assertSchemaName(options.schema ?? 'prefork');
     this.#directEnabled = options.direct !== false;
+    this.#connectRetry = connectRetryPolicy(options.connectRetry);
     if (options.pool !== undefined) {
       const pool = options.pool as Partial<pg.Pool> | null;
       if (typeof pool?.connect !== 'function' || typeof pool.query !== 'function') throw invalidOption('pool must be a pg.Pool');
@@ -112,6 +130,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       // A server that accepts and never answers must not hold a call (or close()) for ever.
       this.#pool = createPool({ connectionString: url, max: 4, application_name: 'prefork client', connectionTimeoutMillis: connectTimeoutMs });
       this.#ownsPool = true;
+      retryingConnects(this.#pool, (open) => this.#opening(open));
     } else {
       throw invalidOption('new Client() needs a connectionString or a pool');
     }
@@ -318,6 +337,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort(closedError());
     for (const stop of this.#stops) stop.abort(closedError());
     await Promise.allSettled([...this.#inFlight]);
     (await this.#direct?.channel.catch(() => null))?.close();
@@ -369,6 +389,21 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     return databaseUnreachable(error, `cannot reach the database (${verdict.reason})`, this.#connectionString());
   }
 
+  /**
+   * Opens a connection of the client's own, again while it fails transiently (within the connectRetry policy); then
+   * fails with the last error, which says how many attempts were made. A permanent failure is not retried.
+   */
+  #opening<T>(open: () => Promise<T>): Promise<T> {
+    if (!this.#connectRetry) return open();
+    return retryTransient(() => open(), {
+      ...this.#connectRetry,
+      connectionString: this.#connectionString() ?? '',
+      signal: this.#closing.signal,
+      fail: (failure) => (failure.transient ? gaveUp(failure) : (failure.error as Error)),
+      aborted: () => closedError(),
+    });
+  }
+
   /** The connection string of the client's pool, if it has one: what to keep out of messages. */
   #connectionString(): string | undefined {
     return (this.#pool as pg.Pool & { options?: pg.ClientConfig }).options?.connectionString;
@@ -411,7 +446,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   #migrated(): Promise<void> {
     this.#ready ??= (async () => {
-      const { client, end } = await ownConnection(this.#pool, 'migrate');
+      const { client, end } = await this.#opening(() => ownConnection(this.#pool, 'migrate'));
       try {
         await migrate(client, this.schema);
       } finally {
@@ -452,7 +487,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    */
   #listening(): Promise<Listening> {
     const current: Promise<Listening> = (this.#waiter ??= (async () => {
-      const { client, end } = await ownConnection(this.#pool, 'listen');
+      const { client, end } = await this.#opening(() => ownConnection(this.#pool, 'listen'));
       let waiter: TaskWaiter | undefined;
       const lost = (error: Error) => {
         if (this.#waiter === current) this.#waiter = undefined;
@@ -506,6 +541,50 @@ async function ownConnection(pool: pg.Pool, purpose: 'listen' | 'migrate'): Prom
   const lent = await pool.connect();
   lent.on('error', () => {});
   return { client: lent as unknown as pg.Client, end: async () => lent.release(true) };
+}
+
+/**
+ * The pool's connect (which its query() uses too) goes through `opening`: a connection that failed to open is
+ * opened again; one that opened and failed later is not touched.
+ */
+function retryingConnects(pool: pg.Pool, opening: (open: () => Promise<pg.PoolClient>) => Promise<pg.PoolClient>): void {
+  const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
+  type Callback = (error: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void;
+  (pool as unknown as { connect: (callback?: Callback) => Promise<pg.PoolClient> | undefined }).connect = (callback) => {
+    const opened = opening(connect);
+    if (typeof callback !== 'function') return opened;
+    opened.then(
+      (client) => callback(undefined, client, (release) => client.release(release as boolean | Error | undefined)),
+      (error: Error) => callback(error, undefined, () => {}),
+    );
+    return undefined;
+  };
+}
+
+/** The last transient failure, saying how many attempts it ended (its code and errno kept; pg's error its cause). */
+function gaveUp({ error, why }: RetryFailure): Error {
+  const original = error as Record<string, unknown> | null;
+  const copy = new Error(`${errorText(error)} (${why})`, { cause: error }) as Error & Record<string, unknown>;
+  if (typeof original?.name === 'string') copy.name = original.name;
+  for (const key of ['code', 'errno', 'syscall', 'address', 'port', 'severity']) {
+    if (original?.[key] !== undefined) copy[key] = original[key];
+  }
+  return copy;
+}
+
+function connectRetryPolicy(option: unknown): ConnectRetryPolicy | undefined {
+  if (option === false) return undefined;
+  if (option === undefined) return connectRetryDefaults;
+  if (typeof option !== 'object' || option === null) throw invalidOption('connectRetry must be false or { retries, maxElapsedMs }');
+  assertOptionKeys(option, ['retries', 'maxElapsedMs'], 'connectRetry: ');
+  const policy = { ...connectRetryDefaults };
+  for (const key of ['retries', 'maxElapsedMs'] as const) {
+    const value = (option as Record<string, unknown>)[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw invalidOption(`connectRetry.${key} must be a whole number of 0 or more`);
+    policy[key] = value;
+  }
+  return policy;
 }
 
 function invalidOption(message: string): PreforkError {

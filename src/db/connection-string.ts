@@ -61,7 +61,7 @@ export function databaseUnreachable(error: unknown, what: string, connectionStri
  * An error's message; for Node's happy-eyeballs connect (`localhost` with an IPv6 and an IPv4 address) an
  * AggregateError with an empty one, its errors' messages.
  */
-function errorText(error: unknown): string {
+export function errorText(error: unknown): string {
   const e = error as { message?: unknown; errors?: unknown } | null;
   if (typeof e?.message === 'string' && e.message !== '') return e.message;
   if (Array.isArray(e?.errors) && e.errors.length > 0) return [...new Set(e.errors.map((x) => String((x as Error)?.message ?? x)))].join('; ');
