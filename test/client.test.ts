@@ -4,7 +4,7 @@ import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import pg from 'pg';
 import { classifyDatabaseError, Client, PreforkError } from '../src/index.js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { databaseUrl, query, taskConnections, useTestSchema } from './support/database.js';
 import { runCli, startWithFixtures as start, useProcessLeakGuard } from './support/processes.js';
 import { countByState, executionLog, waitForFinal } from './support/tasks.js';
@@ -328,8 +328,12 @@ describe('Client misuse', () => {
     await using proxy = await TcpProxy.start(databaseUrl());
     const schema = schemaName();
     const url = proxy.url({ password: 'hunter2' });
-    const back = (ms: number) => setTimeout(() => void proxy.restore(), ms);
-    const prefork = new Client({ connectionString: url, schema, direct: false });
+    const timers: NodeJS.Timeout[] = [];
+    onTestFinished(() => timers.forEach(clearTimeout));
+    const back = (ms: number) => timers.push(setTimeout(() => void proxy.restore(), ms));
+    // Retries enough to outlast 0.7 s whatever the jitter draws (the default's 4 could all fall within it).
+    const connectRetry = { retries: 50, maxElapsedMs: 10_000 };
+    const prefork = new Client({ connectionString: url, schema, direct: false, connectRetry });
     try {
       // The first call (a connection of its own, which makes the schema), refused for 0.7 s.
       await proxy.refuse();
@@ -341,16 +345,43 @@ describe('Client misuse', () => {
       await prefork.close();
     }
 
-    // The pool's first connection, refused for 0.7 s: a client whose only call so far went on the application's
+    // The pool's first connections, refused for 0.7 s: a client whose only call so far went on the application's
     // connection has none open (an idle one cut by an outage fails the query that picks it up, which is not retried).
-    const other = new Client({ connectionString: url, schema, direct: false });
+    // Twenty calls at once, each waiting between attempts: no warning of too many listeners in the application.
+    const other = new Client({ connectionString: url, schema, direct: false, connectRetry });
     const app = new pg.Client({ connectionString: databaseUrl() });
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    onTestFinished(() => void process.off('warning', onWarning));
     try {
       await app.connect();
       const second = await other.send('prefork.echo', { n: 2 }, { db: app });
       await proxy.refuse();
       back(700);
+      const more = await Promise.all(Array.from({ length: 20 }, (_, i) => other.send('prefork.echo', { n: 3 + i })));
       expect(await other.get(second)).toMatchObject({ id: second, task: 'prefork.echo', status: 'queued' });
+      const rows = await query<{ id: string }>(`select id::text from "${schema}".tasks where (payload ->> 'n')::int >= 3 order by (payload ->> 'n')::int`);
+      expect(rows.map((r) => r.id)).toEqual(more);
+      expect(warnings.map((w) => w.name)).toEqual([]);
+
+      // run() that gave up (TIMEOUT) while its connect was being retried: once that connect succeeds, it sends
+      // nothing, so running the task again does not make two.
+      const late = new Client({ connectionString: url, schema, direct: false, connectRetry });
+      try {
+        await late.send('prefork.echo', { warm: true }, { db: app }); // migrated; its pool has no connection yet
+        const refused = proxy.refuse();
+        proxy.cutAll(); // \`other\`'s idle connection, which refuse() would otherwise wait for
+        await refused;
+        const accepted = proxy.accepted;
+        await expect(late.run('prefork.echo', { late: true }, { timeoutMs: 300 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+        back(0);
+        await expect.poll(() => proxy.accepted, { timeout: 5_000 }).toBeGreaterThan(accepted);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(await query(`select id from "${schema}".tasks where payload ? 'late'`)).toEqual([]);
+      } finally {
+        await late.close();
+      }
     } finally {
       await app.end();
       await other.close();

@@ -438,12 +438,12 @@ describe('durability and lifecycle', () => {
     process.kill(guard, 'SIGKILL');
     await sup.waitForEvent('orphan_guard_lost');
     expect(sup.events('orphan_guard_lost')[0]).toMatchObject({ level: 'warn', signal: 'SIGKILL', restartInMs: 0 });
-    const second = await restartedGuard(sup, worker, guard);
+    const second = await restartedGuard(sup, worker, [guard]);
     // Lost again within a minute of its start: the next start waits (100 ms, doubling up to 30 s).
     process.kill(second, 'SIGKILL');
     await sup.waitForEvent('orphan_guard_lost', 2);
     expect(sup.events('orphan_guard_lost')[1]).toMatchObject({ restartInMs: 100 });
-    const third = await restartedGuard(sup, worker, second);
+    const third = await restartedGuard(sup, worker, [guard, second]);
 
     sup.kill('SIGKILL');
     await sup.exited;
@@ -650,10 +650,10 @@ async function workerBlockedByTask(): Promise<{ schema: string; sup: SupervisorP
   return { schema, sup, worker: worker!, guard: guard!, id };
 }
 
-/** The guard started after `lost` went: a new shell child of the primary, listing `worker` (its start line says 1). */
-async function restartedGuard(sup: SupervisorProcess, worker: number, lost: number): Promise<number> {
+/** The guard started after those `gone`: a new shell child of the primary, listing `worker` (its start line says 1). */
+async function restartedGuard(sup: SupervisorProcess, worker: number, gone: number[]): Promise<number> {
   let guard: number | undefined;
-  await expect.poll(() => (guard = childPids(sup.pid).find((pid) => pid !== worker && pid !== lost && processName(pid) === 'sh'))).toBeDefined();
+  await expect.poll(() => (guard = childPids(sup.pid).find((pid) => pid !== worker && !gone.includes(pid) && processName(pid) === 'sh'))).toBeDefined();
   await expect.poll(() => sup.events('orphan_guard_started').find((e) => e.guardPid === guard)).toMatchObject({ workers: 1 });
   return guard!;
 }

@@ -7,6 +7,7 @@
  *   const same = await prefork.run('report.build', { userId: 7 }, { timeoutMs: 30_000 }); // send + result
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type pg from 'pg';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
@@ -15,7 +16,7 @@ import { PreforkError } from '../errors.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
 import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
-import { connectionUrlProblem, databaseUnreachable, errorText, redactConnectionString } from '../db/connection-string.js';
+import { connectionUrlProblem, databaseUnreachable, errorText, redactConnectionString, redactSecrets } from '../db/connection-string.js';
 import { retryTransient, type ConnectRetryPolicy, type RetryFailure } from '../db/connect-with-retry.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
@@ -36,10 +37,11 @@ const connectTimeoutMs = 10_000;
 
 /**
  * Opening a connection of the client's own (its pool's, its listener's, the first call's) is retried while it fails
- * transiently (refused, reset, the server starting or stopping, too many connections): up to 4 retries within 5 s.
- * Nothing was sent on a connection that did not open, so no task can be queued twice by it.
+ * transiently (refused, reset, the server starting or stopping, too many connections): up to 4 retries, none
+ * begun after 5 s. Nothing was sent on a connection that did not open, so no task can be queued twice by it.
+ * Shorter than a worker's (connect-with-retry.ts): an application's request waits on it.
  */
-const connectRetryDefaults: ConnectRetryPolicy = { retries: 4, maxElapsedMs: 5_000, baseDelayMs: 250, maxDelayMs: 2_000 };
+const clientConnectRetry: ConnectRetryPolicy = { retries: 4, maxElapsedMs: 5_000, baseDelayMs: 250, maxDelayMs: 2_000 };
 
 /** How long a client that found no supervisor socket on this host goes through the database before looking again. */
 const rediscoverMs = 5_000;
@@ -57,8 +59,8 @@ export interface ClientOptions {
    */
   direct?: boolean;
   /**
-   * Retries of a connection that fails to open transiently (default `{ retries: 4, maxElapsedMs: 5000 }`); `false`:
-   * none, the call fails at once. Applies to the connections the client opens: with `pool`, to those it opens
+   * Retries of a connection that fails to open transiently (default `{ retries: 4, maxElapsedMs: 5000 }`: no retry
+   * begins after 5 s; `maxElapsedMs: 0`, no time bound); `false`: none, the call fails at once. Applies to the connections the client opens: with `pool`, to those it opens
    * outside it (the first call's and the listener's), not to the pool's own.
    */
   connectRetry?: false | { retries?: number; maxElapsedMs?: number };
@@ -117,6 +119,8 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     this.schema = assertSchemaName(options.schema ?? 'prefork');
     this.#directEnabled = options.direct !== false;
     this.#connectRetry = connectRetryPolicy(options.connectRetry);
+    // Each call waiting between two connect attempts listens on it: many at once during an outage are expected.
+    setMaxListeners(0, this.#closing.signal);
     if (options.pool !== undefined) {
       const pool = options.pool as Partial<pg.Pool> | null;
       if (typeof pool?.connect !== 'function' || typeof pool.query !== 'function') throw invalidOption('pool must be a pg.Pool');
@@ -173,7 +177,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       await this.#within(this.#migrated(), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
       if (!channel) {
-        const id = await this.#within(this.send(task, payload, addOptions), deadline, stop, `the task was not confirmed within ${timeoutMs} ms`);
+        const id = await this.#within(this.#insertFor(stop, deadline, task, payload, addOptions), deadline, stop, `the task was not confirmed within ${timeoutMs} ms`);
         await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
         return this.#result<K>(id, stop, deadline, timeoutMs);
       }
@@ -191,6 +195,21 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       return this.#result<K>(id, stop, deadline, timeoutMs);
     }, { signal });
+  }
+
+  /**
+   * run()'s insert through the database, on a connection taken first: sent only if the call still waits for it. A
+   * connect retried past the call's deadline or abort (which run() has already rejected) then sends nothing, so a
+   * caller that runs the task again does not get two.
+   */
+  async #insertFor(stop: AbortSignal, deadline: number | undefined, task: string, payload: unknown, options: AddTaskOptions): Promise<string> {
+    const client = await this.#pool.connect();
+    try {
+      if (stop.aborted || (deadline !== undefined && Date.now() >= deadline)) throw new PreforkError('ABORTED', 'the call ended before the task was sent');
+      return (await addTask(client, this.schema, task, payload, options)).id;
+    } finally {
+      client.release();
+    }
   }
 
   /**
@@ -399,7 +418,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       ...this.#connectRetry,
       connectionString: this.#connectionString() ?? '',
       signal: this.#closing.signal,
-      fail: (failure) => (failure.transient ? gaveUp(failure) : (failure.error as Error)),
+      fail: (failure) => (failure.transient ? gaveUp(failure, this.#connectionString()) : (failure.error as Error)),
       aborted: () => closedError(),
     });
   }
@@ -549,12 +568,12 @@ async function ownConnection(pool: pg.Pool, purpose: 'listen' | 'migrate'): Prom
  */
 function retryingConnects(pool: pg.Pool, opening: (open: () => Promise<pg.PoolClient>) => Promise<pg.PoolClient>): void {
   const connect = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
-  type Callback = (error: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void;
+  type Callback = (error: Error | undefined, client?: pg.PoolClient, done?: pg.PoolClient['release']) => void;
   (pool as unknown as { connect: (callback?: Callback) => Promise<pg.PoolClient> | undefined }).connect = (callback) => {
     const opened = opening(connect);
     if (typeof callback !== 'function') return opened;
     opened.then(
-      (client) => callback(undefined, client, (release) => client.release(release as boolean | Error | undefined)),
+      (client) => callback(undefined, client, client.release),
       (error: Error) => callback(error, undefined, () => {}),
     );
     return undefined;
@@ -562,9 +581,9 @@ function retryingConnects(pool: pg.Pool, opening: (open: () => Promise<pg.PoolCl
 }
 
 /** The last transient failure, saying how many attempts it ended (its code and errno kept; pg's error its cause). */
-function gaveUp({ error, why }: RetryFailure): Error {
+function gaveUp({ error, why }: RetryFailure, connectionString: string | undefined): Error {
   const original = error as Record<string, unknown> | null;
-  const copy = new Error(`${errorText(error)} (${why})`, { cause: error }) as Error & Record<string, unknown>;
+  const copy = new Error(`${redactSecrets(errorText(error), connectionString)} (${why})`, { cause: error }) as Error & Record<string, unknown>;
   if (typeof original?.name === 'string') copy.name = original.name;
   for (const key of ['code', 'errno', 'syscall', 'address', 'port', 'severity']) {
     if (original?.[key] !== undefined) copy[key] = original[key];
@@ -574,10 +593,10 @@ function gaveUp({ error, why }: RetryFailure): Error {
 
 function connectRetryPolicy(option: unknown): ConnectRetryPolicy | undefined {
   if (option === false) return undefined;
-  if (option === undefined) return connectRetryDefaults;
+  if (option === undefined || option === null) return clientConnectRetry;
   if (typeof option !== 'object' || option === null) throw invalidOption('connectRetry must be false or { retries, maxElapsedMs }');
   assertOptionKeys(option, ['retries', 'maxElapsedMs'], 'connectRetry: ');
-  const policy = { ...connectRetryDefaults };
+  const policy = { ...clientConnectRetry };
   for (const key of ['retries', 'maxElapsedMs'] as const) {
     const value = (option as Record<string, unknown>)[key];
     if (value === undefined) continue;

@@ -93,9 +93,7 @@ export class OrphanGuard {
 
   /** The supervisor stopped: the guard exits, killing nothing that was removed. */
   close(): void {
-    this.#closed = true;
-    clearTimeout(this.#starting);
-    this.#starting = undefined;
+    this.#closed = true; // a start scheduled already does nothing
     this.#child?.stdin?.end();
   }
 
@@ -116,7 +114,7 @@ export class OrphanGuard {
     this.#starting = undefined;
     if (this.#closed || this.#child !== undefined) return;
     const child = this.#spawn();
-    if (!child) return void (this.#child = null);
+    if (!child) return;
     this.#child = child;
     this.#startedAt = performance.now();
     const stdin = child.stdin;
@@ -125,15 +123,33 @@ export class OrphanGuard {
 
   /** It went while this process lives: started again, told the workers listed by then. */
   #lost(code: number | null, signal: NodeJS.Signals | null): void {
-    this.#child = undefined;
     this.#losses = performance.now() - this.#startedAt >= stableAfterMs ? 1 : this.#losses + 1;
-    const restartInMs = this.#losses === 1 ? 0 : Math.min(maxRestartDelayMs, firstRestartDelayMs * 2 ** (this.#losses - 2));
+    const restartInMs = this.#restartLater();
     this.#log.warn({ event: 'orphan_guard_lost', code, signal, restartInMs }, 'the guard for the workers exited: starting it again');
-    this.#starting = setTimeout(() => this.#start(), restartInMs).unref();
   }
 
-  #unavailable(error: unknown): void {
-    this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
+  /**
+   * /bin/sh could not start. Missing or not allowed, or at the first start: no guard from now on. Anything else
+   * while restarting (EAGAIN, ENOMEM: the pressure that may have ended the last one) is tried again, later.
+   */
+  #failed(error: unknown): void {
+    const code = (error as NodeJS.ErrnoException | null)?.code;
+    if (this.#losses === 0 || code === 'ENOENT' || code === 'EACCES') {
+      this.#child = null;
+      this.#log.warn({ event: 'orphan_guard_unavailable', err: error }, 'no guard for the workers should this process die: /bin/sh could not start');
+      return;
+    }
+    this.#losses += 1;
+    const restartInMs = this.#restartLater();
+    this.#log.warn({ event: 'orphan_guard_unavailable', err: error, restartInMs }, 'the guard for the workers could not start again: trying later');
+  }
+
+  /** Schedules the next start: at once after the first loss in a row, then 100 ms doubling to 30 s. */
+  #restartLater(): number {
+    this.#child = undefined;
+    const restartInMs = this.#losses <= 1 ? 0 : Math.min(maxRestartDelayMs, firstRestartDelayMs * 2 ** (this.#losses - 2));
+    this.#starting = setTimeout(() => this.#start(), restartInMs).unref();
+    return restartInMs;
   }
 
   #spawn(): ChildProcess | undefined {
@@ -142,13 +158,12 @@ export class OrphanGuard {
       // Nothing of the primary's environment (its DATABASE_URL, say): the script uses the shell's builtins only.
       child = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'], env: { PATH: '/usr/bin:/bin' }, cwd: '/' });
     } catch (error) {
-      this.#unavailable(error);
+      this.#failed(error);
       return undefined;
     }
     child.on('error', (error) => {
-      if (this.#child !== child) return;
-      this.#child = null;
-      this.#unavailable(error);
+      if (this.#closed || this.#child !== child) return;
+      this.#failed(error);
     });
     // A write after the guard went (killed on its own): its exit is what is reported.
     child.stdin?.on('error', () => {});
