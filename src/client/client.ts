@@ -177,7 +177,9 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       await this.#within(this.#migrated(), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
       if (!channel) {
-        const id = await this.#within(this.#insertFor(stop, deadline, task, payload, addOptions), deadline, stop, `the task was not confirmed within ${timeoutMs} ms`);
+        const unconfirmed = `the task was not confirmed within ${timeoutMs} ms`;
+        const added = this.#insertWhileWanted(stop, deadline, unconfirmed, (db) => addTask(db, this.schema, task, payload, addOptions));
+        const { id } = await this.#within(added, deadline, stop, unconfirmed);
         await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
         return this.#result<K>(id, stop, deadline, timeoutMs);
       }
@@ -191,7 +193,15 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       throwIfClosed(stop);
       if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
       // Through the database: the submission id finds the task a lost answer was about, or inserts it.
-      const id = direct.id ?? (await addSubmitted(this.#pool, this.schema, submission, task, payloadOrEmpty(payload), addOptions)).id;
+      const unconfirmed = `the task was not confirmed within ${timeoutMs} ms`;
+      const id =
+        direct.id ??
+        (await this.#within(
+          this.#insertWhileWanted(stop, deadline, unconfirmed, (db) => addSubmitted(db, this.schema, submission, task, payloadOrEmpty(payload), addOptions)),
+          deadline,
+          stop,
+          unconfirmed,
+        )).id;
       await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       return this.#result<K>(id, stop, deadline, timeoutMs);
     }, { signal });
@@ -199,14 +209,15 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
 
   /**
    * run()'s insert through the database, on a connection taken first: sent only if the call still waits for it. A
-   * connect retried past the call's deadline or abort (which run() has already rejected) then sends nothing, so a
-   * caller that runs the task again does not get two.
+   * connect retried past the call's deadline or abort (which run() has already rejected, or rejects now) then sends
+   * nothing, so a caller that runs the task again does not get two.
    */
-  async #insertFor(stop: AbortSignal, deadline: number | undefined, task: string, payload: unknown, options: AddTaskOptions): Promise<string> {
+  async #insertWhileWanted<T>(stop: AbortSignal, deadline: number | undefined, timedOut: string, insert: (db: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     try {
-      if (stop.aborted || (deadline !== undefined && Date.now() >= deadline)) throw new PreforkError('ABORTED', 'the call ended before the task was sent');
-      return (await addTask(client, this.schema, task, payload, options)).id;
+      if (stop.aborted) throw stop.reason as Error;
+      if (deadline !== undefined && Date.now() >= deadline) throw new PreforkError('TIMEOUT', timedOut);
+      return await insert(client);
     } finally {
       client.release();
     }
