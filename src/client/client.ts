@@ -16,8 +16,8 @@ import { PreforkError } from '../errors.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
 import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
-import { connectionUrlProblem, databaseUnreachable, errorText, redactConnectionString, redactSecrets } from '../db/connection-string.js';
-import { retryTransient, type ConnectRetryPolicy, type RetryFailure } from '../db/connect-with-retry.js';
+import { connectionUrlProblem, databaseUnreachable, errorText, redactConnectionString } from '../db/connection-string.js';
+import { retryTransient, sanitized, type ConnectRetryPolicy, type RetryFailure } from '../db/connect-with-retry.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
@@ -60,8 +60,9 @@ export interface ClientOptions {
   direct?: boolean;
   /**
    * Retries of a connection that fails to open transiently (default `{ retries: 4, maxElapsedMs: 5000 }`: no retry
-   * begins after 5 s; `maxElapsedMs: 0`, no time bound); `false`: none, the call fails at once. Applies to the connections the client opens: with `pool`, to those it opens
-   * outside it (the first call's and the listener's), not to the pool's own.
+   * begins after 5 s; `maxElapsedMs: 0`, no time bound); `false`: none, the call fails at once. Applies to the
+   * connections the client opens: with `pool`, to those it opens outside it (the first call's and the listener's),
+   * not to the pool's own.
    */
   connectRetry?: false | { retries?: number; maxElapsedMs?: number };
 }
@@ -177,9 +178,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       await this.#within(this.#migrated(), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
       if (!channel) {
-        const unconfirmed = `the task was not confirmed within ${timeoutMs} ms`;
-        const added = this.#insertWhileWanted(stop, deadline, unconfirmed, (db) => addTask(db, this.schema, task, payload, addOptions));
-        const { id } = await this.#within(added, deadline, stop, unconfirmed);
+        const { id } = await this.#insertWhileWanted(stop, deadline, timeoutMs, (db) => addTask(db, this.schema, task, payload, addOptions));
         await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
         return this.#result<K>(id, stop, deadline, timeoutMs);
       }
@@ -193,34 +192,32 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       throwIfClosed(stop);
       if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
       // Through the database: the submission id finds the task a lost answer was about, or inserts it.
-      const unconfirmed = `the task was not confirmed within ${timeoutMs} ms`;
       const id =
         direct.id ??
-        (await this.#within(
-          this.#insertWhileWanted(stop, deadline, unconfirmed, (db) => addSubmitted(db, this.schema, submission, task, payloadOrEmpty(payload), addOptions)),
-          deadline,
-          stop,
-          unconfirmed,
-        )).id;
+        (await this.#insertWhileWanted(stop, deadline, timeoutMs, (db) => addSubmitted(db, this.schema, submission, task, payloadOrEmpty(payload), addOptions))).id;
       await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       return this.#result<K>(id, stop, deadline, timeoutMs);
     }, { signal });
   }
 
   /**
-   * run()'s insert through the database, on a connection taken first: sent only if the call still waits for it. A
-   * connect retried past the call's deadline or abort (which run() has already rejected, or rejects now) then sends
-   * nothing, so a caller that runs the task again does not get two.
+   * run()'s insert through the database, within its deadline and signal, on a connection taken first: sent only if
+   * the call still waits for it. A connect retried past the deadline or abort (which run() has rejected by then)
+   * sends nothing, so a caller that runs the task again does not get two.
    */
-  async #insertWhileWanted<T>(stop: AbortSignal, deadline: number | undefined, timedOut: string, insert: (db: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    try {
-      if (stop.aborted) throw stop.reason as Error;
-      if (deadline !== undefined && Date.now() >= deadline) throw new PreforkError('TIMEOUT', timedOut);
-      return await insert(client);
-    } finally {
-      client.release();
-    }
+  #insertWhileWanted<T>(stop: AbortSignal, deadline: number | undefined, timeoutMs: number | undefined, insert: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+    const unconfirmed = `the task was not confirmed within ${timeoutMs} ms`;
+    const inserted = (async () => {
+      const client = await this.#pool.connect();
+      try {
+        if (stop.aborted) throw stop.reason as Error;
+        if (deadline !== undefined && Date.now() >= deadline) throw new PreforkError('TIMEOUT', unconfirmed);
+        return await insert(client);
+      } finally {
+        client.release();
+      }
+    })();
+    return this.#within(inserted, deadline, stop, unconfirmed);
   }
 
   /**
@@ -429,7 +426,8 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       ...this.#connectRetry,
       connectionString: this.#connectionString() ?? '',
       signal: this.#closing.signal,
-      fail: (failure) => (failure.transient ? gaveUp(failure, this.#connectionString()) : (failure.error as Error)),
+      describe: errorText,
+      fail: (failure) => (failure.transient ? gaveUp(failure) : (failure.error as Error)),
       aborted: () => closedError(),
     });
   }
@@ -591,21 +589,15 @@ function retryingConnects(pool: pg.Pool, opening: (open: () => Promise<pg.PoolCl
   };
 }
 
-/** The last transient failure, saying how many attempts it ended (its code and errno kept; pg's error its cause). */
-function gaveUp({ error, why }: RetryFailure, connectionString: string | undefined): Error {
-  const original = error as Record<string, unknown> | null;
-  const copy = new Error(`${redactSecrets(errorText(error), connectionString)} (${why})`, { cause: error }) as Error & Record<string, unknown>;
-  if (typeof original?.name === 'string') copy.name = original.name;
-  for (const key of ['code', 'errno', 'syscall', 'address', 'port', 'severity']) {
-    if (original?.[key] !== undefined) copy[key] = original[key];
-  }
-  return copy;
+/** The last transient failure, saying how many attempts it ended: the redacted copy a worker's connect makes, pg's error its cause. */
+function gaveUp({ error, message, why }: RetryFailure): Error {
+  return Object.defineProperty(sanitized(error, `${message} (${why})`), 'cause', { value: error, writable: true, configurable: true });
 }
 
 function connectRetryPolicy(option: unknown): ConnectRetryPolicy | undefined {
   if (option === false) return undefined;
   if (option === undefined || option === null) return clientConnectRetry;
-  if (typeof option !== 'object' || option === null) throw invalidOption('connectRetry must be false or { retries, maxElapsedMs }');
+  if (typeof option !== 'object') throw invalidOption('connectRetry must be false or { retries, maxElapsedMs }');
   assertOptionKeys(option, ['retries', 'maxElapsedMs'], 'connectRetry: ');
   const policy = { ...clientConnectRetry };
   for (const key of ['retries', 'maxElapsedMs'] as const) {

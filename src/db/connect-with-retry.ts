@@ -156,7 +156,7 @@ function oneLine(text: string, connectionString: string): string {
 }
 
 /** The cause kept on the thrown error: a redacted copy, so no property of the original can leak a secret. */
-function sanitized(error: unknown, message: string): Error {
+export function sanitized(error: unknown, message: string): Error {
   const original = coerceError(error) as Error & Record<string, unknown>;
   const copy = new Error(message) as Error & Record<string, unknown>;
   copy.name = original.name;

@@ -117,8 +117,7 @@ export class OrphanGuard {
     if (!child) return;
     this.#child = child;
     this.#startedAt = performance.now();
-    const stdin = child.stdin;
-    if (stdin && this.#guarded.size > 0) stdin.write([...this.#guarded].map(([pid, start]) => `+ ${pid} ${start}\n`).join(''));
+    if (this.#guarded.size > 0) this.#write([...this.#guarded].map(([pid, start]) => `+ ${pid} ${start}\n`).join(''));
   }
 
   /** It went while this process lives: started again, told the workers listed by then. */
