@@ -55,9 +55,9 @@ export interface TaskContext {
    * attempt's own connection: inside `ctx.transaction` that is the transaction, so the follow-up is queued only if
    * it commits (a rerun queues it once). `{ db }` runs the insert on another executor instead.
    */
-  send(task: string, payload?: unknown, options?: AddTaskOptions & { db?: Executor }): Promise<string>;
+  send(task: string, payload?: unknown, options?: (AddTaskOptions & { db?: Executor }) | null): Promise<string>;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  transaction<T>(fn: (trx: Transaction<any>, attempt: number) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  transaction<T>(fn: (trx: Transaction<any>, attempt: number) => Promise<T>, options?: TransactionOptions | null): Promise<T>;
   workerId: number;
 }
 

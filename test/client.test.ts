@@ -203,6 +203,39 @@ describe('Client misuse', () => {
     await sup.stop();
   });
 
+  it('a wait outlasts an outage longer than its connects retry: it tries again every second until the database is back, then sees the outcome; past timeoutMs it says the task did not finish', async () => {
+    await using proxy = await TcpProxy.start(databaseUrl());
+    const schema = schemaName();
+    // Connects give up after one retry (within 0.1 s): the wait itself has to go on.
+    const prefork = new Client({ connectionString: proxy.url(), schema, direct: false, connectRetry: { retries: 1, maxElapsedMs: 100 } });
+    closeLater(prefork);
+    const id = await prefork.send('nobody.runs', { n: 1 });
+    const waiting = prefork.result(id, { timeoutMs: 20_000 });
+    const settled = waiting.then(() => 'settled', () => 'settled');
+    await expect.poll(() => query(`select 1 from pg_stat_activity where application_name = 'prefork client (listen)' and query like $1`, [`%${schema}%`]), { timeout: 5_000 }).toHaveLength(1);
+    const refused = proxy.refuse();
+    proxy.cutAll(); // the listening connection and the pool's idle one, which refuse() would otherwise wait for
+    await refused;
+    // The task ends while the client cannot reach the database (no supervisor here: written as one would).
+    await query(`update "${schema}".tasks set state = 'succeeded', result = '{"ok": true}', attempts = 1, started_at = now(), finished_at = now() where id = $1`, [id]);
+    // Several of the connect's budgets pass: the wait is still on.
+    const stillWaiting = await Promise.race([settled, new Promise((resolve) => setTimeout(() => resolve('waiting'), 2_500))]);
+    expect(stillWaiting).toBe('waiting');
+    await proxy.restore();
+    expect(await waiting).toMatchObject({ id, status: 'succeeded', result: { ok: true } });
+
+    // Down for longer than the wait's own timeout: TIMEOUT, which does not blame the database for a task that may be running.
+    const other = await prefork.send('nobody.runs', { n: 2 });
+    const refusedAgain = proxy.refuse();
+    proxy.cutAll();
+    await refusedAgain;
+    await expect(prefork.result(other, { timeoutMs: 1_500 })).rejects.toMatchObject({
+      code: 'TIMEOUT',
+      message: `task ${other} did not reach a final state within 1500 ms`,
+    });
+    await proxy.restore();
+  });
+
   it("send({ db }) in the application's transaction as the schema's first word: the queue is made first, on a connection of the client's own", async () => {
     const schema = schemaName();
     // The application's transaction holds the only connection of its pool.
@@ -241,9 +274,17 @@ describe('Client misuse', () => {
     expect(() => new Client({ connectionString: databaseUrl(), connectRetry: { retries: -1 } })).toThrow(/^connectRetry\.retries must be a whole number of 0 or more$/);
     expect(() => new Client({ connectionString: databaseUrl(), connectRetry: { tries: 3 } as never })).toThrow(/^connectRetry: unknown option "tries"/);
     expect(() => new Client({ connectionString: databaseUrl(), connectRetry: true as never })).toThrow(/^connectRetry must be false or \{ retries, maxElapsedMs \}$/);
-    // null options are no options.
-    expect(await prefork.send('prefork.echo', { n: 1 }, null as never)).toMatch(/^\d+$/);
-    expect((await prefork.list(null as never)).tasks).toHaveLength(1);
+    // 'no' would have left direct submission on; a pool beside a connection string would have won in silence.
+    expect(() => new Client({ connectionString: databaseUrl(), direct: 'no' as never })).toThrow(/^direct must be true or false \(got "no"\)$/);
+    expect(() => new Client({ connectionString: databaseUrl(), pool: new pg.Pool() })).toThrow(/^give connectionString or pool, not both$/);
+    // A name PostgreSQL cannot hold is refused, not sent.
+    await refused(() => prefork.pause('a\u0000b'), /^the task name contains a NUL character/);
+    await refused(() => prefork.resume('a\u0000b'), /^the task name contains a NUL character/);
+    await refused(() => prefork.list({ name: 'a\u0000b' }), /^name contains a NUL character/);
+    await refused(() => prefork.list({ queue: 'a\u0000b' }), /^queue contains a NUL character/);
+    // null options are no options (the types say so too).
+    expect(await prefork.send('prefork.echo', { n: 1 }, null)).toMatch(/^\d+$/);
+    expect((await prefork.list(null)).tasks).toHaveLength(1);
     // Aborted before the call: nothing is sent.
     const aborted = new AbortController();
     aborted.abort();

@@ -117,6 +117,33 @@ describe('task session settings', () => {
     expect(refused({ backoff: { type: 'fixed', delayMs: 5 }, schedule: '@hourly', run })).toBe('accepted');
   });
 
+  it('ctx.transaction and ctx.send refuse an unknown option or a bad value with INVALID_OPTION before anything runs; null options are none', async () => {
+    const schema = schemaName();
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('db-tasks.js')]);
+    await sup.ready();
+    const r = await sendJson(schema, ['db.badOptions']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.view.result).toEqual({
+      transaction: [
+        'INVALID_OPTION: transaction: unknown option "isolation" (options: retries, isolationLevel, accessMode, signal, baseDelayMs, maxDelayMs, onRetry)',
+        "INVALID_OPTION: transaction: isolationLevel must be one of 'read uncommitted', 'read committed', 'repeatable read', 'serializable', 'snapshot' (got \"serialisable\")",
+        'INVALID_OPTION: transaction: retries must be a whole number from 0 to 1000 (got x)',
+        'INVALID_OPTION: transaction: retries must be a whole number from 0 to 1000 (got NaN)',
+        'INVALID_OPTION: transaction: options must be an object (got string)',
+      ],
+      sendRefused: [
+        'INVALID_OPTION: db must be a pg client or pool, or a Kysely instance or transaction',
+        expect.stringMatching(/^INVALID_OPTION: unknown option "delay" \(options: db, queue, /),
+      ],
+      ranBeforeNull: 0,
+      nullTransaction: 'ran',
+      nullSend: 'string',
+    });
+    // Only the send with null options queued a task.
+    expect(await query(`select name, payload from "${schema}".tasks where name = 'prefork.echo'`)).toEqual([{ name: 'prefork.echo', payload: { n: 1 } }]);
+    expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('ctx.transaction commits on the task connection, after a rerun logged with one attempt key', async () => {
     const schema = schemaName();
     const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', fixture('db-tasks.js')]);

@@ -138,7 +138,10 @@ describe('values PostgreSQL cannot store', () => {
     expect(sentNull.code, sentNull.stderr).toBe(0);
     const nullId = (JSON.parse(sentNull.stdout) as { id: string }).id;
     expect(await client(schema).send('prefork.echo', null)).not.toBe(nullId);
+    // sendMany too (its rows came through jsonb_to_recordset, which reads a JSON null as SQL NULL: it was refused).
+    await client(schema).sendMany([{ task: 'prefork.echo', payload: null }]);
     expect(await query(`select payload is not null as sql_value, jsonb_typeof(payload) as type from "${schema}".tasks order by id`)).toEqual([
+      { sql_value: true, type: 'null' },
       { sql_value: true, type: 'null' },
       { sql_value: true, type: 'null' },
     ]);

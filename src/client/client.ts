@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { assertSchemaName } from '../db/identifiers.js';
 import { migrate } from '../db/migrate.js';
@@ -15,33 +16,36 @@ import { createPool, endPool } from '../db/pool.js';
 import { PreforkError } from '../errors.js';
 import { classifyDatabaseError } from '../db/error-classification.js';
 import { addTask, type AddTaskOptions } from '../queue/add-task.js';
-import { addOptionKeys, payloadOrEmpty, assertListFilter, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
+import { addOptionKeys, payloadOrEmpty, assertListFilter, assertNoNul, assertOptionKeys, assertPauseReason, assertRetryAttempts, assertSignal, assertTaskId, assertTaskName, assertTimeout, checkNewTask } from '../queue/task-input.js';
 import { connectionUrlProblem, databaseUnreachable, errorText, redactConnectionString } from '../db/connection-string.js';
 import { retryTransient, sanitized, type ConnectRetryPolicy, type RetryFailure } from '../db/connect-with-retry.js';
 import { pauseTasks, resumeTasks, type PauseOutcome, type ResumeOutcome } from '../queue/paused-tasks.js';
 import { addSubmitted } from '../queue/add-submitted.js';
 import { addTasks, type NewTask } from '../queue/add-tasks.js';
 import { cancelTask, type CancelOutcome } from '../queue/cancel-task.js';
-import { getTask, getTaskNameAndState } from '../queue/read-tasks.js';
+import { getTaskNameAndState, getTaskSummary } from '../queue/read-tasks.js';
 import { listTasks, type TaskListFilter } from '../queue/list-tasks.js';
 import { retryTasks, type RetryOutcome } from '../queue/retry-tasks.js';
 import { TaskWaiter } from '../queue/task-waiter.js';
 import { toTaskView, type TaskView } from '../queue/task-view.js';
-import type { TaskRow } from '../queue/task-row.js';
+import type { TaskSummaryRow } from '../queue/task-row.js';
 import type { TaskDefinition, TaskHandler } from '../task.js';
 import { DirectChannel, runDirect } from './direct-channel.js';
-import { toQueryable, type Executor } from './queryable-adapter.js';
+import { assertExecutor, toQueryable, type Executor } from './queryable-adapter.js';
 
 /** Per connection attempt of the client's own pool. */
 const connectTimeoutMs = 10_000;
 
 /**
  * Opening a connection of the client's own (its pool's, its listener's, the first call's) is retried while it fails
- * transiently (refused, reset, the server starting or stopping, too many connections): up to 4 retries, none
- * begun after 5 s. Nothing was sent on a connection that did not open, so no task can be queued twice by it.
+ * transiently (refused, reset, the server starting or stopping, too many connections): retries begin for up to
+ * 5 s (8 at most). Nothing was sent on a connection that did not open, so no task can be queued twice by it.
  * Shorter than a worker's (connect-with-retry.ts): an application's request waits on it.
  */
-const clientConnectRetry: ConnectRetryPolicy = { retries: 4, maxElapsedMs: 5_000, baseDelayMs: 250, maxDelayMs: 2_000 };
+const clientConnectRetry: ConnectRetryPolicy = { retries: 8, maxElapsedMs: 5_000, baseDelayMs: 250, maxDelayMs: 2_000 };
+
+/** A wait (result(), run()) whose listening connection cannot be opened tries again after this long, until its timeout. */
+const listenAgainMs = 1_000;
 
 /** How long a client that found no supervisor socket on this host goes through the database before looking again. */
 const rediscoverMs = 5_000;
@@ -118,7 +122,10 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     if (typeof options !== 'object' || options === null) throw invalidOption('new Client() needs an options object: { connectionString } or { pool }');
     assertOptionKeys(options, ['connectionString', 'pool', 'schema', 'direct', 'connectRetry']);
     this.schema = assertSchemaName(options.schema ?? 'prefork');
+    if (options.direct !== undefined && typeof options.direct !== 'boolean') throw invalidOption(`direct must be true or false (got ${JSON.stringify(options.direct) ?? typeof options.direct})`);
     this.#directEnabled = options.direct !== false;
+    // One would be silently ignored: the pool wins, and the application may think it reaches the other database.
+    if (options.pool !== undefined && options.connectionString !== undefined) throw invalidOption('give connectionString or pool, not both');
     this.#connectRetry = connectRetryPolicy(options.connectRetry);
     // Each call waiting between two connect attempts listens on it: many at once during an outage are expected.
     setMaxListeners(0, this.#closing.signal);
@@ -142,7 +149,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   }
 
   /** Queues a task; returns its id (with `key`, the id of a queued or running task with that key, if any). */
-  async send<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: SendOptions = {}): Promise<string> {
+  async send<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: SendOptions | null = {}): Promise<string> {
     assertOptionKeys(options, ['db', ...addOptionKeys]);
     const { db, ...addOptions } = options ?? {};
     assertExecutor(db);
@@ -163,7 +170,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    * commit), run at once and its outcome sent back as soon as it is recorded, without LISTEN/NOTIFY in between.
    * Everything else (no such supervisor, a task queued behind others or retried) goes through the database.
    */
-  async run<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: RunOptions = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
+  async run<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: RunOptions | null = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
     assertOptionKeys(options, ['timeoutMs', 'signal', ...addOptionKeys]);
     const { timeoutMs, signal, ...addOptions } = options ?? {};
     assertTimeout(timeoutMs);
@@ -187,7 +194,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       const direct = await runDirect(
         channel,
         { submission, name: task, payload: payloadOrEmpty(payload), queue, priority, maxAttempts, key },
-        { timeoutMs: left(), signal: stop, read: (id) => getTask(this.#pool, this.schema, id) },
+        { timeoutMs: left(), signal: stop, read: (id) => getTaskSummary(this.#pool, this.schema, id) },
       );
       throwIfClosed(stop);
       if (direct.view) return direct.view as TypedTaskView<ResultOf<Tasks[K]>>;
@@ -234,7 +241,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   }
 
   /** Queues many tasks in one statement; returns their ids in order. */
-  async sendMany(tasks: readonly NewTask[], options: { db?: Executor } = {}): Promise<string[]> {
+  async sendMany(tasks: readonly NewTask[], options: { db?: Executor } | null = {}): Promise<string[]> {
     assertOptionKeys(options, ['db']);
     const db = options?.db;
     assertExecutor(db);
@@ -251,7 +258,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     assertTaskId(id);
     return this.#call(async () => {
       await this.#migrated();
-      const row = await getTask(this.#pool, this.schema, id);
+      const row = await getTaskSummary(this.#pool, this.schema, id);
       return row ? (toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>) : null;
     });
   }
@@ -260,7 +267,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    * Waits until the task reaches a final state (succeeded, failed, timed_out, cancelled) and returns it.
    * Woken by LISTEN/NOTIFY; rejects with code TIMEOUT after `timeoutMs`, or when `signal` aborts.
    */
-  async result<K extends keyof Tasks & string>(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
+  async result<K extends keyof Tasks & string>(id: string, options: { timeoutMs?: number; signal?: AbortSignal } | null = {}): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
     assertTaskId(id);
     assertOptionKeys(options, ['timeoutMs', 'signal']);
     const { timeoutMs, signal } = options ?? {};
@@ -272,11 +279,22 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
 
   /** Waits for task `id` until `deadline` or `stop` (the call's signal: the caller's, and close()). */
   async #result<K extends keyof Tasks & string>(id: string, stop: AbortSignal, deadline: number | undefined, timeoutMs: number | undefined): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
-    const timedOut = `the database did not answer within ${timeoutMs} ms`;
-    await this.#within(this.#migrated(), deadline, stop, timedOut);
-    let waited: { row: TaskRow | null; final: boolean } | undefined;
+    await this.#within(this.#migrated(), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
+    // The task may be running: a deadline that passes before the wait could read it (run()'s direct path used the
+    // time, the listening connection is slow to open) does not blame the database.
+    const notFinal = `task ${id} did not reach a final state within ${timeoutMs} ms`;
+    let waited: { row: TaskSummaryRow | null; final: boolean } | undefined;
     while (!waited) {
-      const listening = await this.#within(this.#listening(), deadline, stop, timedOut);
+      let listening: Listening;
+      try {
+        listening = await this.#within(this.#listening(), deadline, stop, notFinal);
+      } catch (error) {
+        // The database is away for longer than one connect's retries (a restart, a failover): the wait goes on
+        // until its own timeout, trying again every second, as it would on a listening connection that was lost.
+        if (stop.aborted || !unreachableForNow(error)) throw error;
+        await this.#within(delay(listenAgainMs, undefined, { signal: stop }).catch(() => {}), deadline, stop, notFinal);
+        continue;
+      }
       // The listening connection went (a server restart, a failover, idle_session_timeout): wait on a new one.
       waited = await listening.waiter.wait(id, { timeoutMs: timeLeft(deadline), signal: stop }).catch((error: unknown) => {
         const lost = (error instanceof PreforkError && error.code === 'LISTEN_LOST') || classifyDatabaseError(error).category === 'connection';
@@ -309,7 +327,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    * 'retried' | 'not_found' | 'succeeded' (not retried) | 'not_finished' (queued or running) | 'key_in_use' (a
    * queued or running task holds its key).
    */
-  async retry(id: string, options: { attempts?: number } = {}): Promise<RetryOutcome> {
+  async retry(id: string, options: { attempts?: number } | null = {}): Promise<RetryOutcome> {
     assertTaskId(id);
     assertOptionKeys(options, ['attempts']);
     const attempts = options?.attempts ?? 1;
@@ -325,8 +343,9 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
    * Pauses a task name on every supervisor: its tasks wait queued (running ones finish) until resume().
    * 'paused' | 'already_paused'.
    */
-  async pause(name: string, options: { reason?: string } = {}): Promise<PauseOutcome> {
+  async pause(name: string, options: { reason?: string } | null = {}): Promise<PauseOutcome> {
     assertTaskName(name);
+    assertNoNul(name, 'the task name');
     assertOptionKeys(options, ['reason']);
     const reason = options?.reason;
     assertPauseReason(reason);
@@ -340,6 +359,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   /** Lets every supervisor start tasks of a paused name again. 'resumed' | 'not_paused'. */
   async resume(name: string): Promise<ResumeOutcome> {
     assertTaskName(name);
+    assertNoNul(name, 'the task name');
     return this.#call(async () => {
       await this.#migrated();
       const [result] = await resumeTasks(this.#pool, this.schema, [name]);
@@ -348,7 +368,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
   }
 
   /** The newest tasks first, by state, task name and queue; `before` (an id) pages on. At most `limit` (default 50). */
-  async list(filter: TaskListFilter = {}): Promise<{ tasks: TaskView[]; more: boolean }> {
+  async list(filter: TaskListFilter | null = {}): Promise<{ tasks: TaskView[]; more: boolean }> {
     assertListFilter(filter);
     return this.#call(async () => {
       await this.#migrated();
@@ -486,7 +506,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       // right to create the schema. What has no code from pg or the system (a bug) goes as it is.
       if (error instanceof PreforkError) throw error;
       const category = classifyDatabaseError(error).category;
-      if (category !== 'connection' && category !== 'unavailable' && typeof (error as { code?: unknown })?.code !== 'string') throw error;
+      if (category !== 'connection' && category !== 'unavailable' && typeof (error as { code?: unknown })?.code !== 'string' && !sslRefused(error)) throw error;
       throw databaseUnreachable(error, `cannot use the database at ${this.#target()}`, this.#connectionString());
     });
     return this.#ready;
@@ -621,16 +641,19 @@ function timeLeft(deadline: number | undefined): number | undefined {
   return deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
 }
 
+/** pg's error for `sslmode=require` (or `ssl: true`) against a server without SSL: it has no code, and is the setup's. */
+function sslRefused(error: unknown): boolean {
+  return error instanceof Error && error.message === 'The server does not support SSL connections';
+}
+
+/** A failure to reach the database that may pass (refused, reset, the server starting): not a wrong password, say. */
+function unreachableForNow(error: unknown): boolean {
+  const cause = error instanceof PreforkError && error.code === 'DATABASE_UNREACHABLE' ? (error.cause ?? error) : error;
+  const verdict = classifyDatabaseError(cause);
+  return verdict.transient && (verdict.category === 'connection' || verdict.category === 'unavailable');
+}
+
 /** After a wait that `stop` ended: the client closed meanwhile, then say so (the caller's abort is the caller's). */
 function throwIfClosed(stop: AbortSignal): void {
   if (stop.aborted && (stop.reason as PreforkError | undefined)?.code === 'CLIENT_CLOSED') throw stop.reason as PreforkError;
-}
-
-/** `db` for send()/sendMany(): none, a pg client or pool, or Kysely. */
-function assertExecutor(db: unknown): void {
-  if (db === undefined || db === null) return;
-  const d = db as { query?: unknown; executeQuery?: unknown };
-  if (typeof d.query !== 'function' && typeof d.executeQuery !== 'function') {
-    throw invalidOption('db must be a pg client or pool, or a Kysely instance or transaction');
-  }
 }

@@ -12,7 +12,7 @@ import { connectSocket } from '../direct/connect-socket.js';
 import { lineReader, type DirectReply, type SubmitRequest } from '../direct/protocol.js';
 import { PreforkError } from '../errors.js';
 import { localSockets } from '../queue/supervisors.js';
-import { finalStates, type TaskRow } from '../queue/task-row.js';
+import { finalStates, type TaskSummaryRow } from '../queue/task-row.js';
 import { toTaskView, type TaskView } from '../queue/task-view.js';
 
 /**
@@ -169,7 +169,7 @@ export class DirectChannel {
 export async function runDirect(
   channel: DirectChannel,
   request: Omit<DirectSubmit, 'wait'>,
-  wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskRow | null>; onAccepted?: (id: string) => void },
+  wait: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: (id: string) => Promise<TaskSummaryRow | null>; onAccepted?: (id: string) => void },
 ): Promise<{ id: string | undefined; view: TaskView | null }> {
   const deadline = wait.timeoutMs === undefined ? undefined : Date.now() + wait.timeoutMs;
   // A caller told of the acceptance (`send --wait`, which names the task if interrupted) needs it at once; held
@@ -204,7 +204,7 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined):
  */
 function raceOutcome(
   outcome: Promise<TaskView | null>,
-  options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: () => Promise<TaskRow | null> },
+  options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; read: () => Promise<TaskSummaryRow | null> },
 ): Promise<TaskView | null> {
   const { timeoutMs, signal, read } = options;
   return new Promise((resolve) => {

@@ -1,8 +1,18 @@
 import type { CompiledQuery } from 'kysely';
 import type { Queryable } from '../db/queryable.js';
+import { PreforkError } from '../errors.js';
 
 /** Something that can run SQL: a pg Client/PoolClient/Pool, or a Kysely instance or transaction. */
 export type Executor = Queryable | { executeQuery: (query: CompiledQuery) => Promise<{ rows: unknown[] }> };
+
+/** `db` for send()/sendMany() (and ctx.send): none, a pg client or pool, or Kysely (INVALID_OPTION). */
+export function assertExecutor(db: unknown): void {
+  if (db === undefined || db === null) return;
+  const d = db as { query?: unknown; executeQuery?: unknown };
+  if (typeof d.query !== 'function' && typeof d.executeQuery !== 'function') {
+    throw new PreforkError('INVALID_OPTION', 'db must be a pg client or pool, or a Kysely instance or transaction', { exitCode: 2 });
+  }
+}
 
 /** Lets the queue's SQL run on the application's own connection or transaction. */
 export function toQueryable(executor: Executor): Queryable {

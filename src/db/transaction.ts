@@ -16,7 +16,7 @@
  */
 import type { AccessMode, ControlledTransaction, IsolationLevel, Kysely, Transaction } from 'kysely';
 import { isKyselyLoaded, kysely, loadKysely } from './kysely-module.js';
-import { CommitOutcomeUnknownError, coerceError } from '../errors.js';
+import { CommitOutcomeUnknownError, PreforkError, coerceError } from '../errors.js';
 import { fullJitterDelay, sleep } from './backoff.js';
 import { classifyDatabaseError, sqlStateOf } from './error-classification.js';
 
@@ -48,8 +48,9 @@ export const transactionDefaults = { retries: 3, baseDelayMs: 25, maxDelayMs: 1_
 export async function withTransaction<DB, T>(
   db: Kysely<DB>,
   fn: (trx: Transaction<DB>, attempt: number) => Promise<T>,
-  options: TransactionOptions = {},
+  options: TransactionOptions | null = {},
 ): Promise<T> {
+  options = checkedTransactionOptions(options);
   // The caller's Kysely may come from its own import: the check of commit errors needs the module here too.
   if (!isKyselyLoaded()) await loadKysely();
   const retries = options.retries ?? transactionDefaults.retries;
@@ -64,6 +65,40 @@ export async function withTransaction<DB, T>(
     options.onRetry?.({ attempt, delayMs, reason: verdict.reason, code: verdict.code, error: coerceError(outcome.error) });
     await sleep(delayMs, options.signal);
   }
+}
+
+const optionKeys = ['retries', 'isolationLevel', 'accessMode', 'signal', 'baseDelayMs', 'maxDelayMs', 'onRetry'] as const;
+const isolationLevels = ['read uncommitted', 'read committed', 'repeatable read', 'serializable', 'snapshot'] as const;
+const accessModes = ['read only', 'read write'] as const;
+
+/**
+ * The options, or INVALID_OPTION before anything runs: a typo (`isolation`) would run at the wrong isolation level,
+ * and a `retries` that is not a number would rerun for ever. null is none.
+ */
+export function checkedTransactionOptions(options: TransactionOptions | null | undefined): TransactionOptions {
+  if (options === undefined || options === null) return {};
+  const invalid = (message: string) => new PreforkError('INVALID_OPTION', `transaction: ${message}`, { exitCode: 2 });
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalid(`options must be an object (got ${typeof options})`);
+  for (const key of Object.keys(options)) {
+    if (!(optionKeys as readonly string[]).includes(key)) throw invalid(`unknown option ${JSON.stringify(key)} (options: ${optionKeys.join(', ')})`);
+  }
+  const o = options as Record<string, unknown>;
+  const count = (key: string, max: number) => {
+    const v = o[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max)) throw invalid(`${key} must be a whole number from 0 to ${max} (got ${String(v)})`);
+  };
+  count('retries', 1_000);
+  count('baseDelayMs', 2_147_483_647);
+  count('maxDelayMs', 2_147_483_647);
+  const oneOf = (key: string, allowed: readonly string[]) => {
+    const v = o[key];
+    if (v !== undefined && !allowed.includes(v as string)) throw invalid(`${key} must be one of ${allowed.map((a) => `'${a}'`).join(', ')} (got ${JSON.stringify(v) ?? typeof v})`);
+  };
+  oneOf('isolationLevel', isolationLevels);
+  oneOf('accessMode', accessModes);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
+  if (o.onRetry !== undefined && typeof o.onRetry !== 'function') throw invalid('onRetry must be a function');
+  return options;
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };

@@ -32,7 +32,8 @@ export async function addTasks(db: Queryable, schema: string, tasks: readonly Ne
   });
   const { rows: ids } = await storing(db.query<{ id: string }>(
     `insert into ${quoteIdent(schema)}.tasks (name, payload, queue, priority, run_at, max_attempts)
-     select name, payload, queue, priority, coalesce(run_at, now()), max_attempts
+     -- jsonb_to_recordset reads a JSON null as SQL NULL: a null payload is stored as JSON null, as send() stores it.
+     select name, coalesce(payload, 'null'::jsonb), queue, priority, coalesce(run_at, now()), max_attempts
        from jsonb_to_recordset($1::jsonb)
          as t(ord integer, name text, payload jsonb, queue text, priority integer, run_at timestamptz, max_attempts integer)
       order by ord

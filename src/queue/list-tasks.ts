@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
-import { maxAttemptsOf } from './known-tasks.js';
-import type { TaskRow, TaskState } from './task-row.js';
+import { summaryColumns } from './read-tasks.js';
+import type { TaskState, TaskSummaryRow } from './task-row.js';
 
 export interface TaskListFilter {
   /** Only tasks in these states (default: any). */
@@ -19,11 +19,10 @@ export interface TaskListFilter {
 export const defaultListLimit = 50;
 
 /** The newest tasks first (by id), as the filter selects them; `more` tells whether older ones match too. */
-export async function listTasks(db: Queryable, schema: string, filter: TaskListFilter = {}): Promise<{ rows: TaskRow[]; more: boolean }> {
+export async function listTasks(db: Queryable, schema: string, filter: TaskListFilter = {}): Promise<{ rows: TaskSummaryRow[]; more: boolean }> {
   const limit = filter.limit ?? defaultListLimit;
-  const { rows } = await db.query<TaskRow>(
-    `select id::text, name, queue, payload, state, priority, run_at, attempts, ${maxAttemptsOf(schema, 'tasks')} as max_attempts, key,
-            result, error, errors, history, supervisor_id, worker_pid, created_at, started_at, finished_at, progress
+  const { rows } = await db.query<TaskSummaryRow>(
+    `select ${summaryColumns(schema)}
        from ${quoteIdent(schema)}.tasks
       where ($1::text[] is null or state = any($1))
         and ($2::text is null or name = $2)

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/queryable.js';
 import { quoteIdent } from '../db/identifiers.js';
 import { maxAttemptsOf } from './known-tasks.js';
-import { taskStates, type TaskRow, type TaskState } from './task-row.js';
+import { taskStates, type TaskRow, type TaskState, type TaskSummaryRow } from './task-row.js';
 
 /**
  * One task with its full history. The stored history holds the attempts that were followed by another (and
@@ -16,6 +16,21 @@ export async function getTask(db: Queryable, schema: string, id: string): Promis
     [id],
   );
   return rows[0] ?? null;
+}
+
+/** A task as its public view shows it (no payload, errors or history): what the client's reads and waits return. */
+export async function getTaskSummary(db: Queryable, schema: string, id: string): Promise<TaskSummaryRow | null> {
+  const { rows } = await db.query<TaskSummaryRow>(
+    `select ${summaryColumns(schema)} from ${quoteIdent(schema)}.tasks where id = $1`,
+    [id],
+  );
+  return rows[0] ?? null;
+}
+
+/** The columns of a TaskSummaryRow, from `tasks`. */
+export function summaryColumns(schema: string): string {
+  return `tasks.id::text as id, name, queue, state, priority, run_at, attempts, ${maxAttemptsOf(schema, 'tasks')} as max_attempts, key, result,
+            error, supervisor_id, worker_pid, created_at, started_at, finished_at, progress`;
 }
 
 /** A task's name and state, or null when there is no such task. */

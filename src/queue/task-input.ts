@@ -90,7 +90,7 @@ export function checkNewTask(name: unknown, payload: unknown, options: unknown =
 }
 
 /** Refuses a task name, queue or key with a NUL character (INVALID_OPTION, exit 2). */
-function assertNoNul(value: unknown, what: string): void {
+export function assertNoNul(value: unknown, what: string): void {
   if (typeof value === 'string' && value.includes('\0')) {
     throw new PreforkError('INVALID_OPTION', `${what} contains a NUL character (\\u0000), which PostgreSQL cannot store`, { exitCode: 2 });
   }
@@ -205,6 +205,7 @@ export function assertListFilter(filter: unknown): void {
   for (const key of ['name', 'queue'] as const) {
     const v = f[key];
     if (v !== undefined && !(typeof v === 'string' && v.length > 0)) throw invalidOption(`${key} must be a non-empty string (got ${show(v)})`);
+    assertNoNul(v, key);
   }
   if (f.before !== undefined) assertTaskId(f.before);
   wholeNumber(f.limit, 'limit', 1, 10_000, '');

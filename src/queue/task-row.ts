@@ -30,6 +30,12 @@ export interface TaskRow {
   progress: unknown;
 }
 
+/**
+ * A task without what its public view (toTaskView) leaves out: the payload, the errors and the history, which
+ * can be large (a payload up to jsonb's 256 MB) and which a wait re-reads every second.
+ */
+export type TaskSummaryRow = Omit<TaskRow, 'payload' | 'errors' | 'history'>;
+
 /** One attempt of a task, as recorded when it ended. */
 export interface AttemptRecord {
   attempt: number;

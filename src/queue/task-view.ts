@@ -1,8 +1,8 @@
 import { publicError } from '../errors.js';
-import type { TaskRow } from './task-row.js';
+import type { TaskSummaryRow } from './task-row.js';
 
 /** The public shape of a task: what `send --wait --json` prints and the client API returns. */
-export function toTaskView(row: TaskRow) {
+export function toTaskView(row: TaskSummaryRow) {
   return {
     id: row.id,
     task: row.name,

@@ -4,8 +4,8 @@
  */
 import type pg from 'pg';
 import { channelsFor, quoteIdent } from '../db/identifiers.js';
-import { getTask } from './read-tasks.js';
-import { finalStates, type TaskRow } from './task-row.js';
+import { getTaskSummary } from './read-tasks.js';
+import { finalStates, type TaskSummaryRow } from './task-row.js';
 
 export class TaskWaiter {
   readonly #wakers = new Map<string, Set<() => void>>();
@@ -42,7 +42,7 @@ export class TaskWaiter {
   async wait(
     id: string,
     options: { timeoutMs?: number | undefined; signal?: AbortSignal | undefined; recheckMs?: number; added?: boolean } = {},
-  ): Promise<{ row: TaskRow | null; final: boolean }> {
+  ): Promise<{ row: TaskSummaryRow | null; final: boolean }> {
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     const recheckMs = options.recheckMs ?? 1_000;
     let skipRead = options.added === true;
@@ -66,7 +66,7 @@ export class TaskWaiter {
           if (left > 0 && !options.signal?.aborted) await sleepUntil(wakeUp, Math.min(left, recheckMs), options.signal);
           continue;
         }
-        const row = await this.#serial(() => getTask(this.client, this.schema, id)).catch((error: unknown) => {
+        const row = await this.#serial(() => getTaskSummary(this.client, this.schema, id)).catch((error: unknown) => {
           throw this.#lost ?? error;
         });
         if (!row || finalStates.has(row.state)) return { row, final: row !== null };

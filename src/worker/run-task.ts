@@ -4,11 +4,11 @@ import { taskApplicationName } from '../db/application-name.js';
 import { taskSessionSettings } from '../db/session-settings.js';
 import { TaskConnection, type ConnectionSlot, type SessionSettings } from '../db/task-connection.js';
 import { kysely } from '../db/kysely-module.js';
-import { withTransaction } from '../db/transaction.js';
+import { checkedTransactionOptions, withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
-import { jsonStorageProblem } from '../queue/task-input.js';
 import { addTask } from '../queue/add-task.js';
-import { toQueryable } from '../client/queryable-adapter.js';
+import { assertExecutor, toQueryable } from '../client/queryable-adapter.js';
+import { addOptionKeys, assertOptionKeys, jsonStorageProblem } from '../queue/task-input.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
 import type { TaskContext } from '../task.js';
 import type { TaskRegistry } from './task-registry.js';
@@ -106,20 +106,25 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       sql: kysely().sql,
       connection: () => connection().client(),
       progress: (value) => progress.report(value),
-      send: async (name, payload, options = {}) => {
-        const { db, ...addOptions } = options;
+      send: async (name, payload, options) => {
+        // Checked as Client.send checks them: a typo or a `db` that is not one is refused, null is none.
+        assertOptionKeys(options, ['db', ...addOptionKeys]);
+        const { db, ...addOptions } = options ?? {};
+        assertExecutor(db);
         const added = await addTask(db ? toQueryable(db) : await connection().client(), deps.schema, name, payload, addOptions);
         return added.id;
       },
-      transaction: (fn, options = {}) =>
-        withTransaction(connection().db, fn, {
+      transaction: async (fn, given) => {
+        const options = checkedTransactionOptions(given);
+        return withTransaction(connection().db, fn, {
           ...options,
           signal: options.signal ?? deps.attemptOver?.signal,
           onRetry: (e) => {
             log().warn({ event: 'db_transaction_retry', transactionAttempt: e.attempt, delayMs: e.delayMs, reason: e.reason, code: e.code }, 'transaction failed; running it again');
             options.onRetry?.(e);
           },
-        }),
+        });
+      },
       workerId: deps.workerId,
     };
     const value = await definition.run(task.payload as never, ctx);

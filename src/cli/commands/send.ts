@@ -5,7 +5,7 @@ import { PreforkError } from '../../errors.js';
 import { addSubmitted } from '../../queue/add-submitted.js';
 import { addTask } from '../../queue/add-task.js';
 import { checkNewTask } from '../../queue/task-input.js';
-import { getTask, getTaskNameAndState } from '../../queue/read-tasks.js';
+import { getTaskNameAndState, getTaskSummary } from '../../queue/read-tasks.js';
 import { checkTaskName } from '../../queue/known-tasks.js';
 import { pausedTasks } from '../../queue/paused-tasks.js';
 import { liveSupervisors, type SupervisorRow } from '../../queue/supervisors.js';
@@ -126,7 +126,7 @@ Examples:
         try {
           ({ id, view } = await runDirect(direct, { submission, name, payload, ...options }, {
             timeoutMs: left(),
-            read: (taskId) => getTask(client, database.schema, taskId),
+            read: (taskId) => getTaskSummary(client, database.schema, taskId),
             onAccepted: (taskId) => {
               sentId = taskId;
               warn();

@@ -7,7 +7,7 @@ import { PreforkError, publicError } from '../../errors.js';
 import { cancelTask, type CancelOutcome } from '../../queue/cancel-task.js';
 import { defaultListLimit, listTasks } from '../../queue/list-tasks.js';
 import { defaultRetryStates, retryableStates, retryMatching, retryTasks, type RetryableState, type RetryOutcome } from '../../queue/retry-tasks.js';
-import { taskStates, type TaskRow, type TaskState } from '../../queue/task-row.js';
+import { taskStates, type TaskState, type TaskSummaryRow } from '../../queue/task-row.js';
 import { toTaskView } from '../../queue/task-view.js';
 import { liveSupervisorFigures } from '../../queue/watch-report.js';
 import { supervisorDefaults } from '../../primary/supervisor-options.js';
@@ -74,7 +74,7 @@ Examples:
  */
 type Place = { onWorkerMs: number } | 'waiting';
 
-async function runningPlaces(client: Queryable, schema: string, rows: readonly TaskRow[]): Promise<Map<string, Place>> {
+async function runningPlaces(client: Queryable, schema: string, rows: readonly TaskSummaryRow[]): Promise<Map<string, Place>> {
   const supervisors = await liveSupervisorFigures(client, schema, supervisorDefaults.leaseMs);
   const places = new Map<string, Place>();
   for (const t of rows) {
@@ -90,7 +90,7 @@ async function runningPlaces(client: Queryable, schema: string, rows: readonly T
 }
 
 /** The list as a table, with a hint for the next page when more match. */
-export function renderTaskList(rows: readonly TaskRow[], more: boolean, now: number, places: ReadonlyMap<string, Place> = new Map()): string {
+export function renderTaskList(rows: readonly TaskSummaryRow[], more: boolean, now: number, places: ReadonlyMap<string, Place> = new Map()): string {
   if (rows.length === 0) return 'no task matches\n';
   const table = rows.map((t) => [
     t.id,
@@ -113,7 +113,7 @@ export function renderTaskList(rows: readonly TaskRow[], more: boolean, now: num
   return `${lines.join('\n')}\n`;
 }
 
-function when(t: TaskRow, now: number, place: Place | undefined): string {
+function when(t: TaskSummaryRow, now: number, place: Place | undefined): string {
   if (t.state === 'queued') {
     const due = t.run_at.getTime() - now;
     return due > 0 ? `due in ${duration(due)}` : 'due';
@@ -130,7 +130,7 @@ function when(t: TaskRow, now: number, place: Place | undefined): string {
 const maxOutcomeText = 80;
 
 /** A failed task's error (code, or name: message), a succeeded one's result, on one line and cut short. */
-function outcomeText(t: TaskRow): string {
+function outcomeText(t: TaskSummaryRow): string {
   let text: string;
   if (t.state === 'succeeded') text = JSON.stringify(t.result) ?? 'null';
   else if (t.error) {
