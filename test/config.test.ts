@@ -141,6 +141,16 @@ describe('configuration', () => {
     // Given empty: a slip (an unset shell variable), not a request for the default.
     expect(await bad(['status', '--database-url', ''])).toBe('prefork: error: --database-url must not be empty\n');
     expect(await bad(['status', '--schema', ''])).toBe('prefork: error: --schema must not be empty\n');
+    expect(await bad(['start', '--tasks', ''])).toBe('prefork: error: --tasks must not be empty\n');
+    expect(await bad(['start', '--metrics-port', '9191', '--metrics-host', ''])).toBe('prefork: error: --metrics-host must not be empty\n');
+    expect(await bad(['status', '--config', ''])).toBe('prefork: error: --config must not be empty\n');
+    // What pg would throw on with a stack trace: a stray "%" (URIError), an SSL file it cannot read (it reads them as it parses).
+    expect(await bad(['status', '--database-url', 'postgres://app:s%ecret@127.0.0.1:5999/app'])).toBe(
+      'prefork: error: --database-url postgres://app:***@127.0.0.1:5999/app: its password has a "%" that does not start a percent-encoded character (write "%" as %25)\n',
+    );
+    expect(await bad(['send', 'prefork.echo'], { DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:5999/app?sslcert=/nonexistent/cert.pem' })).toBe(
+      'prefork: error: DATABASE_URL postgres://app:***@127.0.0.1:5999/app?sslcert=/nonexistent/cert.pem: its sslcert file /nonexistent/cert.pem cannot be read (ENOENT)\n',
+    );
     // Schemas shared with the application or the server: prefork's plain table names would meet theirs.
     for (const schema of ['public', 'pg_catalog', 'information_schema']) {
       expect(await bad(['status', '--schema', schema])).toBe(`prefork: error: schema "${schema}" is not for prefork: give its queue a schema of its own (default prefork)\n`);

@@ -25,7 +25,7 @@ function socketListed(inode: string): boolean {
 }
 
 /** A pool of this process whose workers fail their start-up (their task module throws) and exit; its log in `lines`. */
-async function brokenWorkerPool(lines: Record<string, unknown>[]) {
+async function brokenWorkerPool(lines: Record<string, unknown>[], { module = 'broken-tasks.js', startupTimeoutMs = 10_000 } = {}) {
   const { WorkerPool } = (await import(workerPoolUrl)) as WorkerPoolModule;
   const log = pino(
     { level: 'debug', formatters: { level: (label) => ({ level: label }) } },
@@ -37,12 +37,12 @@ async function brokenWorkerPool(lines: Record<string, unknown>[]) {
     onTaskStart: () => {},
     log,
     workerConfig: () => ({
-      tasksUrl: pathToFileURL(fixture('broken-tasks.js')).href,
+      tasksUrl: pathToFileURL(fixture(module)).href,
       databaseUrl: databaseUrl(),
       schema: 'unused',
       concurrency: 1,
       logLevel: 'silent',
-      startupTimeoutMs: 10_000,
+      startupTimeoutMs,
       session: {},
       heartbeatMs: 1_000,
       budgetEnforced: false,
@@ -62,6 +62,19 @@ function guardPids(): number[] {
 }
 
 describe('worker pool', () => {
+  it('a task module whose import never finishes fails the worker\'s start within the start-up limit, saying so', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const pool = await brokenWorkerPool(lines, { module: 'hanging-import-tasks.js', startupTimeoutMs: 1_000 });
+    const failed = new Promise<Error>((resolve) => pool.on('startupFailed', (_handle: unknown, error: Error) => resolve(error)));
+    const handle = pool.fork();
+    onTestFinished(() => {
+      if (isAlive(handle.pid)) pool.kill(handle);
+      pool.close();
+    });
+    expect((await failed).message).toBe('the task module did not finish loading within 1000 ms (a top-level await that never settles?)');
+  });
+
+
   it.skipIf(process.platform !== 'linux')('a message written to a worker that exited before the primary read its end of the channel is a debug line, not a warning', async () => {
     const lines: Record<string, unknown>[] = [];
     const pool = await brokenWorkerPool(lines);

@@ -54,6 +54,11 @@ Quick start (no database to set up: without DATABASE_URL, start runs an embedded
   // Commander's own errors (unknown option, bad value) become exit 2; --help and --version exit 0.
   const configure = (c: Command) => {
     c.exitOverride();
+    // Each whole-number flag or argument says its range in --help (the parser knows it: parse.ts's integer).
+    for (const o of [...c.options, ...c.registeredArguments] as { parseArg?: { range?: string }; description: string }[]) {
+      const range = o.parseArg?.range;
+      if (range && !o.description.includes(range)) o.description = `${o.description} (${range})`;
+    }
     // One line, as every error: commander's "(Did you mean send?)" joins the message.
     c.configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s.startsWith('error:') ? `prefork: ${s.trim().replace(/\s*\n\s*/g, ' ')}\n` : s) });
     c.commands.forEach(configure);

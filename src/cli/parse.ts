@@ -3,13 +3,15 @@ import { InvalidArgumentError } from 'commander';
 import { logLevels } from '../logger.js';
 import { taskIdProblem } from '../queue/task-input.js';
 
-export function integer(name: string, min: number, max: number): (value: string) => number {
-  return (value) => {
+export function integer(name: string, min: number, max: number): ((value: string) => number) & { range: string } {
+  const parse = (value: string) => {
     if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
     const n = Number(value);
     if (n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
     return n;
   };
+  // Shown in --help (main.ts), so that the range is known before a value is refused.
+  return Object.assign(parse, { range: `${min} to ${max}` });
 }
 
 export function logLevel(value: string): string {

@@ -21,6 +21,8 @@ export interface ConfigFile {
  * default file if present. A named file that does not exist is an error; a missing default file is not.
  */
 export function readConfigFile(given: { path: string; where: string } | undefined, cwd = process.cwd()): ConfigFile | null {
+  // An empty path would read the working directory (EISDIR): said as other flags say it.
+  if (given && given.path.trim() === '') throw usage(`${given.where} must not be empty`);
   const display = given?.path ?? defaultConfigFileName;
   const file = path.resolve(cwd, display);
   if (!given && !existsSync(file)) return null;

@@ -1,4 +1,5 @@
 /** Connection strings appear in logs and errors only through `redactConnectionString`. */
+import { accessSync, constants } from 'node:fs';
 import { PreforkError } from '../errors.js';
 
 // A WHATWG URL with a user must have a host, but libpq and pg take "postgres://user@/db?host=/var/run/postgresql"
@@ -41,12 +42,31 @@ export function connectionUrlProblem(connectionString: string): string | null {
     return connectionString.startsWith('/') ? null : 'it is not a PostgreSQL URL (postgres://user@host:5432/db)';
   }
   if (scheme !== 'postgres' && scheme !== 'postgresql') return `"${scheme}://" is not a PostgreSQL URL (postgres://user@host:5432/db)`;
+  let url: URL;
   try {
-    parseUrl(connectionString);
-    return null;
+    url = parseUrl(connectionString).url;
   } catch {
     return 'it is not a valid URL (check the port, and percent-encode special characters in the user and password)';
   }
+  // pg decodes these, and throws URIError for a stray "%" (a password with one, not percent-encoded).
+  for (const [part, text] of [['user', url.username], ['password', url.password], ['database name', url.pathname]] as const) {
+    try {
+      decodeURIComponent(text);
+    } catch {
+      return `its ${part} has a "%" that does not start a percent-encoded character (write "%" as %25)`;
+    }
+  }
+  // pg reads these files as it parses the URL, for every connection: one it cannot read would throw there.
+  for (const key of ['sslcert', 'sslkey', 'sslrootcert']) {
+    const file = url.searchParams.get(key);
+    if (file === null || file === '') continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (error) {
+      return `its ${key} file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+    }
+  }
+  return null;
 }
 
 /**

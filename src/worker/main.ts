@@ -97,7 +97,14 @@ let shuttingDown = false;
 
 async function start(): Promise<void> {
   log.info({ event: 'worker_process_init' }, 'worker process started');
-  if (config.tasksUrl) await loadTaskModule(registry, config.tasksUrl);
+  // Bounded as a start-up hook is: a top-level await that never settles would otherwise hold the start, silently.
+  if (config.tasksUrl) {
+    await withTimeout(
+      loadTaskModule(registry, config.tasksUrl),
+      config.startupTimeoutMs,
+      `the task module did not finish loading within ${config.startupTimeoutMs} ms (a top-level await that never settles?)`,
+    );
+  }
   // Built-in hook, always first: whatever a handle was opened before this point (at import time, or
   // inherited state of any kind) is closed and dropped. Tasks open their own connections.
   const reset = await connectionCache.reset();

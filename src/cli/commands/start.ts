@@ -100,6 +100,10 @@ export function addStartOptions(command: Command): Command {
 
 async function runStart(flags: StartFlags, command: Command): Promise<void> {
   const database = resolveDatabase(flags);
+  // Empty, they would mean no task module (only the built-in tasks) and every interface (`::`), silently.
+  for (const [value, flag] of [[flags.tasks, '--tasks'], [flags.metricsHost, '--metrics-host']] as const) {
+    if (value !== undefined && value.trim() === '') throw new PreforkError('INVALID_OPTION', `${flag} must not be empty`, { exitCode: exitCodes.usage });
+  }
   const tasksPath = flags.tasks ? resolve(flags.tasks) : undefined;
   if (tasksPath && !existsSync(tasksPath)) {
     throw new PreforkError('TASK_MODULE_NOT_FOUND', `task module not found: ${tasksPath}`, { exitCode: exitCodes.usage });
