@@ -212,17 +212,23 @@ describe('Client misuse', () => {
     const id = await prefork.send('nobody.runs', { n: 1 });
     const waiting = prefork.result(id, { timeoutMs: 20_000 });
     const settled = waiting.then(() => 'settled', () => 'settled');
-    await expect.poll(() => query(`select 1 from pg_stat_activity where application_name = 'prefork client (listen)' and query like $1`, [`%${schema}%`]), { timeout: 5_000 }).toHaveLength(1);
+    await expect.poll(() => query(`select 1 from pg_stat_activity where application_name = 'prefork client (listen)' and query like $1`, [`%${schema}%`])).toHaveLength(1);
     const refused = proxy.refuse();
     proxy.cutAll(); // the listening connection and the pool's idle one, which refuse() would otherwise wait for
     await refused;
+    // A client that has not reached the database yet: its first step (the schema's migration) waits as well.
+    const fresh = new Client({ connectionString: proxy.url(), schema, direct: false, connectRetry: { retries: 1, maxElapsedMs: 100 } });
+    closeLater(fresh);
+    const freshWaiting = fresh.result(id, { timeoutMs: 20_000 });
+    const freshSettled = freshWaiting.then(() => 'settled', () => 'settled');
     // The task ends while the client cannot reach the database (no supervisor here: written as one would).
     await query(`update "${schema}".tasks set state = 'succeeded', result = '{"ok": true}', attempts = 1, started_at = now(), finished_at = now() where id = $1`, [id]);
     // Several of the connect's budgets pass: the wait is still on.
-    const stillWaiting = await Promise.race([settled, new Promise((resolve) => setTimeout(() => resolve('waiting'), 2_500))]);
+    const stillWaiting = await Promise.race([settled, freshSettled, new Promise((resolve) => setTimeout(() => resolve('waiting'), 2_500))]);
     expect(stillWaiting).toBe('waiting');
     await proxy.restore();
     expect(await waiting).toMatchObject({ id, status: 'succeeded', result: { ok: true } });
+    expect(await freshWaiting).toMatchObject({ id, status: 'succeeded', result: { ok: true } });
 
     // Down for longer than the wait's own timeout: TIMEOUT, which does not blame the database for a task that may be running.
     const other = await prefork.send('nobody.runs', { n: 2 });
@@ -346,6 +352,18 @@ describe('Client misuse', () => {
     }
 
     // Reached once, then an outage: a call that needs a new connection says so the same way; it ends, calls go on.
+    // sslmode=require against a server without SSL: pg's error has no code, and is still the setup's, not a bug's.
+    const [setting] = await query<{ ssl: string }>('show ssl');
+    if (setting?.ssl === 'off' && !databaseUrl().includes('host=/')) {
+      const url = `${databaseUrl()}${databaseUrl().includes('?') ? '&' : '?'}sslmode=require`;
+      const prefork = new Client({ connectionString: url, schema: schemaName(), direct: false, connectRetry: false });
+      await expect(prefork.send('prefork.echo', {})).rejects.toMatchObject({
+        code: 'DATABASE_UNREACHABLE',
+        message: expect.stringMatching(/^cannot use the database at .*: The server does not support SSL connections$/),
+      });
+      await prefork.close();
+    }
+
     await using proxy = await TcpProxy.start(databaseUrl());
     const schema = schemaName();
     const prefork = new Client({ connectionString: proxy.url({ password: 'hunter2' }), schema, direct: false, connectRetry: false });

@@ -146,8 +146,13 @@ describe('configuration', () => {
     expect(await bad(['status', '--config', ''])).toBe('prefork: error: --config must not be empty\n');
     // What pg would throw on with a stack trace: a stray "%" (URIError), an SSL file it cannot read (it reads them as it parses).
     expect(await bad(['status', '--database-url', 'postgres://app:s%ecret@127.0.0.1:5999/app'])).toBe(
-      'prefork: error: --database-url postgres://app:***@127.0.0.1:5999/app: its password has a "%" that does not start a percent-encoded character (write "%" as %25)\n',
+      'prefork: error: --database-url postgres://app:***@127.0.0.1:5999/app: its user, password or database name has a "%" that does not start a percent-encoded character (write "%" as %25)\n',
     );
+    // pg takes a "%" before non-hex characters as it is (it re-encodes it): accepted, as pg accepts it.
+    // (Nothing listens on port 5999: the URL is taken, and the database is then not reached, exit 3.)
+    const accepted = await runCli(['status', '--database-url', 'postgres://app:p%ssword@127.0.0.1:5999/app'], { cwd: dir });
+    expect(accepted.code, accepted.stderr).toBe(3);
+    expect(accepted.stderr).not.toContain('p%ssword');
     expect(await bad(['send', 'prefork.echo'], { DATABASE_URL: 'postgres://app:s3cret@127.0.0.1:5999/app?sslcert=/nonexistent/cert.pem' })).toBe(
       'prefork: error: DATABASE_URL postgres://app:***@127.0.0.1:5999/app?sslcert=/nonexistent/cert.pem: its sslcert file /nonexistent/cert.pem cannot be read (ENOENT)\n',
     );

@@ -126,10 +126,10 @@ describe('task session settings', () => {
     expect(r.view.result).toEqual({
       transaction: [
         'INVALID_OPTION: transaction: unknown option "isolation" (options: retries, isolationLevel, accessMode, signal, baseDelayMs, maxDelayMs, onRetry)',
-        "INVALID_OPTION: transaction: isolationLevel must be one of 'read uncommitted', 'read committed', 'repeatable read', 'serializable', 'snapshot' (got \"serialisable\")",
-        'INVALID_OPTION: transaction: retries must be a whole number from 0 to 1000 (got x)',
+        "INVALID_OPTION: transaction: isolationLevel must be one of 'read uncommitted', 'read committed', 'repeatable read', 'serializable' (got \"serialisable\")",
+        'INVALID_OPTION: transaction: retries must be a whole number from 0 to 1000 (got "x")',
         'INVALID_OPTION: transaction: retries must be a whole number from 0 to 1000 (got NaN)',
-        'INVALID_OPTION: transaction: options must be an object (got string)',
+        'INVALID_OPTION: transaction: options must be an object (got "fast")',
       ],
       sendRefused: [
         'INVALID_OPTION: db must be a pg client or pool, or a Kysely instance or transaction',
@@ -137,6 +137,7 @@ describe('task session settings', () => {
       ],
       ranBeforeNull: 0,
       nullTransaction: 'ran',
+      nullValues: 'ran',
       nullSend: 'string',
     });
     // Only the send with null options queued a task.

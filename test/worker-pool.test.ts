@@ -74,7 +74,6 @@ describe('worker pool', () => {
     expect((await failed).message).toBe('the task module did not finish loading within 1000 ms (a top-level await that never settles?)');
   });
 
-
   it.skipIf(process.platform !== 'linux')('a message written to a worker that exited before the primary read its end of the channel is a debug line, not a warning', async () => {
     const lines: Record<string, unknown>[] = [];
     const pool = await brokenWorkerPool(lines);

@@ -63,8 +63,9 @@ export interface ClientOptions {
    */
   direct?: boolean;
   /**
-   * Retries of a connection that fails to open transiently (default `{ retries: 4, maxElapsedMs: 5000 }`: no retry
-   * begins after 5 s; `maxElapsedMs: 0`, no time bound); `false`: none, the call fails at once. Applies to the
+   * Retries of a connection that fails to open transiently (default `{ retries: 8, maxElapsedMs: 5000 }`: no retry
+   * begins after 5 s; `maxElapsedMs: 0`, no time bound); `false`: none, the call fails at once. A wait (result(),
+   * run() once its task is queued) that still cannot reach the database tries again every second until its timeout. Applies to the
    * connections the client opens: with `pool`, to those it opens outside it (the first call's and the listener's),
    * not to the pool's own.
    */
@@ -122,19 +123,19 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
     if (typeof options !== 'object' || options === null) throw invalidOption('new Client() needs an options object: { connectionString } or { pool }');
     assertOptionKeys(options, ['connectionString', 'pool', 'schema', 'direct', 'connectRetry']);
     this.schema = assertSchemaName(options.schema ?? 'prefork');
-    if (options.direct !== undefined && typeof options.direct !== 'boolean') throw invalidOption(`direct must be true or false (got ${JSON.stringify(options.direct) ?? typeof options.direct})`);
+    if (options.direct !== undefined && options.direct !== null && typeof options.direct !== 'boolean') throw invalidOption(`direct must be true or false (got ${JSON.stringify(options.direct) ?? typeof options.direct})`);
     this.#directEnabled = options.direct !== false;
     // One would be silently ignored: the pool wins, and the application may think it reaches the other database.
-    if (options.pool !== undefined && options.connectionString !== undefined) throw invalidOption('give connectionString or pool, not both');
+    if (options.pool != null && options.connectionString != null) throw invalidOption('give connectionString or pool, not both');
     this.#connectRetry = connectRetryPolicy(options.connectRetry);
     // Each call waiting between two connect attempts listens on it: many at once during an outage are expected.
     setMaxListeners(0, this.#closing.signal);
-    if (options.pool !== undefined) {
+    if (options.pool != null) {
       const pool = options.pool as Partial<pg.Pool> | null;
       if (typeof pool?.connect !== 'function' || typeof pool.query !== 'function') throw invalidOption('pool must be a pg.Pool');
       this.#pool = options.pool;
       this.#ownsPool = false;
-    } else if (options.connectionString !== undefined) {
+    } else if (options.connectionString != null) {
       const url: unknown = options.connectionString;
       if (typeof url !== 'string' || url === '') throw invalidOption('connectionString must be a non-empty string');
       const problem = connectionUrlProblem(url);
@@ -186,7 +187,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       const channel = addOptions.runAt || addOptions.delayMs ? null : await this.#directChannel(task);
       if (!channel) {
         const { id } = await this.#insertWhileWanted(stop, deadline, timeoutMs, (db) => addTask(db, this.schema, task, payload, addOptions));
-        await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
+        await this.#whenReachable(() => this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
         return this.#result<K>(id, stop, deadline, timeoutMs);
       }
       const submission = randomUUID();
@@ -202,7 +203,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       const id =
         direct.id ??
         (await this.#insertWhileWanted(stop, deadline, timeoutMs, (db) => addSubmitted(db, this.schema, submission, task, payloadOrEmpty(payload), addOptions))).id;
-      await this.#within(this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
+      await this.#whenReachable(() => this.#keyHeldByName(id, task, addOptions.key), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
       return this.#result<K>(id, stop, deadline, timeoutMs);
     }, { signal });
   }
@@ -279,22 +280,13 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
 
   /** Waits for task `id` until `deadline` or `stop` (the call's signal: the caller's, and close()). */
   async #result<K extends keyof Tasks & string>(id: string, stop: AbortSignal, deadline: number | undefined, timeoutMs: number | undefined): Promise<TypedTaskView<ResultOf<Tasks[K]>>> {
-    await this.#within(this.#migrated(), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
+    await this.#whenReachable(() => this.#migrated(), deadline, stop, `the database did not answer within ${timeoutMs} ms`);
     // The task may be running: a deadline that passes before the wait could read it (run()'s direct path used the
     // time, the listening connection is slow to open) does not blame the database.
     const notFinal = `task ${id} did not reach a final state within ${timeoutMs} ms`;
     let waited: { row: TaskSummaryRow | null; final: boolean } | undefined;
     while (!waited) {
-      let listening: Listening;
-      try {
-        listening = await this.#within(this.#listening(), deadline, stop, notFinal);
-      } catch (error) {
-        // The database is away for longer than one connect's retries (a restart, a failover): the wait goes on
-        // until its own timeout, trying again every second, as it would on a listening connection that was lost.
-        if (stop.aborted || !unreachableForNow(error)) throw error;
-        await this.#within(delay(listenAgainMs, undefined, { signal: stop }).catch(() => {}), deadline, stop, notFinal);
-        continue;
-      }
+      const listening = await this.#whenReachable(() => this.#listening(), deadline, stop, notFinal);
       // The listening connection went (a server restart, a failover, idle_session_timeout): wait on a new one.
       waited = await listening.waiter.wait(id, { timeoutMs: timeLeft(deadline), signal: stop }).catch((error: unknown) => {
         const lost = (error instanceof PreforkError && error.code === 'LISTEN_LOST') || classifyDatabaseError(error).category === 'connection';
@@ -311,6 +303,23 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       throw new PreforkError('TIMEOUT', `task ${id} is still ${row.state} after ${timeoutMs} ms`);
     }
     return toTaskView(row) as TypedTaskView<ResultOf<Tasks[K]>>;
+  }
+
+  /**
+   * `step` (a connection of the client's own, a read) within the deadline; while it fails because the database
+   * cannot be reached for now, past one connect's retries (a restart, a failover), it is tried again every second
+   * until the deadline or `stop`, as a wait goes on after its listening connection was lost.
+   */
+  async #whenReachable<T>(step: () => Promise<T>, deadline: number | undefined, stop: AbortSignal, timedOut: string): Promise<T> {
+    for (;;) {
+      try {
+        return await this.#within(step(), deadline, stop, timedOut);
+      } catch (error) {
+        if (stop.aborted || !unreachableForNow(error)) throw error;
+        // Not ref'd: a wait that timed out meanwhile does not keep the application's process alive for it.
+        await this.#within(delay(listenAgainMs, undefined, { signal: stop, ref: false }).catch(() => {}), deadline, stop, timedOut);
+      }
+    }
   }
 
   /** Cancels a task: a queued one never runs; a running one has its signal aborted and its query cancelled (then its hard limit applies). */
@@ -648,8 +657,7 @@ function sslRefused(error: unknown): boolean {
 
 /** A failure to reach the database that may pass (refused, reset, the server starting): not a wrong password, say. */
 function unreachableForNow(error: unknown): boolean {
-  const cause = error instanceof PreforkError && error.code === 'DATABASE_UNREACHABLE' ? (error.cause ?? error) : error;
-  const verdict = classifyDatabaseError(cause);
+  const verdict = classifyDatabaseError(error); // DATABASE_UNREACHABLE is classified as its cause
   return verdict.transient && (verdict.category === 'connection' || verdict.category === 'unavailable');
 }
 

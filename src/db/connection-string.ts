@@ -1,5 +1,5 @@
 /** Connection strings appear in logs and errors only through `redactConnectionString`. */
-import { accessSync, constants } from 'node:fs';
+import pg from 'pg';
 import { PreforkError } from '../errors.js';
 
 // A WHATWG URL with a user must have a host, but libpq and pg take "postgres://user@/db?host=/var/run/postgresql"
@@ -48,23 +48,17 @@ export function connectionUrlProblem(connectionString: string): string | null {
   } catch {
     return 'it is not a valid URL (check the port, and percent-encode special characters in the user and password)';
   }
-  // pg decodes these, and throws URIError for a stray "%" (a password with one, not percent-encoded).
-  for (const [part, text] of [['user', url.username], ['password', url.password], ['database name', url.pathname]] as const) {
-    try {
-      decodeURIComponent(text);
-    } catch {
-      return `its ${part} has a "%" that does not start a percent-encoded character (write "%" as %25)`;
-    }
-  }
-  // pg reads these files as it parses the URL, for every connection: one it cannot read would throw there.
-  for (const key of ['sslcert', 'sslkey', 'sslrootcert']) {
-    const file = url.searchParams.get(key);
-    if (file === null || file === '') continue;
-    try {
-      accessSync(file, constants.R_OK);
-    } catch (error) {
-      return `its ${key} file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
-    }
+  // What pg itself throws on as it parses the URL, for every connection: a stray "%" it cannot decode (URIError),
+  // an SSL file it cannot read (it reads sslcert, sslkey and sslrootcert then). Its own parser decides, so that
+  // what pg accepts (a "%" before non-hex characters, which it re-encodes) is accepted here too.
+  try {
+    new pg.Client({ connectionString });
+  } catch (error) {
+    if (error instanceof URIError) return 'its user, password or database name has a "%" that does not start a percent-encoded character (write "%" as %25)';
+    const e = error as NodeJS.ErrnoException;
+    const key = ['sslcert', 'sslkey', 'sslrootcert'].find((k) => e.path !== undefined && url.searchParams.get(k) === e.path);
+    if (key && e.code) return `its ${key} file ${e.path} cannot be read (${e.code})`;
+    return `pg cannot use it: ${redactSecrets(errorText(error), connectionString)}`;
   }
   return null;
 }

@@ -19,6 +19,7 @@ import { isKyselyLoaded, kysely, loadKysely } from './kysely-module.js';
 import { CommitOutcomeUnknownError, PreforkError, coerceError } from '../errors.js';
 import { fullJitterDelay, sleep } from './backoff.js';
 import { classifyDatabaseError, sqlStateOf } from './error-classification.js';
+import { assertOptionKeys, assertSignal, wholeNumber } from '../queue/task-input.js';
 
 export interface TransactionOptions {
   /** Reruns of `fn` after a retryable failure (default 3; 0: none). */
@@ -67,37 +68,33 @@ export async function withTransaction<DB, T>(
   }
 }
 
-const optionKeys = ['retries', 'isolationLevel', 'accessMode', 'signal', 'baseDelayMs', 'maxDelayMs', 'onRetry'] as const;
-const isolationLevels = ['read uncommitted', 'read committed', 'repeatable read', 'serializable', 'snapshot'] as const;
-const accessModes = ['read only', 'read write'] as const;
+const optionKeys = ['retries', 'isolationLevel', 'accessMode', 'signal', 'baseDelayMs', 'maxDelayMs', 'onRetry'];
+// Kysely's list has SQL Server's 'snapshot' too, which PostgreSQL refuses at SET TRANSACTION.
+const isolationLevels = ['read uncommitted', 'read committed', 'repeatable read', 'serializable'];
+const accessModes = ['read only', 'read write'];
 
 /**
  * The options, or INVALID_OPTION before anything runs: a typo (`isolation`) would run at the wrong isolation level,
- * and a `retries` that is not a number would rerun for ever. null is none.
+ * and a `retries` that is not a number would rerun for ever. null, as options or as a value, is not given.
  */
 export function checkedTransactionOptions(options: TransactionOptions | null | undefined): TransactionOptions {
+  const label = 'transaction: ';
+  assertOptionKeys(options, optionKeys, label);
   if (options === undefined || options === null) return {};
-  const invalid = (message: string) => new PreforkError('INVALID_OPTION', `transaction: ${message}`, { exitCode: 2 });
-  if (typeof options !== 'object' || Array.isArray(options)) throw invalid(`options must be an object (got ${typeof options})`);
-  for (const key of Object.keys(options)) {
-    if (!(optionKeys as readonly string[]).includes(key)) throw invalid(`unknown option ${JSON.stringify(key)} (options: ${optionKeys.join(', ')})`);
-  }
   const o = options as Record<string, unknown>;
-  const count = (key: string, max: number) => {
+  wholeNumber(o.retries, 'retries', 0, 1_000, label);
+  wholeNumber(o.baseDelayMs, 'baseDelayMs', 0, 2_147_483_647, label);
+  wholeNumber(o.maxDelayMs, 'maxDelayMs', 0, 2_147_483_647, label);
+  for (const [key, allowed] of [['isolationLevel', isolationLevels], ['accessMode', accessModes]] as const) {
     const v = o[key];
-    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max)) throw invalid(`${key} must be a whole number from 0 to ${max} (got ${String(v)})`);
-  };
-  count('retries', 1_000);
-  count('baseDelayMs', 2_147_483_647);
-  count('maxDelayMs', 2_147_483_647);
-  const oneOf = (key: string, allowed: readonly string[]) => {
-    const v = o[key];
-    if (v !== undefined && !allowed.includes(v as string)) throw invalid(`${key} must be one of ${allowed.map((a) => `'${a}'`).join(', ')} (got ${JSON.stringify(v) ?? typeof v})`);
-  };
-  oneOf('isolationLevel', isolationLevels);
-  oneOf('accessMode', accessModes);
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
-  if (o.onRetry !== undefined && typeof o.onRetry !== 'function') throw invalid('onRetry must be a function');
+    if (v !== undefined && v !== null && !allowed.includes(v as string)) {
+      throw new PreforkError('INVALID_OPTION', `${label}${key} must be one of ${allowed.map((a) => `'${a}'`).join(', ')} (got ${JSON.stringify(v) ?? typeof v})`, { exitCode: 2 });
+    }
+  }
+  assertSignal(o.signal);
+  if (o.onRetry !== undefined && o.onRetry !== null && typeof o.onRetry !== 'function') {
+    throw new PreforkError('INVALID_OPTION', `${label}onRetry must be a function`, { exitCode: 2 });
+  }
   return options;
 }
 

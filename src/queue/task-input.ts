@@ -211,7 +211,8 @@ export function assertListFilter(filter: unknown): void {
   wholeNumber(f.limit, 'limit', 1, 10_000, '');
 }
 
-function wholeNumber(v: unknown, name: string, min: number, max: number, label: string): void {
+/** A whole number from `min` to `max`, or not given (undefined, null): else INVALID_OPTION naming the range. */
+export function wholeNumber(v: unknown, name: string, min: number, max: number, label: string): void {
   if (v === undefined || v === null) return;
   if (!(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
     throw invalidOption(`${label}${name} must be a whole number from ${min} to ${max} (got ${show(v)})`);
