@@ -57,9 +57,29 @@ describe('time limits', () => {
       const forked = replacing.find((e) => e.workerPid === k.workerPid);
       expect(Date.parse(String(k.time)) - Date.parse(String(forked?.time))).toBeGreaterThanOrEqual(500);
     }
+    expect(sup.events('worker_crashed')).toEqual([]);
     await sup.waitForEvent('worker_ready', 3 + replacing.length);
     await expect.poll(async () => (await runCli(['status', '--json'], { schema })).stdout).toMatch(/"state":"ready".*"state":"ready".*"state":"ready"/);
     expect(await sup.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('a worker killed at a hard limit before its replacement is ready is not counted as crashed', async () => {
+    const schema = schemaName();
+    // The replacement (worker 2) takes 3 s in a start-up hook: the kill, 600 ms after the limit, comes first.
+    const moduleFile = taskModuleFile(`import { defineTask, onWorkerProcessInit } from '${distIndex}';
+onWorkerProcessInit(async ({ workerId }) => {
+  if (workerId !== 1) await new Promise((resolve) => setTimeout(resolve, 3_000));
+});
+export default { 'mod.spin': defineTask({ maxAttempts: 1, hardTimeoutMs: 500, run: () => { for (;;); } }) };\n`);
+    const sup = SupervisorProcess.start(schema, ['--workers', '1', '--tasks', moduleFile.path]);
+    await sup.ready();
+    const spin = await sendJson(schema, ['mod.spin']);
+    expect(spin.view).toMatchObject({ status: 'timed_out' });
+    await sup.waitForEvent('worker_killed_for_timeout');
+    await expect.poll(() => sup.events('worker_exited').length + sup.events('worker_crashed').length).toBe(1);
+    expect(sup.events('worker_crashed')).toEqual([]);
+    expect(sup.events('worker_exited')).toEqual([expect.objectContaining({ signal: 'SIGKILL' })]);
+    await sup.stop();
   });
 
   it('a task that catches the cancel at its hard limit and returns still ends timed_out', async () => {
@@ -81,6 +101,9 @@ describe('time limits', () => {
     const spin = await sendJson(schema, ['fixture.spin']);
     expect(spin.view).toMatchObject({ status: 'timed_out' });
     expect(sup.events('worker_killed_for_timeout').map((e) => e.taskId)).toEqual([spin.view.id]);
+    // The kill is the supervisor's step, not a crash (for the log and prefork_worker_exits_total's label alike).
+    expect(sup.events('worker_crashed')).toEqual([]);
+    expect(sup.events('worker_exited')).toContainEqual(expect.objectContaining({ signal: 'SIGKILL' }));
     // Its only attempt was not spent by the kill: it ran again, to the end, on the replacement.
     const s = await sibling;
     expect(s.view).toMatchObject({ status: 'succeeded', attempts: 1, result: { slept: 3, attempt: 1 } });

@@ -451,7 +451,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements AsyncD
   }
 
   #onWorkerExit(handle: WorkerHandle, info: { code: number | null; signal: string | null; planned: boolean }): void {
-    const crashed = !info.planned;
+    // Killed for a task's hard limit it did not crash: the kill was the supervisor's own step, whether or not the
+    // replacement was ready by then (when it was, the pool had already marked the old worker stopping).
+    const crashed = !info.planned && !handle.killedForTimeLimit;
     const inFlight = handle.takeAll();
     this.#budget?.releaseAll(handle);
     this.#log[crashed ? 'warn' : 'info'](
