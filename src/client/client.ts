@@ -31,7 +31,7 @@ import { toTaskView, type TaskView } from '../queue/task-view.js';
 import type { TaskSummaryRow } from '../queue/task-row.js';
 import type { TaskDefinition, TaskHandler } from '../task.js';
 import { DirectChannel, runDirect } from './direct-channel.js';
-import { assertExecutor, toQueryable, type Executor } from './queryable-adapter.js';
+import { assertExecutor, sendOptions, toQueryable, type Executor } from './queryable-adapter.js';
 
 /** Per connection attempt of the client's own pool. */
 const connectTimeoutMs = 10_000;
@@ -44,8 +44,8 @@ const connectTimeoutMs = 10_000;
  */
 const clientConnectRetry: ConnectRetryPolicy = { retries: 8, maxElapsedMs: 5_000, baseDelayMs: 250, maxDelayMs: 2_000 };
 
-/** A wait (result(), run()) whose listening connection cannot be opened tries again after this long, until its timeout. */
-const listenAgainMs = 1_000;
+/** A wait (result(), run()) that cannot reach the database past a connect's retries tries again this often, until its timeout. */
+const unreachableRetryMs = 1_000;
 
 /** How long a client that found no supervisor socket on this host goes through the database before looking again. */
 const rediscoverMs = 5_000;
@@ -65,9 +65,9 @@ export interface ClientOptions {
   /**
    * Retries of a connection that fails to open transiently (default `{ retries: 8, maxElapsedMs: 5000 }`: no retry
    * begins after 5 s; `maxElapsedMs: 0`, no time bound); `false`: none, the call fails at once. A wait (result(),
-   * run() once its task is queued) that still cannot reach the database tries again every second until its timeout. Applies to the
-   * connections the client opens: with `pool`, to those it opens outside it (the first call's and the listener's),
-   * not to the pool's own.
+   * run() once its task is queued) that still cannot reach the database tries again every second until its
+   * timeout. Applies to the connections the client opens: with `pool`, to those it opens outside it (the first
+   * call's and the listener's), not to the pool's own.
    */
   connectRetry?: false | { retries?: number; maxElapsedMs?: number };
 }
@@ -151,9 +151,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
 
   /** Queues a task; returns its id (with `key`, the id of a queued or running task with that key, if any). */
   async send<K extends keyof Tasks & string>(task: K, payload?: PayloadOf<Tasks[K]>, options: SendOptions | null = {}): Promise<string> {
-    assertOptionKeys(options, ['db', ...addOptionKeys]);
-    const { db, ...addOptions } = options ?? {};
-    assertExecutor(db);
+    const { db, addOptions } = sendOptions(options);
     return this.#call(
       async () => {
         // With the application's executor too: its transaction may be the first word this schema ever gets.
@@ -317,7 +315,7 @@ export class Client<Tasks extends Record<string, unknown> = Record<string, unkno
       } catch (error) {
         if (stop.aborted || !unreachableForNow(error)) throw error;
         // Not ref'd: a wait that timed out meanwhile does not keep the application's process alive for it.
-        await this.#within(delay(listenAgainMs, undefined, { signal: stop, ref: false }).catch(() => {}), deadline, stop, timedOut);
+        await this.#within(delay(unreachableRetryMs, undefined, { signal: stop, ref: false }).catch(() => {}), deadline, stop, timedOut);
       }
     }
   }

@@ -1,6 +1,8 @@
 import type { CompiledQuery } from 'kysely';
 import type { Queryable } from '../db/queryable.js';
 import { PreforkError } from '../errors.js';
+import type { AddTaskOptions } from '../queue/add-task.js';
+import { addOptionKeys, assertOptionKeys } from '../queue/task-input.js';
 
 /** Something that can run SQL: a pg Client/PoolClient/Pool, or a Kysely instance or transaction. */
 export type Executor = Queryable | { executeQuery: (query: CompiledQuery) => Promise<{ rows: unknown[] }> };
@@ -12,6 +14,17 @@ export function assertExecutor(db: unknown): void {
   if (typeof d.query !== 'function' && typeof d.executeQuery !== 'function') {
     throw new PreforkError('INVALID_OPTION', 'db must be a pg client or pool, or a Kysely instance or transaction', { exitCode: 2 });
   }
+}
+
+/**
+ * A send's options (Client.send, ctx.send), checked: only the add options and `db` (a typo is refused, not
+ * ignored), `db` an executor; null is none. The add options' values are checked where the task is added.
+ */
+export function sendOptions(options: unknown): { db: Executor | undefined; addOptions: AddTaskOptions } {
+  assertOptionKeys(options, ['db', ...addOptionKeys]);
+  const { db, ...addOptions } = (options ?? {}) as AddTaskOptions & { db?: Executor | null };
+  assertExecutor(db);
+  return { db: db ?? undefined, addOptions };
 }
 
 /** Lets the queue's SQL run on the application's own connection or transaction. */

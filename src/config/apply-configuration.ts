@@ -100,7 +100,7 @@ export function applyConfiguration(command: Command, options: readonly Option[],
 
 function loadConfigFile(command: Command, env: NodeJS.ProcessEnv): ConfigFile | null {
   const flag = command.getOptionValueSource(configOptionKey) === 'cli' ? (command.getOptionValue(configOptionKey) as string) : undefined;
-  if (flag !== undefined) return readConfigFile({ path: flag, where: flag.trim() === '' ? '--config' : `--config ${flag}` });
+  if (flag !== undefined) return readConfigFile({ path: flag, where: `--config ${flag}`.trim() });
   if (env.PREFORK_CONFIG) return readConfigFile({ path: env.PREFORK_CONFIG, where: `PREFORK_CONFIG=${env.PREFORK_CONFIG}` });
   return readConfigFile(undefined);
 }

@@ -7,8 +7,8 @@ import { kysely } from '../db/kysely-module.js';
 import { checkedTransactionOptions, withTransaction } from '../db/transaction.js';
 import { PreforkError, serializeError } from '../errors.js';
 import { addTask } from '../queue/add-task.js';
-import { assertExecutor, toQueryable } from '../client/queryable-adapter.js';
-import { addOptionKeys, assertOptionKeys, jsonStorageProblem } from '../queue/task-input.js';
+import { sendOptions, toQueryable } from '../client/queryable-adapter.js';
+import { jsonStorageProblem } from '../queue/task-input.js';
 import type { TaskEnvelope, WorkerMessage } from '../protocol.js';
 import type { TaskContext } from '../task.js';
 import type { TaskRegistry } from './task-registry.js';
@@ -107,10 +107,7 @@ export async function runTask(task: TaskEnvelope, controller: Pick<AbortControll
       connection: () => connection().client(),
       progress: (value) => progress.report(value),
       send: async (name, payload, options) => {
-        // Checked as Client.send checks them: a typo or a `db` that is not one is refused, null is none.
-        assertOptionKeys(options, ['db', ...addOptionKeys]);
-        const { db, ...addOptions } = options ?? {};
-        assertExecutor(db);
+        const { db, addOptions } = sendOptions(options); // checked as Client.send's
         const added = await addTask(db ? toQueryable(db) : await connection().client(), deps.schema, name, payload, addOptions);
         return added.id;
       },
